@@ -1,0 +1,50 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace nightshift {
+
+// Owns a file descriptor; closes it on destruction. Move-only.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { Reset(); }
+
+  int Get() const { return fd_; }
+  bool Valid() const { return fd_ >= 0; }
+  int Release();
+  void Reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+StatusOr<std::string> ReadFile(const std::filesystem::path& path);
+
+// Writes through a temporary file and rename(2), so readers see the old or the new content.
+Status WriteFileAtomic(const std::filesystem::path& path, std::string_view content,
+                       mode_t mode = 0644);
+
+// Creates `path` exclusively with `mode`; AlreadyExists if it is there.
+Status CreateFileExclusive(const std::filesystem::path& path, std::string_view content,
+                           mode_t mode);
+
+// A fresh directory under $TMPDIR (or /tmp) named prefix-XXXXXX.
+StatusOr<std::filesystem::path> MakeTempDir(std::string_view prefix);
+
+// `bytes` random bytes from the kernel, hex-encoded.
+std::string RandomHex(size_t bytes);
+
+// Removes a directory tree; errors are ignored (best effort clean-up).
+void RemoveTreeQuietly(const std::filesystem::path& path);
+
+}  // namespace nightshift

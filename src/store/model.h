@@ -1,0 +1,82 @@
+#pragma once
+
+// The records the store keeps. Plain values; no behaviour beyond naming.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nightshift::store {
+
+// queued → preparing → running → succeeded | failed | cancelled | timed_out.
+// A lease expiry may put a preparing/running run back to queued (bounded attempts).
+enum class RunState { kQueued, kPreparing, kRunning, kSucceeded, kFailed, kCancelled, kTimedOut };
+
+std::string_view RunStateName(RunState state);
+std::optional<RunState> ParseRunState(std::string_view name);
+bool IsTerminal(RunState state);
+
+struct Repository {
+  int64_t id = 0;
+  std::string name;  // unique among live repositories: [A-Za-z0-9._-]{1,100}
+  std::string url;   // file://, https://, ssh://, git@host:path, or an absolute local path
+  int64_t created_ms = 0;
+};
+
+struct RunSpec {
+  std::string repo;    // repository name
+  std::string ref;     // branch, tag or sha; empty = the repository's HEAD
+  std::string recipe;  // shell command run in the checkout
+  int32_t timeout_seconds = 3600;
+  int32_t max_attempts = 3;
+};
+
+struct Run {
+  int64_t id = 0;
+  int64_t repo_id = 0;
+  std::string repo;
+  std::string ref;
+  std::string recipe;
+  RunState state = RunState::kQueued;
+  int32_t attempt = 0;  // attempts started so far
+  int32_t max_attempts = 3;
+  int32_t timeout_seconds = 3600;
+  std::string lease_owner;  // empty when not leased
+  int64_t lease_expires_ms = 0;
+  std::optional<int32_t> exit_code;
+  std::string reason;  // why it ended (or was requeued) in words
+  std::string commit;  // resolved commit sha, once checked out
+  int64_t created_ms = 0;
+  int64_t started_ms = 0;   // first lease
+  int64_t finished_ms = 0;  // terminal state reached
+  int64_t updated_ms = 0;
+  int64_t last_event_seq = 0;
+};
+
+struct RunAttempt {
+  int64_t run_id = 0;
+  int32_t number = 0;
+  std::string runner;
+  int64_t started_ms = 0;
+  int64_t ended_ms = 0;  // 0 while in progress
+  std::string outcome;   // a terminal state name, "requeued", or empty while in progress
+  std::string reason;
+};
+
+// One entry of a run's append-only log. `seq` is 1, 2, 3… per run, without gaps.
+struct RunEvent {
+  int64_t run_id = 0;
+  int64_t seq = 0;
+  int64_t ts_ms = 0;
+  std::string kind;  // "log" (a line of output), "state" (a transition), or a structured kind
+  std::string data;  // a JSON object, serialized
+};
+
+// An event to append; the store assigns run_id, seq and ts.
+struct NewEvent {
+  std::string kind;
+  std::string data;  // a JSON object, serialized
+};
+
+}  // namespace nightshift::store

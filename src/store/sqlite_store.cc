@@ -1,0 +1,679 @@
+#include "store/sqlite_store.h"
+
+#include <mutex>
+#include <regex>
+#include <vector>
+
+#include "core/json.h"
+#include "store/sqlite_db.h"
+
+namespace nightshift::store {
+namespace {
+
+// Versioned migrations: entry i brings the schema from version i to i + 1. Never edit an
+// entry that has shipped; append a new one.
+const std::vector<std::string>& Migrations() {
+  static const auto* migrations = new std::vector<std::string>{
+      R"sql(
+CREATE TABLE repositories (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  name        TEXT NOT NULL,
+  url         TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  deleted_ms  INTEGER
+);
+CREATE UNIQUE INDEX repositories_live_name ON repositories(name) WHERE deleted_ms IS NULL;
+
+CREATE TABLE runs (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  repo_id          INTEGER NOT NULL REFERENCES repositories(id),
+  ref              TEXT NOT NULL,
+  recipe           TEXT NOT NULL,
+  state            TEXT NOT NULL,
+  attempt          INTEGER NOT NULL DEFAULT 0,
+  max_attempts     INTEGER NOT NULL,
+  timeout_seconds  INTEGER NOT NULL,
+  lease_owner      TEXT,
+  lease_expires_ms INTEGER,
+  exit_code        INTEGER,
+  reason           TEXT NOT NULL DEFAULT '',
+  commit_sha       TEXT NOT NULL DEFAULT '',
+  created_ms       INTEGER NOT NULL,
+  started_ms       INTEGER NOT NULL DEFAULT 0,
+  finished_ms      INTEGER NOT NULL DEFAULT 0,
+  updated_ms       INTEGER NOT NULL,
+  last_event_seq   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_state ON runs(state, id);
+CREATE INDEX runs_by_repo ON runs(repo_id, id);
+CREATE INDEX runs_by_lease ON runs(lease_expires_ms) WHERE lease_owner IS NOT NULL;
+
+CREATE TABLE run_attempts (
+  run_id      INTEGER NOT NULL REFERENCES runs(id),
+  number      INTEGER NOT NULL,
+  runner      TEXT NOT NULL,
+  started_ms  INTEGER NOT NULL,
+  ended_ms    INTEGER NOT NULL DEFAULT 0,
+  outcome     TEXT NOT NULL DEFAULT '',
+  reason      TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, number)
+) WITHOUT ROWID;
+
+CREATE TABLE run_events (
+  run_id  INTEGER NOT NULL REFERENCES runs(id),
+  seq     INTEGER NOT NULL,
+  ts_ms   INTEGER NOT NULL,
+  kind    TEXT NOT NULL,
+  data    TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+)sql",
+  };
+  return *migrations;
+}
+
+constexpr char kRunColumns[] =
+    "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
+    "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
+    "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq";
+constexpr char kRunFrom[] = " FROM runs r JOIN repositories p ON p.id = r.repo_id ";
+
+Run ReadRun(const Statement& s) {
+  Run r;
+  r.id = s.Int(0);
+  r.repo_id = s.Int(1);
+  r.repo = s.Text(2);
+  r.ref = s.Text(3);
+  r.recipe = s.Text(4);
+  r.state = ParseRunState(s.Text(5)).value_or(RunState::kFailed);
+  r.attempt = static_cast<int32_t>(s.Int(6));
+  r.max_attempts = static_cast<int32_t>(s.Int(7));
+  r.timeout_seconds = static_cast<int32_t>(s.Int(8));
+  r.lease_owner = s.Text(9);
+  r.lease_expires_ms = s.Int(10);
+  if (!s.IsNull(11)) r.exit_code = static_cast<int32_t>(s.Int(11));
+  r.reason = s.Text(12);
+  r.commit = s.Text(13);
+  r.created_ms = s.Int(14);
+  r.started_ms = s.Int(15);
+  r.finished_ms = s.Int(16);
+  r.updated_ms = s.Int(17);
+  r.last_event_seq = s.Int(18);
+  return r;
+}
+
+Repository ReadRepository(const Statement& s) {
+  return Repository{.id = s.Int(0), .name = s.Text(1), .url = s.Text(2), .created_ms = s.Int(3)};
+}
+
+std::string StateEventData(RunState from, RunState to, const std::string& reason, int32_t attempt,
+                           std::optional<int32_t> exit_code) {
+  Json j = {{"from", RunStateName(from)}, {"to", RunStateName(to)}, {"attempt", attempt}};
+  if (!reason.empty()) j["reason"] = reason;
+  if (exit_code) j["exit_code"] = *exit_code;
+  return j.dump();
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, const Clock& clock, SqliteOptions options,
+              std::unique_ptr<SqliteDb> writer)
+      : path_(std::move(path)), clock_(clock), options_(options), writer_(std::move(writer)) {}
+
+  Status Migrate();
+
+  StatusOr<Repository> AddRepository(const std::string& name, const std::string& url) override;
+  StatusOr<std::vector<Repository>> ListRepositories() override;
+  StatusOr<Repository> GetRepository(const std::string& name) override;
+  Status RemoveRepository(const std::string& name) override;
+  StatusOr<Run> CreateRun(const RunSpec& spec) override;
+  StatusOr<Run> GetRun(int64_t id) override;
+  StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) override;
+  StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) override;
+  StatusOr<std::optional<Run>> LeaseRun(const std::string& owner, int64_t ttl_ms) override;
+  StatusOr<Run> Heartbeat(int64_t run_id, const std::string& owner, int64_t ttl_ms) override;
+  StatusOr<Run> TransitionRun(int64_t run_id, const std::string& owner,
+                              const Transition& t) override;
+  StatusOr<Run> CancelRun(int64_t run_id, const std::string& reason) override;
+  StatusOr<std::vector<Run>> ExpireLeases() override;
+  StatusOr<int64_t> AppendEvents(int64_t run_id, const std::vector<NewEvent>& events) override;
+  StatusOr<std::vector<RunEvent>> ListEvents(int64_t run_id, int64_t after_seq,
+                                             int32_t limit) override;
+  void SetObserver(RunObserver* observer) override { observer_ = observer; }
+
+ private:
+  // A reader connection borrowed from the pool for the duration of one call.
+  class Reader {
+   public:
+    Reader(SqliteStore& store, std::unique_ptr<SqliteDb> db) : store_(store), db_(std::move(db)) {}
+    ~Reader() {
+      std::lock_guard lock(store_.readers_mu_);
+      store_.readers_.push_back(std::move(db_));
+    }
+    SqliteDb& db() { return *db_; }
+
+   private:
+    SqliteStore& store_;
+    std::unique_ptr<SqliteDb> db_;
+  };
+
+  StatusOr<std::unique_ptr<Reader>> AcquireReader();
+  void Notify(int64_t run_id) {
+    if (observer_ != nullptr) observer_->OnRunChanged(run_id);
+  }
+
+  // Helpers that run inside an open write transaction on writer_.
+  StatusOr<Run> LoadRunLocked(SqliteDb& db, int64_t id);
+  StatusOr<int64_t> AppendEventsLocked(int64_t run_id, const std::vector<NewEvent>& events,
+                                       int64_t now);
+  Status CloseAttemptLocked(const Run& run, std::string_view outcome, const std::string& reason,
+                            int64_t now);
+
+  const std::string path_;
+  const Clock& clock_;
+  const SqliteOptions options_;
+  RunObserver* observer_ = nullptr;
+
+  std::mutex write_mu_;
+  std::unique_ptr<SqliteDb> writer_;  // GUARDED_BY(write_mu_)
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<SqliteDb>> readers_;  // GUARDED_BY(readers_mu_)
+};
+
+Status SqliteStore::Migrate() {
+  std::lock_guard lock(write_mu_);
+  SqliteDb& db = *writer_;
+  RETURN_IF_ERROR(
+      db.ExecScript(StrCat("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=",
+                           options_.synchronous_full ? "FULL" : "NORMAL",
+                           "; CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           "version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);")));
+  WriteTransaction txn(db);
+  RETURN_IF_ERROR(txn.Begin());
+  int64_t current = 0;
+  {
+    ASSIGN_OR_RETURN(Statement s,
+                     db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) current = s.Int(0);
+  }
+  const auto& migrations = Migrations();
+  if (current > static_cast<int64_t>(migrations.size())) {
+    return FailedPreconditionError(StrCat("database ", path_, " has schema version ", current,
+                                          ", newer than this build's ", migrations.size()));
+  }
+  for (size_t v = static_cast<size_t>(current); v < migrations.size(); ++v) {
+    RETURN_IF_ERROR(db.ExecScript(migrations[v]));
+    ASSIGN_OR_RETURN(Statement s,
+                     db.Prepare("INSERT INTO schema_migrations(version, applied_ms) VALUES(?, ?)"));
+    RETURN_IF_ERROR(s.Bind(1, static_cast<int64_t>(v + 1)).Bind(2, clock_.NowMs()).Exec());
+  }
+  return txn.Commit();
+}
+
+StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader() {
+  std::unique_ptr<SqliteDb> db;
+  {
+    std::lock_guard lock(readers_mu_);
+    if (!readers_.empty()) {
+      db = std::move(readers_.back());
+      readers_.pop_back();
+    }
+  }
+  if (!db) {
+    ASSIGN_OR_RETURN(db, SqliteDb::Open(path_, /*read_only=*/true, options_.busy_timeout_ms));
+  }
+  return std::make_unique<Reader>(*this, std::move(db));
+}
+
+StatusOr<Repository> SqliteStore::AddRepository(const std::string& name, const std::string& url) {
+  int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(
+      Statement s,
+      writer_->Prepare("INSERT INTO repositories(name, url, created_ms) VALUES(?, ?, ?) "
+                       "RETURNING id, name, url, created_ms"));
+  s.Bind(1, name).Bind(2, url).Bind(3, now);
+  auto row = s.Step();
+  if (!row.ok()) {
+    if (IsAlreadyExists(row.status())) {
+      return AlreadyExistsError(StrCat("repository '", name, "' already exists"));
+    }
+    return row.status();
+  }
+  return ReadRepository(s);
+}
+
+StatusOr<std::vector<Repository>> SqliteStore::ListRepositories() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare("SELECT id, name, url, created_ms FROM repositories "
+                                        "WHERE deleted_ms IS NULL ORDER BY name"));
+  std::vector<Repository> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadRepository(s));
+  }
+  return out;
+}
+
+StatusOr<Repository> SqliteStore::GetRepository(const std::string& name) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare("SELECT id, name, url, created_ms FROM repositories "
+                                        "WHERE name = ? AND deleted_ms IS NULL"));
+  s.Bind(1, name);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError(StrCat("unknown repository '", name, "'"));
+  return ReadRepository(s);
+}
+
+Status SqliteStore::RemoveRepository(const std::string& name) {
+  int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  WriteTransaction txn(*writer_);
+  RETURN_IF_ERROR(txn.Begin());
+  int64_t repo_id = 0;
+  {
+    ASSIGN_OR_RETURN(
+        Statement s,
+        writer_->Prepare("SELECT id FROM repositories WHERE name = ? AND deleted_ms IS NULL"));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, name).Step());
+    if (!row) return NotFoundError(StrCat("unknown repository '", name, "'"));
+    repo_id = s.Int(0);
+  }
+  {
+    ASSIGN_OR_RETURN(Statement s,
+                     writer_->Prepare("SELECT COUNT(*) FROM runs WHERE repo_id = ? AND state IN "
+                                      "('queued', 'preparing', 'running')"));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, repo_id).Step());
+    if (row && s.Int(0) > 0) {
+      return FailedPreconditionError(StrCat("repository '", name, "' has ", s.Int(0),
+                                            " unfinished run(s); cancel them first"));
+    }
+  }
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("UPDATE repositories SET deleted_ms = ? WHERE id = ?"));
+  RETURN_IF_ERROR(s.Bind(1, now).Bind(2, repo_id).Exec());
+  return txn.Commit();
+}
+
+StatusOr<Run> SqliteStore::LoadRunLocked(SqliteDb& db, int64_t id) {
+  ASSIGN_OR_RETURN(Statement s,
+                   db.Prepare(StrCat("SELECT ", kRunColumns, kRunFrom, "WHERE r.id = ?")));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, id).Step());
+  if (!row) return NotFoundError(StrCat("unknown run ", id));
+  return ReadRun(s);
+}
+
+StatusOr<int64_t> SqliteStore::AppendEventsLocked(int64_t run_id,
+                                                  const std::vector<NewEvent>& events,
+                                                  int64_t now) {
+  int64_t seq = 0;
+  {
+    ASSIGN_OR_RETURN(Statement s,
+                     writer_->Prepare("UPDATE runs SET last_event_seq = last_event_seq + ? "
+                                      "WHERE id = ? RETURNING last_event_seq"));
+    ASSIGN_OR_RETURN(bool row,
+                     s.Bind(1, static_cast<int64_t>(events.size())).Bind(2, run_id).Step());
+    if (!row) return NotFoundError(StrCat("unknown run ", run_id));
+    seq = s.Int(0) - static_cast<int64_t>(events.size());
+  }
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("INSERT INTO run_events(run_id, seq, ts_ms, kind, data) "
+                                    "VALUES(?, ?, ?, ?, ?)"));
+  for (const NewEvent& e : events) {
+    RETURN_IF_ERROR(
+        s.Bind(1, run_id).Bind(2, ++seq).Bind(3, now).Bind(4, e.kind).Bind(5, e.data).Exec());
+  }
+  return seq;
+}
+
+Status SqliteStore::CloseAttemptLocked(const Run& run, std::string_view outcome,
+                                       const std::string& reason, int64_t now) {
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("UPDATE run_attempts SET ended_ms = ?, outcome = ?, reason = ? "
+                                    "WHERE run_id = ? AND number = ? AND ended_ms = 0"));
+  return s.Bind(1, now)
+      .Bind(2, outcome)
+      .Bind(3, reason)
+      .Bind(4, run.id)
+      .Bind(5, int64_t{run.attempt})
+      .Exec();
+}
+
+StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
+  int64_t now = clock_.NowMs();
+  Run run;
+  {
+    std::lock_guard lock(write_mu_);
+    WriteTransaction txn(*writer_);
+    RETURN_IF_ERROR(txn.Begin());
+    int64_t id = 0;
+    {
+      ASSIGN_OR_RETURN(
+          Statement s,
+          writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
+                           "timeout_seconds, created_ms, updated_ms) "
+                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ? FROM repositories "
+                           "WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
+      s.Bind(1, spec.ref)
+          .Bind(2, spec.recipe)
+          .Bind(3, int64_t{spec.max_attempts})
+          .Bind(4, int64_t{spec.timeout_seconds})
+          .Bind(5, now)
+          .Bind(6, now)
+          .Bind(7, spec.repo);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
+      id = s.Int(0);
+    }
+    RETURN_IF_ERROR(
+        AppendEventsLocked(id, {{"state", Json{{"to", "queued"}, {"attempt", 0}}.dump()}}, now)
+            .status());
+    ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, id));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  Notify(run.id);
+  return run;
+}
+
+StatusOr<Run> SqliteStore::GetRun(int64_t id) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  return LoadRunLocked(reader->db(), id);
+}
+
+StatusOr<std::vector<Run>> SqliteStore::ListRuns(const RunFilter& filter) {
+  std::string sql = StrCat("SELECT ", kRunColumns, kRunFrom, "WHERE 1=1");
+  if (!filter.repo.empty()) sql += " AND p.name = ?";
+  if (filter.state) sql += " AND r.state = ?";
+  if (filter.before_id > 0) sql += " AND r.id < ?";
+  sql += " ORDER BY r.id DESC LIMIT ?";
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(sql));
+  int i = 0;
+  if (!filter.repo.empty()) s.Bind(++i, filter.repo);
+  if (filter.state) s.Bind(++i, RunStateName(*filter.state));
+  if (filter.before_id > 0) s.Bind(++i, filter.before_id);
+  s.Bind(++i, int64_t{filter.limit});
+  std::vector<Run> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadRun(s));
+  }
+  return out;
+}
+
+StatusOr<std::vector<RunAttempt>> SqliteStore::ListAttempts(int64_t run_id) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(
+                                    "SELECT run_id, number, runner, started_ms, ended_ms, outcome, "
+                                    "reason FROM run_attempts WHERE run_id = ? ORDER BY number"));
+  s.Bind(1, run_id);
+  std::vector<RunAttempt> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(RunAttempt{.run_id = s.Int(0),
+                             .number = static_cast<int32_t>(s.Int(1)),
+                             .runner = s.Text(2),
+                             .started_ms = s.Int(3),
+                             .ended_ms = s.Int(4),
+                             .outcome = s.Text(5),
+                             .reason = s.Text(6)});
+  }
+  return out;
+}
+
+StatusOr<std::optional<Run>> SqliteStore::LeaseRun(const std::string& owner, int64_t ttl_ms) {
+  int64_t now = clock_.NowMs();
+  Run run;
+  {
+    std::lock_guard lock(write_mu_);
+    WriteTransaction txn(*writer_);
+    RETURN_IF_ERROR(txn.Begin());
+    int64_t id = 0;
+    {
+      ASSIGN_OR_RETURN(
+          Statement s,
+          writer_->Prepare("UPDATE runs SET state = 'preparing', attempt = attempt + 1, "
+                           "lease_owner = ?, lease_expires_ms = ?, updated_ms = ?, "
+                           "started_ms = CASE WHEN started_ms = 0 THEN ? ELSE started_ms END "
+                           "WHERE id = (SELECT id FROM runs WHERE state = 'queued' ORDER BY id "
+                           "LIMIT 1) AND state = 'queued' RETURNING id"));
+      ASSIGN_OR_RETURN(bool row,
+                       s.Bind(1, owner).Bind(2, now + ttl_ms).Bind(3, now).Bind(4, now).Step());
+      if (!row) return std::optional<Run>();
+      id = s.Int(0);
+    }
+    ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, id));
+    {
+      ASSIGN_OR_RETURN(
+          Statement s,
+          writer_->Prepare("INSERT INTO run_attempts(run_id, number, runner, started_ms) "
+                           "VALUES(?, ?, ?, ?)"));
+      RETURN_IF_ERROR(
+          s.Bind(1, id).Bind(2, int64_t{run.attempt}).Bind(3, owner).Bind(4, now).Exec());
+    }
+    Json data = {
+        {"from", "queued"}, {"to", "preparing"}, {"attempt", run.attempt}, {"runner", owner}};
+    ASSIGN_OR_RETURN(run.last_event_seq, AppendEventsLocked(id, {{"state", data.dump()}}, now));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  Notify(run.id);
+  return std::optional<Run>(std::move(run));
+}
+
+StatusOr<Run> SqliteStore::Heartbeat(int64_t run_id, const std::string& owner, int64_t ttl_ms) {
+  int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  {
+    ASSIGN_OR_RETURN(Statement s,
+                     writer_->Prepare("UPDATE runs SET lease_expires_ms = ? WHERE id = ? AND "
+                                      "lease_owner = ? AND state IN ('preparing', 'running') "
+                                      "RETURNING id"));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, now + ttl_ms).Bind(2, run_id).Bind(3, owner).Step());
+    if (!row) {
+      return FailedPreconditionError(StrCat("run ", run_id, " is no longer leased by ", owner));
+    }
+  }
+  return LoadRunLocked(*writer_, run_id);
+}
+
+StatusOr<Run> SqliteStore::TransitionRun(int64_t run_id, const std::string& owner,
+                                         const Transition& t) {
+  int64_t now = clock_.NowMs();
+  bool terminal = IsTerminal(t.to);
+  Run run;
+  {
+    std::lock_guard lock(write_mu_);
+    WriteTransaction txn(*writer_);
+    RETURN_IF_ERROR(txn.Begin());
+    {
+      ASSIGN_OR_RETURN(
+          Statement s,
+          writer_->Prepare("UPDATE runs SET state = ?3, updated_ms = ?4, "
+                           "exit_code = COALESCE(?5, exit_code), "
+                           "reason = CASE WHEN ?6 = '' THEN reason ELSE ?6 END, "
+                           "commit_sha = CASE WHEN ?7 = '' THEN commit_sha ELSE ?7 END, "
+                           "finished_ms = CASE WHEN ?8 THEN ?4 ELSE finished_ms END, "
+                           "lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END, "
+                           "lease_expires_ms = CASE WHEN ?8 THEN NULL ELSE lease_expires_ms END "
+                           "WHERE id = ?1 AND state = ?2 AND lease_owner = ?9 RETURNING id"));
+      s.Bind(1, run_id).Bind(2, RunStateName(t.from)).Bind(3, RunStateName(t.to)).Bind(4, now);
+      s.Bind(5, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt);
+      s.Bind(6, t.reason).Bind(7, t.commit).Bind(8, int64_t{terminal}).Bind(9, owner);
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) {
+        auto current = LoadRunLocked(*writer_, run_id);
+        if (!current.ok()) return current.status();
+        return FailedPreconditionError(
+            StrCat("run ", run_id, " cannot go ", RunStateName(t.from), " -> ", RunStateName(t.to),
+                   ": it is ", RunStateName(current->state),
+                   current->lease_owner == owner ? "" : " and not leased by this runner"));
+      }
+    }
+    ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, run_id));
+    if (terminal) RETURN_IF_ERROR(CloseAttemptLocked(run, RunStateName(t.to), t.reason, now));
+    ASSIGN_OR_RETURN(
+        run.last_event_seq,
+        AppendEventsLocked(
+            run_id, {{"state", StateEventData(t.from, t.to, t.reason, run.attempt, t.exit_code)}},
+            now));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  Notify(run_id);
+  return run;
+}
+
+StatusOr<Run> SqliteStore::CancelRun(int64_t run_id, const std::string& reason) {
+  int64_t now = clock_.NowMs();
+  Run run;
+  {
+    std::lock_guard lock(write_mu_);
+    WriteTransaction txn(*writer_);
+    RETURN_IF_ERROR(txn.Begin());
+    ASSIGN_OR_RETURN(Run before, LoadRunLocked(*writer_, run_id));
+    if (IsTerminal(before.state)) {
+      return FailedPreconditionError(
+          StrCat("run ", run_id, " already ", RunStateName(before.state)));
+    }
+    {
+      ASSIGN_OR_RETURN(Statement s,
+                       writer_->Prepare("UPDATE runs SET state = 'cancelled', reason = ?, "
+                                        "updated_ms = ?, finished_ms = ?, lease_owner = NULL, "
+                                        "lease_expires_ms = NULL WHERE id = ? AND state = ?"));
+      RETURN_IF_ERROR(s.Bind(1, reason)
+                          .Bind(2, now)
+                          .Bind(3, now)
+                          .Bind(4, run_id)
+                          .Bind(5, RunStateName(before.state))
+                          .Exec());
+    }
+    if (before.attempt > 0 && !before.lease_owner.empty()) {
+      RETURN_IF_ERROR(CloseAttemptLocked(before, "cancelled", reason, now));
+    }
+    ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, run_id));
+    ASSIGN_OR_RETURN(
+        run.last_event_seq,
+        AppendEventsLocked(run_id,
+                           {{"state", StateEventData(before.state, RunState::kCancelled, reason,
+                                                     run.attempt, std::nullopt)}},
+                           now));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  Notify(run_id);
+  return run;
+}
+
+StatusOr<std::vector<Run>> SqliteStore::ExpireLeases() {
+  int64_t now = clock_.NowMs();
+  std::vector<Run> changed;
+  {
+    std::lock_guard lock(write_mu_);
+    WriteTransaction txn(*writer_);
+    RETURN_IF_ERROR(txn.Begin());
+    std::vector<int64_t> ids;
+    {
+      ASSIGN_OR_RETURN(Statement s,
+                       writer_->Prepare("SELECT id FROM runs WHERE lease_owner IS NOT NULL AND "
+                                        "lease_expires_ms < ? ORDER BY id"));
+      s.Bind(1, now);
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        ids.push_back(s.Int(0));
+      }
+    }
+    for (int64_t id : ids) {
+      ASSIGN_OR_RETURN(Run before, LoadRunLocked(*writer_, id));
+      bool requeue = before.attempt < before.max_attempts;
+      std::string reason =
+          requeue ? StrCat("runner ", before.lease_owner, " lost its lease (attempt ",
+                           before.attempt, " of ", before.max_attempts, "); requeued")
+                  : StrCat("runner ", before.lease_owner, " lost its lease on the last of ",
+                           before.max_attempts, " attempts");
+      RETURN_IF_ERROR(CloseAttemptLocked(before, requeue ? "requeued" : "failed", reason, now));
+      {
+        ASSIGN_OR_RETURN(
+            Statement s,
+            writer_->Prepare("UPDATE runs SET state = ?, reason = ?, updated_ms = ?, "
+                             "finished_ms = ?, lease_owner = NULL, lease_expires_ms = NULL "
+                             "WHERE id = ?"));
+        RETURN_IF_ERROR(s.Bind(1, requeue ? "queued" : "failed")
+                            .Bind(2, reason)
+                            .Bind(3, now)
+                            .Bind(4, requeue ? 0 : now)
+                            .Bind(5, id)
+                            .Exec());
+      }
+      RunState to = requeue ? RunState::kQueued : RunState::kFailed;
+      RETURN_IF_ERROR(AppendEventsLocked(id,
+                                         {{"state", StateEventData(before.state, to, reason,
+                                                                   before.attempt, std::nullopt)}},
+                                         now)
+                          .status());
+      ASSIGN_OR_RETURN(Run after, LoadRunLocked(*writer_, id));
+      changed.push_back(std::move(after));
+    }
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  for (const Run& r : changed) Notify(r.id);
+  return changed;
+}
+
+StatusOr<int64_t> SqliteStore::AppendEvents(int64_t run_id, const std::vector<NewEvent>& events) {
+  if (events.empty()) {
+    ASSIGN_OR_RETURN(Run run, GetRun(run_id));
+    return run.last_event_seq;
+  }
+  int64_t now = clock_.NowMs();
+  int64_t seq = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    WriteTransaction txn(*writer_);
+    RETURN_IF_ERROR(txn.Begin());
+    ASSIGN_OR_RETURN(seq, AppendEventsLocked(run_id, events, now));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  Notify(run_id);
+  return seq;
+}
+
+StatusOr<std::vector<RunEvent>> SqliteStore::ListEvents(int64_t run_id, int64_t after_seq,
+                                                        int32_t limit) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare("SELECT run_id, seq, ts_ms, kind, data FROM run_events "
+                                        "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
+  s.Bind(1, run_id).Bind(2, after_seq).Bind(3, int64_t{limit});
+  std::vector<RunEvent> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(RunEvent{.run_id = s.Int(0),
+                           .seq = s.Int(1),
+                           .ts_ms = s.Int(2),
+                           .kind = s.Text(3),
+                           .data = s.Text(4)});
+  }
+  return out;
+}
+
+}  // namespace
+
+int SqliteSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path,
+                                                 const Clock& clock, const SqliteOptions& options) {
+  ASSIGN_OR_RETURN(auto writer,
+                   SqliteDb::Open(path.string(), /*read_only=*/false, options.busy_timeout_ms));
+  auto store = std::make_unique<SqliteStore>(path.string(), clock, options, std::move(writer));
+  RETURN_IF_ERROR(store->Migrate());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace nightshift::store

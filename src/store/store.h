@@ -1,0 +1,94 @@
+#pragma once
+
+// The Store: every durable fact of the platform goes through this interface. Nothing
+// engine-specific leaks through it; the embedded SQLite store and a PostgreSQL store are
+// interchangeable behind it.
+//
+// Thread safety: every method may be called from any thread concurrently.
+// Errors: NotFound (unknown id/name), AlreadyExists, InvalidArgument (bad input),
+// FailedPrecondition (a guarded transition whose guard did not hold — the run is not in the
+// expected state or the caller does not own the lease), Unavailable/Internal (the engine).
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/status.h"
+#include "store/model.h"
+
+namespace nightshift::store {
+
+struct RunFilter {
+  std::string repo;               // empty = all repositories
+  std::optional<RunState> state;  // unset = all states
+  int64_t before_id = 0;          // pagination cursor: only runs with id < before_id (0 = none)
+  int32_t limit = 50;             // newest first
+};
+
+// What a runner reports when it moves a run forward.
+struct Transition {
+  RunState from;
+  RunState to;
+  std::optional<int32_t> exit_code;
+  std::string reason;
+  std::string commit;  // recorded when non-empty
+};
+
+// Notified after a commit that changed a run (state or events). Called on the committing
+// thread, outside any store lock; must be quick and must not call back into the store.
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  virtual void OnRunChanged(int64_t run_id) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Repositories.
+  virtual StatusOr<Repository> AddRepository(const std::string& name, const std::string& url) = 0;
+  virtual StatusOr<std::vector<Repository>> ListRepositories() = 0;
+  virtual StatusOr<Repository> GetRepository(const std::string& name) = 0;
+  // FailedPrecondition while the repository has unfinished runs. Past runs stay readable.
+  virtual Status RemoveRepository(const std::string& name) = 0;
+
+  // Runs. CreateRun stores the run as queued together with its first "state" event.
+  virtual StatusOr<Run> CreateRun(const RunSpec& spec) = 0;
+  virtual StatusOr<Run> GetRun(int64_t id) = 0;
+  virtual StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) = 0;
+  virtual StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) = 0;
+
+  // Leases the oldest queued run for `owner` until now + ttl: state → preparing, attempt + 1,
+  // a new RunAttempt. nullopt when nothing is queued. Two callers never lease the same run.
+  virtual StatusOr<std::optional<Run>> LeaseRun(const std::string& owner, int64_t ttl_ms) = 0;
+
+  // Extends the lease. FailedPrecondition when `owner` no longer holds it (expired and
+  // requeued, cancelled, finished); the runner must then stop working on the run.
+  virtual StatusOr<Run> Heartbeat(int64_t run_id, const std::string& owner, int64_t ttl_ms) = 0;
+
+  // One guarded transaction: state == t.from and lease_owner == owner, else FailedPrecondition.
+  // Appends the "state" event. A terminal `to` releases the lease and closes the attempt.
+  virtual StatusOr<Run> TransitionRun(int64_t run_id, const std::string& owner,
+                                      const Transition& t) = 0;
+
+  // Cancels a run that has not finished, whoever holds it: the lease is revoked, so the
+  // runner's next heartbeat or transition fails and it stops the process.
+  // FailedPrecondition when the run already finished.
+  virtual StatusOr<Run> CancelRun(int64_t run_id, const std::string& reason) = 0;
+
+  // Runs whose lease expired before `now`: requeued while attempts remain, failed otherwise.
+  // Returns the runs as they are afterwards.
+  virtual StatusOr<std::vector<Run>> ExpireLeases() = 0;
+
+  // Appends events to a run's log, in order, in one transaction; returns the last seq.
+  virtual StatusOr<int64_t> AppendEvents(int64_t run_id, const std::vector<NewEvent>& events) = 0;
+  // Events with seq > after_seq, oldest first, at most `limit`.
+  virtual StatusOr<std::vector<RunEvent>> ListEvents(int64_t run_id, int64_t after_seq,
+                                                     int32_t limit) = 0;
+
+  // At most one observer; set before concurrent use. Not owned.
+  virtual void SetObserver(RunObserver* observer) = 0;
+};
+
+}  // namespace nightshift::store
