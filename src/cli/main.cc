@@ -1,1 +1,29 @@
-int main() { return 0; }
+// The nightshift binary: the CLI, with `serve` wired to the control plane.
+
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "server/server.h"
+
+namespace {
+
+int Serve(const nightshift::cli::ServeOptions& o) {
+  nightshift::log::SetLevel(o.log_level);
+  nightshift::server::ServerOptions options;
+  // RunCli validated `listen` as HOST:PORT; the host may be a bracketed IPv6 address.
+  size_t colon = o.listen.rfind(':');
+  options.host = o.listen.substr(0, colon);
+  if (options.host.size() >= 2 && options.host.front() == '[') {
+    options.host = options.host.substr(1, options.host.size() - 2);
+  }
+  options.port = std::atoi(o.listen.c_str() + colon + 1);
+  options.data_dir = o.data_dir;
+  options.runner_slots = o.runners;
+  options.lease_ttl_ms = int64_t{o.lease_ttl_seconds} * 1000;
+  return nightshift::server::Serve(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return nightshift::cli::RunCli(argc, argv, Serve); }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace nightshift {
 
@@ -31,6 +32,9 @@ class FakeClock final : public Clock {
  private:
   std::atomic<int64_t> now_ms_;
 };
+
+// RFC 3339 UTC with milliseconds: "2026-11-25T12:00:00.123Z".
+std::string FormatTimestampMs(int64_t ms);
 
 // Monotonic milliseconds / nanoseconds, for measuring durations.
 int64_t MonotonicMs();

@@ -64,6 +64,13 @@ struct RunAttempt {
   std::string reason;
 };
 
+// Who holds a run: a runner name and the attempt it leased. The same runner may lease the same
+// run again after losing it (a new attempt); the attempt tells the two leases apart.
+struct Lease {
+  std::string owner;
+  int32_t attempt = 0;
+};
+
 // One entry of a run's append-only log. `seq` is 1, 2, 3… per run, without gaps.
 struct RunEvent {
   int64_t run_id = 0;

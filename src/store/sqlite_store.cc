@@ -131,11 +131,10 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) override;
   StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) override;
   StatusOr<std::optional<Run>> LeaseRun(const std::string& owner, int64_t ttl_ms) override;
-  StatusOr<Run> Heartbeat(int64_t run_id, const std::string& owner, int64_t ttl_ms) override;
-  StatusOr<Run> TransitionRun(int64_t run_id, const std::string& owner,
-                              const Transition& t) override;
+  StatusOr<Run> Heartbeat(int64_t run_id, const Lease& lease, int64_t ttl_ms) override;
+  StatusOr<Run> TransitionRun(int64_t run_id, const Lease& lease, const Transition& t) override;
   StatusOr<Run> CancelRun(int64_t run_id, const std::string& reason) override;
-  StatusOr<std::vector<Run>> ExpireLeases() override;
+  StatusOr<std::vector<Run>> ExpireLeases(const std::string& owner) override;
   StatusOr<int64_t> AppendEvents(int64_t run_id, const std::vector<NewEvent>& events) override;
   StatusOr<std::vector<RunEvent>> ListEvents(int64_t run_id, int64_t after_seq,
                                              int32_t limit) override;
@@ -467,24 +466,28 @@ StatusOr<std::optional<Run>> SqliteStore::LeaseRun(const std::string& owner, int
   return std::optional<Run>(std::move(run));
 }
 
-StatusOr<Run> SqliteStore::Heartbeat(int64_t run_id, const std::string& owner, int64_t ttl_ms) {
+StatusOr<Run> SqliteStore::Heartbeat(int64_t run_id, const Lease& lease, int64_t ttl_ms) {
   int64_t now = clock_.NowMs();
   std::lock_guard lock(write_mu_);
   {
     ASSIGN_OR_RETURN(Statement s,
                      writer_->Prepare("UPDATE runs SET lease_expires_ms = ? WHERE id = ? AND "
-                                      "lease_owner = ? AND state IN ('preparing', 'running') "
-                                      "RETURNING id"));
-    ASSIGN_OR_RETURN(bool row, s.Bind(1, now + ttl_ms).Bind(2, run_id).Bind(3, owner).Step());
+                                      "lease_owner = ? AND attempt = ? AND "
+                                      "state IN ('preparing', 'running') RETURNING id"));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, now + ttl_ms)
+                                   .Bind(2, run_id)
+                                   .Bind(3, lease.owner)
+                                   .Bind(4, int64_t{lease.attempt})
+                                   .Step());
     if (!row) {
-      return FailedPreconditionError(StrCat("run ", run_id, " is no longer leased by ", owner));
+      return FailedPreconditionError(StrCat("run ", run_id, " is no longer leased by ", lease.owner,
+                                            " (attempt ", lease.attempt, ")"));
     }
   }
   return LoadRunLocked(*writer_, run_id);
 }
 
-StatusOr<Run> SqliteStore::TransitionRun(int64_t run_id, const std::string& owner,
-                                         const Transition& t) {
+StatusOr<Run> SqliteStore::TransitionRun(int64_t run_id, const Lease& lease, const Transition& t) {
   int64_t now = clock_.NowMs();
   bool terminal = IsTerminal(t.to);
   Run run;
@@ -502,10 +505,12 @@ StatusOr<Run> SqliteStore::TransitionRun(int64_t run_id, const std::string& owne
                            "finished_ms = CASE WHEN ?8 THEN ?4 ELSE finished_ms END, "
                            "lease_owner = CASE WHEN ?8 THEN NULL ELSE lease_owner END, "
                            "lease_expires_ms = CASE WHEN ?8 THEN NULL ELSE lease_expires_ms END "
-                           "WHERE id = ?1 AND state = ?2 AND lease_owner = ?9 RETURNING id"));
+                           "WHERE id = ?1 AND state = ?2 AND lease_owner = ?9 AND attempt = ?10 "
+                           "RETURNING id"));
       s.Bind(1, run_id).Bind(2, RunStateName(t.from)).Bind(3, RunStateName(t.to)).Bind(4, now);
       s.Bind(5, t.exit_code ? std::optional<int64_t>(*t.exit_code) : std::nullopt);
-      s.Bind(6, t.reason).Bind(7, t.commit).Bind(8, int64_t{terminal}).Bind(9, owner);
+      s.Bind(6, t.reason).Bind(7, t.commit).Bind(8, int64_t{terminal}).Bind(9, lease.owner);
+      s.Bind(10, int64_t{lease.attempt});
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) {
         auto current = LoadRunLocked(*writer_, run_id);
@@ -513,7 +518,9 @@ StatusOr<Run> SqliteStore::TransitionRun(int64_t run_id, const std::string& owne
         return FailedPreconditionError(
             StrCat("run ", run_id, " cannot go ", RunStateName(t.from), " -> ", RunStateName(t.to),
                    ": it is ", RunStateName(current->state),
-                   current->lease_owner == owner ? "" : " and not leased by this runner"));
+                   current->lease_owner == lease.owner && current->attempt == lease.attempt
+                       ? ""
+                       : " and not leased by this runner"));
       }
     }
     ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, run_id));
@@ -569,7 +576,7 @@ StatusOr<Run> SqliteStore::CancelRun(int64_t run_id, const std::string& reason) 
   return run;
 }
 
-StatusOr<std::vector<Run>> SqliteStore::ExpireLeases() {
+StatusOr<std::vector<Run>> SqliteStore::ExpireLeases(const std::string& owner) {
   int64_t now = clock_.NowMs();
   std::vector<Run> changed;
   {
@@ -580,8 +587,8 @@ StatusOr<std::vector<Run>> SqliteStore::ExpireLeases() {
     {
       ASSIGN_OR_RETURN(Statement s,
                        writer_->Prepare("SELECT id FROM runs WHERE lease_owner IS NOT NULL AND "
-                                        "lease_expires_ms < ? ORDER BY id"));
-      s.Bind(1, now);
+                                        "(lease_expires_ms < ? OR lease_owner = ?) ORDER BY id"));
+      s.Bind(1, now).Bind(2, owner);
       for (;;) {
         ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;

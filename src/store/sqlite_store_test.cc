@@ -90,9 +90,10 @@ TEST_F(SqliteStoreTest, HappyPathTransitionsAppendStateEvents) {
   EXPECT_EQ((*leased)->state, RunState::kPreparing);
   EXPECT_EQ((*leased)->attempt, 1);
   EXPECT_EQ((*leased)->lease_owner, "r1");
-  ASSERT_TRUE(store_->TransitionRun(run.id, "r1", {RunState::kPreparing, RunState::kRunning}).ok());
+  ASSERT_TRUE(
+      store_->TransitionRun(run.id, {"r1", 1}, {RunState::kPreparing, RunState::kRunning}).ok());
   auto done = store_->TransitionRun(
-      run.id, "r1",
+      run.id, {"r1", 1},
       {.from = RunState::kRunning, .to = RunState::kSucceeded, .exit_code = 0, .commit = "abc"});
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->state, RunState::kSucceeded);
@@ -111,13 +112,31 @@ TEST_F(SqliteStoreTest, TransitionGuardedOnStateAndOwner) {
   store::Run run = Create();
   ASSERT_TRUE(store_->LeaseRun("r1", 10'000).ok());
   // Wrong owner.
-  auto st = store_->TransitionRun(run.id, "r2", {RunState::kPreparing, RunState::kRunning});
+  auto st = store_->TransitionRun(run.id, {"r2", 1}, {RunState::kPreparing, RunState::kRunning});
   EXPECT_TRUE(IsFailedPrecondition(st.status())) << st.status();
   // Wrong previous state.
-  st = store_->TransitionRun(run.id, "r1", {RunState::kRunning, RunState::kSucceeded});
+  st = store_->TransitionRun(run.id, {"r1", 1}, {RunState::kRunning, RunState::kSucceeded});
   EXPECT_TRUE(IsFailedPrecondition(st.status())) << st.status();
   EXPECT_EQ(store_->GetRun(run.id)->state, RunState::kPreparing);
   EXPECT_EQ(StateEvents(run.id), (std::vector<std::string>{"queued", "preparing"}));
+}
+
+// The same runner leasing the same run again (attempt 2) must not let its stale attempt-1
+// execution heartbeat or finish the run.
+TEST_F(SqliteStoreTest, LeaseOfAnEarlierAttemptIsStaleForTheSameOwner) {
+  store::Run run = Create();
+  ASSERT_TRUE(store_->LeaseRun("r1", 10'000).ok());
+  ASSERT_TRUE(store_->ExpireLeases("r1").ok());
+  auto again = store_->LeaseRun("r1", 10'000);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->attempt, 2);
+  EXPECT_TRUE(IsFailedPrecondition(store_->Heartbeat(run.id, {"r1", 1}, 10'000).status()));
+  EXPECT_TRUE(IsFailedPrecondition(
+      store_->TransitionRun(run.id, {"r1", 1}, {RunState::kPreparing, RunState::kFailed})
+          .status()));
+  EXPECT_TRUE(store_->Heartbeat(run.id, {"r1", 2}, 10'000).ok());
+  EXPECT_TRUE(
+      store_->TransitionRun(run.id, {"r1", 2}, {RunState::kPreparing, RunState::kRunning}).ok());
 }
 
 TEST_F(SqliteStoreTest, CancelQueuedAndRunningButNotFinished) {
@@ -132,9 +151,9 @@ TEST_F(SqliteStoreTest, CancelQueuedAndRunningButNotFinished) {
   ASSERT_EQ((*leased)->id, running.id);
   ASSERT_TRUE(store_->CancelRun(running.id, "stop").ok());
   // The runner finds out on its next heartbeat or transition.
-  EXPECT_TRUE(IsFailedPrecondition(store_->Heartbeat(running.id, "r1", 10'000).status()));
+  EXPECT_TRUE(IsFailedPrecondition(store_->Heartbeat(running.id, {"r1", 1}, 10'000).status()));
   EXPECT_TRUE(IsFailedPrecondition(
-      store_->TransitionRun(running.id, "r1", {RunState::kPreparing, RunState::kRunning})
+      store_->TransitionRun(running.id, {"r1", 1}, {RunState::kPreparing, RunState::kRunning})
           .status()));
   // Cancelling a finished run is refused and changes nothing.
   EXPECT_TRUE(IsFailedPrecondition(store_->CancelRun(running.id, "again").status()));
@@ -149,7 +168,7 @@ TEST_F(SqliteStoreTest, ExpiredLeaseRequeuesThenFailsAfterMaxAttempts) {
   store::Run run = Create("true", /*max_attempts=*/2);
   ASSERT_TRUE(store_->LeaseRun("r1", 1000).ok());
   clock_.AdvanceMs(500);
-  ASSERT_TRUE(store_->Heartbeat(run.id, "r1", 1000).ok());
+  ASSERT_TRUE(store_->Heartbeat(run.id, {"r1", 1}, 1000).ok());
   clock_.AdvanceMs(900);
   EXPECT_TRUE(store_->ExpireLeases()->empty());  // the heartbeat extended it
 
@@ -158,7 +177,7 @@ TEST_F(SqliteStoreTest, ExpiredLeaseRequeuesThenFailsAfterMaxAttempts) {
   ASSERT_TRUE(expired.ok());
   ASSERT_EQ(expired->size(), 1u);
   EXPECT_EQ((*expired)[0].state, RunState::kQueued);
-  EXPECT_TRUE(IsFailedPrecondition(store_->Heartbeat(run.id, "r1", 1000).status()));
+  EXPECT_TRUE(IsFailedPrecondition(store_->Heartbeat(run.id, {"r1", 1}, 1000).status()));
 
   auto second = store_->LeaseRun("r2", 1000);
   ASSERT_TRUE(second.ok() && second->has_value());
@@ -175,6 +194,19 @@ TEST_F(SqliteStoreTest, ExpiredLeaseRequeuesThenFailsAfterMaxAttempts) {
   EXPECT_EQ(attempts[1].outcome, "failed");
   EXPECT_EQ(StateEvents(run.id),
             (std::vector<std::string>{"queued", "preparing", "queued", "preparing", "failed"}));
+}
+
+TEST_F(SqliteStoreTest, ExpireLeasesOfOwnerRecoversAtOnce) {
+  store::Run mine = Create();
+  store::Run theirs = Create();
+  ASSERT_TRUE(store_->LeaseRun("me", 60'000).ok());
+  ASSERT_TRUE(store_->LeaseRun("other", 60'000).ok());
+  auto expired = store_->ExpireLeases("me");
+  ASSERT_TRUE(expired.ok());
+  ASSERT_EQ(expired->size(), 1u);
+  EXPECT_EQ((*expired)[0].id, mine.id);
+  EXPECT_EQ((*expired)[0].state, RunState::kQueued);
+  EXPECT_EQ(store_->GetRun(theirs.id)->state, RunState::kPreparing);
 }
 
 TEST_F(SqliteStoreTest, EventsHaveGaplessSequenceAndResume) {

@@ -63,23 +63,24 @@ class Store {
   // a new RunAttempt. nullopt when nothing is queued. Two callers never lease the same run.
   virtual StatusOr<std::optional<Run>> LeaseRun(const std::string& owner, int64_t ttl_ms) = 0;
 
-  // Extends the lease. FailedPrecondition when `owner` no longer holds it (expired and
+  // Extends the lease. FailedPrecondition when `lease` is no longer held (expired and
   // requeued, cancelled, finished); the runner must then stop working on the run.
-  virtual StatusOr<Run> Heartbeat(int64_t run_id, const std::string& owner, int64_t ttl_ms) = 0;
+  virtual StatusOr<Run> Heartbeat(int64_t run_id, const Lease& lease, int64_t ttl_ms) = 0;
 
-  // One guarded transaction: state == t.from and lease_owner == owner, else FailedPrecondition.
+  // One guarded transaction: state == t.from and `lease` still held, else FailedPrecondition.
   // Appends the "state" event. A terminal `to` releases the lease and closes the attempt.
-  virtual StatusOr<Run> TransitionRun(int64_t run_id, const std::string& owner,
-                                      const Transition& t) = 0;
+  virtual StatusOr<Run> TransitionRun(int64_t run_id, const Lease& lease, const Transition& t) = 0;
 
   // Cancels a run that has not finished, whoever holds it: the lease is revoked, so the
   // runner's next heartbeat or transition fails and it stops the process.
   // FailedPrecondition when the run already finished.
   virtual StatusOr<Run> CancelRun(int64_t run_id, const std::string& reason) = 0;
 
-  // Runs whose lease expired before `now`: requeued while attempts remain, failed otherwise.
+  // Runs whose lease expired: requeued while attempts remain, failed otherwise. With `owner`
+  // set, every lease that owner holds counts as expired, whatever its deadline: a runner that
+  // restarts under the same name (and holds the data-dir lock) recovers its runs at once.
   // Returns the runs as they are afterwards.
-  virtual StatusOr<std::vector<Run>> ExpireLeases() = 0;
+  virtual StatusOr<std::vector<Run>> ExpireLeases(const std::string& owner = "") = 0;
 
   // Appends events to a run's log, in order, in one transaction; returns the last seq.
   virtual StatusOr<int64_t> AppendEvents(int64_t run_id, const std::vector<NewEvent>& events) = 0;

@@ -1,0 +1,76 @@
+#include "runner/event_writer.h"
+
+#include <chrono>
+
+#include "core/json.h"
+
+namespace nightshift::runner {
+
+EventWriter::EventWriter(LeaseSource& source, int64_t run_id, int64_t flush_interval_ms,
+                         size_t max_batch)
+    : source_(source),
+      run_id_(run_id),
+      flush_interval_ms_(flush_interval_ms),
+      max_batch_(max_batch),
+      flusher_([this] { FlusherLoop(); }) {}
+
+EventWriter::~EventWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  flusher_.join();
+  (void)Flush();
+}
+
+void EventWriter::Log(std::string_view stream, std::string_view line) {
+  // Output is untrusted bytes; the JSON layer needs valid UTF-8, so invalid sequences are
+  // replaced rather than rejected.
+  Json data = {{"stream", stream}, {"line", line}};
+  Emit("log", data.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+void EventWriter::Emit(std::string_view kind, const std::string& json_data) {
+  bool full = false;
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back(store::NewEvent{std::string(kind), json_data});
+    full = pending_.size() >= max_batch_;
+  }
+  if (full) cv_.notify_all();
+}
+
+Status EventWriter::Flush() {
+  Status st = AppendPending();
+  std::lock_guard lock(mu_);
+  if (st.ok()) std::swap(st, error_);
+  return st;
+}
+
+Status EventWriter::AppendPending() {
+  // Lock order: append_mu_, then mu_ (never the other way round). mu_ is held only to take the
+  // batch, so Log() never waits for the store.
+  std::lock_guard order(append_mu_);
+  std::vector<store::NewEvent> batch;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(pending_);
+  }
+  if (batch.empty()) return OkStatus();
+  return source_.Append(run_id_, batch).status();
+}
+
+void EventWriter::FlusherLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(flush_interval_ms_),
+                 [this] { return stopping_ || pending_.size() >= max_batch_; });
+    lock.unlock();
+    Status st = AppendPending();
+    lock.lock();
+    if (!st.ok() && error_.ok()) error_ = st;
+  }
+}
+
+}  // namespace nightshift::runner

@@ -1,0 +1,43 @@
+#pragma once
+
+// An Executor carries out one leased run: it prepares what the run needs (a checkout today;
+// environments and sandboxes later), moves the run to `running`, executes the agent, and says
+// how it ended. The runner owns leasing, heartbeats and the final transition.
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/status.h"
+#include "runner/event_writer.h"
+#include "sandbox/process.h"
+#include "store/model.h"
+
+namespace nightshift::runner {
+
+struct Execution {
+  const store::Run& run;
+  const store::Repository& repo;
+  std::filesystem::path work_dir;  // an empty scratch directory, removed after the run
+  EventWriter& events;
+  const sandbox::CancelToken& cancel;  // fired on cancel or lost lease
+  // Moves the run preparing → running (recording the resolved commit). An error means the run
+  // was cancelled or its lease lost: stop at once.
+  std::function<Status(const std::string& commit)> mark_running;
+};
+
+struct Outcome {
+  store::RunState state = store::RunState::kFailed;
+  std::optional<int32_t> exit_code;
+  std::string reason;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Runs on a runner thread; several executions may run concurrently.
+  virtual Outcome Execute(Execution& execution) = 0;
+};
+
+}  // namespace nightshift::runner

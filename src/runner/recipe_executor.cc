@@ -1,0 +1,196 @@
+#include "runner/recipe_executor.h"
+
+#include <cstdlib>
+
+#include "core/clock.h"
+#include "core/json.h"
+
+namespace nightshift::runner {
+namespace {
+
+using store::RunState;
+
+std::map<std::string, std::string> BaseEnv(const std::filesystem::path& home) {
+  const char* path = std::getenv("PATH");
+  return {
+      {"PATH", path ? path : "/usr/local/bin:/usr/bin:/bin"},
+      {"HOME", home.string()},
+      {"LANG", "C.UTF-8"},
+      {"TERM", "dumb"},
+      {"GIT_TERMINAL_PROMPT", "0"},
+      {"GIT_CONFIG_NOSYSTEM", "1"},
+  };
+}
+
+Outcome FromProcess(const sandbox::ProcessResult& r, std::string_view what,
+                    int32_t timeout_seconds) {
+  switch (r.reason) {
+    case sandbox::EndReason::kExited:
+      if (r.exit_code == 0) return {RunState::kSucceeded, 0, ""};
+      return {RunState::kFailed, r.exit_code, StrCat(what, " exited with status ", r.exit_code)};
+    case sandbox::EndReason::kSignaled:
+      return {RunState::kFailed, r.exit_code,
+              StrCat(what, " was killed by signal ", r.exit_code - 128)};
+    case sandbox::EndReason::kTimedOut:
+      return {RunState::kTimedOut, r.exit_code,
+              StrCat(what, " timed out after ", timeout_seconds, " s")};
+    case sandbox::EndReason::kCancelled:
+      return {RunState::kCancelled, r.exit_code, "cancelled"};
+  }
+  return {RunState::kFailed, r.exit_code, "unknown end"};
+}
+
+class Phase {
+ public:
+  Phase(EventWriter& events, std::string name)
+      : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
+    events_.Emit("phase", Json{{"name", name_}, {"status", "started"}}.dump());
+  }
+  void End(std::string_view status) {
+    events_.Emit(
+        "phase",
+        Json{{"name", name_}, {"status", status}, {"duration_ms", MonotonicMs() - start_ms_}}
+            .dump());
+  }
+
+ private:
+  EventWriter& events_;
+  std::string name_;
+  int64_t start_ms_;
+};
+
+}  // namespace
+
+Status ValidateRef(std::string_view ref) {
+  if (ref.empty()) return OkStatus();
+  auto bad = [&](std::string_view why) {
+    return InvalidArgumentError(StrCat("invalid ref '", ref, "': ", why));
+  };
+  if (ref.size() > 255) return bad("longer than 255 characters");
+  if (ref.front() == '-') return bad("starts with '-'");
+  if (ref.front() == '/' || ref.back() == '/') return bad("starts or ends with '/'");
+  if (ref.back() == '.') return bad("ends with '.'");
+  if (ref == "@") return bad("is '@'");
+  if (ref.find("..") != std::string_view::npos) return bad("contains '..'");
+  if (ref.find("//") != std::string_view::npos) return bad("contains '//'");
+  if (ref.find("@{") != std::string_view::npos) return bad("contains '@{'");
+  if (ref.ends_with(".lock")) return bad("ends with '.lock'");
+  for (char c : ref) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '?' ||
+        c == '*' || c == '[' || c == '\\') {
+      return bad("contains a character git does not allow in ref names");
+    }
+  }
+  size_t start = 0;
+  while (start <= ref.size()) {
+    size_t end = ref.find('/', start);
+    std::string_view part =
+        ref.substr(start, end == std::string_view::npos ? ref.npos : end - start);
+    if (!part.empty() && part.front() == '.') return bad("a component starts with '.'");
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return OkStatus();
+}
+
+Outcome RecipeExecutor::Execute(Execution& x) {
+  const std::filesystem::path home = x.work_dir / "home";
+  const std::filesystem::path checkout = x.work_dir / "repo";
+  std::error_code ec;
+  std::filesystem::create_directories(home, ec);
+  if (ec)
+    return {RunState::kFailed, std::nullopt, StrCat("create ", home.string(), ": ", ec.message())};
+  const auto env = BaseEnv(home);
+
+  // Runs git, logging its output; stdout lines are also collected for the caller.
+  auto git = [&](std::vector<std::string> args, const std::filesystem::path& cwd,
+                 std::vector<std::string>* out) -> StatusOr<sandbox::ProcessResult> {
+    args.insert(args.begin(), git_);
+    sandbox::ProcessSpec spec{
+        .argv = std::move(args), .working_dir = cwd, .env = env, .timeout_ms = 10 * 60 * 1000};
+    return sandbox::RunProcess(
+        spec,
+        [&](std::string_view stream, std::string_view line) {
+          if (out != nullptr && stream == "stdout") {
+            out->emplace_back(line);
+          } else {
+            x.events.Log(stream, line);
+          }
+        },
+        &x.cancel);
+  };
+
+  Phase checkout_phase(x.events, "checkout");
+  auto cloned = git({"clone", "--quiet", "--no-checkout", "--", x.repo.url, checkout.string()},
+                    x.work_dir, nullptr);
+  if (!cloned.ok()) return {RunState::kFailed, std::nullopt, cloned.status().ToString()};
+  if (cloned->reason != sandbox::EndReason::kExited || cloned->exit_code != 0) {
+    checkout_phase.End("failed");
+    Outcome o = FromProcess(*cloned, "git clone", 600);
+    if (o.state == RunState::kFailed) o.reason = StrCat("cannot clone ", x.repo.url);
+    return o;
+  }
+
+  std::string commit;
+  std::vector<std::string> candidates;
+  if (x.run.ref.empty()) {
+    candidates = {"HEAD"};
+  } else {
+    candidates = {"refs/remotes/origin/" + x.run.ref, "refs/tags/" + x.run.ref, x.run.ref};
+  }
+  for (const std::string& candidate : candidates) {
+    std::vector<std::string> out;
+    auto r = git({"rev-parse", "--verify", "--quiet", "--end-of-options", candidate + "^{commit}"},
+                 checkout, &out);
+    if (!r.ok()) return {RunState::kFailed, std::nullopt, r.status().ToString()};
+    if (r->reason == sandbox::EndReason::kCancelled)
+      return {RunState::kCancelled, std::nullopt, "cancelled"};
+    if (r->exit_code == 0 && !out.empty()) {
+      commit = out.front();
+      break;
+    }
+  }
+  if (commit.empty()) {
+    checkout_phase.End("failed");
+    return {RunState::kFailed, std::nullopt,
+            StrCat("unknown ref '", x.run.ref.empty() ? "HEAD" : x.run.ref, "' in repository ",
+                   x.repo.name)};
+  }
+  auto checked = git({"checkout", "--quiet", "--detach", commit}, checkout, nullptr);
+  if (!checked.ok()) return {RunState::kFailed, std::nullopt, checked.status().ToString()};
+  if (checked->reason != sandbox::EndReason::kExited || checked->exit_code != 0) {
+    checkout_phase.End("failed");
+    Outcome o = FromProcess(*checked, "git checkout", 600);
+    if (o.state == RunState::kFailed) o.reason = StrCat("cannot check out ", commit);
+    return o;
+  }
+  checkout_phase.End("ok");
+  x.events.Emit("checkout", Json{{"commit", commit}, {"ref", x.run.ref}}.dump());
+
+  if (Status st = x.mark_running(commit); !st.ok()) {
+    return {RunState::kCancelled, std::nullopt, st.message()};
+  }
+
+  Phase agent_phase(x.events, "agent");
+  auto recipe_env = env;
+  recipe_env["NIGHTSHIFT_RUN_ID"] = std::to_string(x.run.id);
+  recipe_env["NIGHTSHIFT_REPO"] = x.repo.name;
+  recipe_env["NIGHTSHIFT_COMMIT"] = commit;
+  sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", x.run.recipe},
+                            .working_dir = checkout,
+                            .env = recipe_env,
+                            .timeout_ms = int64_t{x.run.timeout_seconds} * 1000};
+  auto result = sandbox::RunProcess(
+      spec, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
+      &x.cancel);
+  if (!result.ok()) {
+    agent_phase.End("failed");
+    return {RunState::kFailed, std::nullopt, result.status().ToString()};
+  }
+  Outcome outcome = FromProcess(*result, "recipe", x.run.timeout_seconds);
+  agent_phase.End(outcome.state == RunState::kSucceeded ? "ok" : "failed");
+  return outcome;
+}
+
+}  // namespace nightshift::runner

@@ -1,0 +1,101 @@
+#pragma once
+
+// Process supervision: start a command as the leader of its own process group, stream its
+// output line by line, enforce a deadline, and stop its whole tree on request.
+//
+// This is the execution primitive the runner uses; the namespaces/cgroups sandbox (a later
+// part of src/sandbox) wraps the same contract.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/fs.h"
+#include "core/status.h"
+
+namespace nightshift::sandbox {
+
+// Wakes a supervising loop from another thread. Backed by an eventfd so that a poll(2) on the
+// child's pipes returns at once. Thread-safe; Cancel() is idempotent. If the eventfd cannot be
+// created (fd() < 0), RunProcess falls back to checking IsCancelled() every 50 ms.
+class CancelToken {
+ public:
+  CancelToken();
+  void Cancel();
+  bool IsCancelled() const { return cancelled_.load(); }
+  int fd() const { return fd_.Get(); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  UniqueFd fd_;
+};
+
+struct ProcessSpec {
+  // argv[0] is looked up in the PATH of `env` (the supervisor's PATH if `env` has none) unless
+  // it contains a '/', in which case it is used as is (relative to working_dir).
+  std::vector<std::string> argv;
+  std::filesystem::path working_dir;           // empty = inherit
+  std::map<std::string, std::string> env;      // the complete environment
+  int64_t timeout_ms = 0;                      // 0 = no deadline
+  int64_t kill_grace_ms = 500;                 // SIGTERM → SIGKILL delay
+  size_t max_line_bytes = 16 * 1024;           // longer lines are split
+  size_t max_output_bytes = 16 * 1024 * 1024;  // past this, output is dropped (and said so)
+};
+
+enum class EndReason { kExited, kSignaled, kTimedOut, kCancelled };
+
+struct ProcessResult {
+  EndReason reason = EndReason::kExited;
+  int exit_code = 0;  // exit status, or 128 + signal number when killed
+  int64_t wall_ms = 0;
+  bool output_truncated = false;
+};
+
+// Receives each complete output line (without the newline) as it arrives, on the supervising
+// thread. `stream` is "stdout" or "stderr".
+using LineSink = std::function<void(std::string_view stream, std::string_view line)>;
+
+// Runs `spec` to completion on the calling thread. May be called concurrently from several
+// threads; each command gets its own process group.
+//  - The child runs in a new session/process group, with PR_SET_PDEATHSIG(SIGKILL) so it dies
+//    if the supervising process dies (the death signal is tied to the calling thread, which is
+//    busy in this call for the child's whole life); stdin is /dev/null; signal dispositions and
+//    mask are reset to the defaults; no descriptor other than 0, 1, 2 is inherited.
+//  - On timeout or cancel, the whole process group gets SIGTERM, then SIGKILL after
+//    kill_grace_ms; the result is kTimedOut / kCancelled with the leader's exit code (128 +
+//    signal when it was killed by a signal).
+//  - When the leader exits on its own, processes it left in its group may still hold the pipes
+//    (`cmd &`, double forks). Output keeps being read for 200 ms after the leader's exit or
+//    until both pipes reach EOF; then the rest of the group is SIGKILLed, what is already in the
+//    pipes is read, and the pipes are closed. Nothing started in the group outlives the call:
+//    leftover group members are SIGKILLed even if they do not hold the pipes. (Processes that
+//    leave the group with setsid/setpgid are out of reach of this primitive.)
+//  - The call returns only when the direct child has been reaped and no process of the group is
+//    left running. Members that are already dead but not yet reaped by their parent (zombies
+//    re-parented to init) do not count: only that parent can reap them. Members re-parented to
+//    the supervisor itself (it is PID 1 or a child subreaper) are reaped here.
+//  - A command that cannot be executed yields exit_code 127 (not found) or 126 (not
+//    executable), with the reason written as a "stderr" line, like a shell. A working_dir the
+//    child cannot enter also yields 126, with a "cannot change directory to DIR: ..." line.
+//  - Output past max_output_bytes (both streams together) is dropped; one "stderr" line
+//    "[nightshift: output truncated after N bytes]" says so and output_truncated is set. The
+//    pipes are still drained so the command does not block.
+//  - If `cancel` is already cancelled on entry, nothing is started: kCancelled, exit_code 137
+//    (128 + SIGKILL, as if killed at once).
+//  - `sink` runs on the calling thread and must not throw; an empty sink discards the output.
+//  - Errors (Status) are for an invalid spec (InvalidArgument: empty argv[0], NUL bytes, '=' in
+//    an env name, negative durations, max_line_bytes == 0) and the supervisor's own failures:
+//    fork, pipe, poll, waitpid, set-up steps in the child before exec, or a process group that
+//    still runs 5 s after SIGKILL. The group is killed before such an error is returned.
+StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink,
+                                   const CancelToken* cancel = nullptr);
+
+}  // namespace nightshift::sandbox

@@ -1,0 +1,443 @@
+#include "server/api.h"
+
+#include <httplib.h>
+
+#include <charconv>
+#include <memory>
+#include <regex>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "runner/recipe_executor.h"
+
+namespace nightshift::server {
+namespace {
+
+using store::Run;
+using store::RunState;
+
+int HttpStatus(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    case StatusCode::kResourceExhausted:
+      return 413;
+    case StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+std::string ErrorCode(const Status& st) {
+  std::string code(StatusCodeName(st.code()));
+  for (char& c : code) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return code;
+}
+
+void SendJson(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+}
+
+void SendError(httplib::Response& res, const Status& st) {
+  if (HttpStatus(st) >= 500) log::Get("api")->error("{}", st.ToString());
+  SendJson(res, HttpStatus(st),
+           Json{{"error", {{"code", ErrorCode(st)}, {"message", st.message()}}}});
+}
+
+Json TimeOrNull(int64_t ms) { return ms > 0 ? Json(FormatTimestampMs(ms)) : Json(nullptr); }
+
+Json RepositoryJson(const store::Repository& r) {
+  return {{"id", r.id},
+          {"name", r.name},
+          {"url", r.url},
+          {"created_at", FormatTimestampMs(r.created_ms)}};
+}
+
+Json RunJson(const Run& r) {
+  Json j = {{"id", r.id},
+            {"repo", r.repo},
+            {"ref", r.ref},
+            {"recipe", r.recipe},
+            {"state", store::RunStateName(r.state)},
+            {"attempt", r.attempt},
+            {"max_attempts", r.max_attempts},
+            {"timeout_seconds", r.timeout_seconds},
+            {"exit_code", r.exit_code ? Json(*r.exit_code) : Json(nullptr)},
+            {"reason", r.reason},
+            {"commit", r.commit},
+            {"created_at", FormatTimestampMs(r.created_ms)},
+            {"started_at", TimeOrNull(r.started_ms)},
+            {"finished_at", TimeOrNull(r.finished_ms)},
+            {"last_event_seq", r.last_event_seq}};
+  j["lease"] = r.lease_owner.empty() ? Json(nullptr)
+                                     : Json{{"owner", r.lease_owner},
+                                            {"expires_at", FormatTimestampMs(r.lease_expires_ms)}};
+  return j;
+}
+
+Json EventJson(const store::RunEvent& e) {
+  Json data = Json::parse(e.data, nullptr, /*allow_exceptions=*/false);
+  if (data.is_discarded()) data = Json{{"raw", e.data}};
+  return {{"seq", e.seq}, {"ts", FormatTimestampMs(e.ts_ms)}, {"kind", e.kind}, {"data", data}};
+}
+
+StatusOr<Json> BodyObject(const httplib::Request& req) {
+  ASSIGN_OR_RETURN(Json body, ParseJson(req.body));
+  if (!body.is_object()) return InvalidArgumentError("the request body must be a JSON object");
+  return body;
+}
+
+StatusOr<int64_t> ParseId(std::string_view text, std::string_view what) {
+  int64_t id = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || ptr != text.data() + text.size() || id <= 0) {
+    return InvalidArgumentError(StrCat("invalid ", what, " '", text, "'"));
+  }
+  return id;
+}
+
+StatusOr<int64_t> IntParam(const httplib::Request& req, const std::string& name, int64_t fallback,
+                           int64_t min, int64_t max) {
+  if (!req.has_param(name)) return fallback;
+  std::string text = req.get_param_value(name);
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || v < min || v > max) {
+    return InvalidArgumentError(StrCat("'", name, "' must be an integer from ", min, " to ", max));
+  }
+  return v;
+}
+
+Status ValidateRepositoryName(const std::string& name) {
+  static const std::regex kName("[A-Za-z0-9._-]{1,100}");
+  if (!std::regex_match(name, kName) || name == "." || name == "..") {
+    return InvalidArgumentError(
+        StrCat("invalid repository name '", name, "': use 1-100 of A-Z a-z 0-9 . _ -"));
+  }
+  return OkStatus();
+}
+
+Status ValidateRepositoryUrl(const std::string& url) {
+  if (url.empty()) return InvalidArgumentError("'url' is required");
+  if (url.size() > 2048) return InvalidArgumentError("'url' is longer than 2048 characters");
+  for (char c : url) {
+    if (static_cast<unsigned char>(c) < 0x20)
+      return InvalidArgumentError("'url' contains control characters");
+  }
+  std::string path;
+  if (url.starts_with("file://")) {
+    path = url.substr(7);
+  } else if (url.starts_with("/")) {
+    path = url;
+  } else {
+    static const std::regex kRemote(R"(^(https?|ssh|git)://[^/\s]+(/\S*)?$)");
+    static const std::regex kScp(R"(^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+$)");
+    if (std::regex_match(url, kRemote) || std::regex_match(url, kScp)) return OkStatus();
+    return InvalidArgumentError(StrCat(
+        "unsupported repository URL '", url,
+        "': use an absolute path, file://, https://, http://, ssh://, git:// or user@host:path"));
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError(StrCat("no such directory: ", path));
+  }
+  if (!std::filesystem::exists(std::filesystem::path(path) / "HEAD", ec) &&
+      !std::filesystem::exists(std::filesystem::path(path) / ".git", ec)) {
+    return InvalidArgumentError(StrCat("not a git repository: ", path));
+  }
+  return OkStatus();
+}
+
+bool TokenMatches(std::string_view given, std::string_view want) {
+  // Constant time in the token's content.
+  if (given.size() != want.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ want[i]);
+  return diff == 0;
+}
+
+// Writes everything; false when the client went away.
+bool Write(httplib::DataSink& sink, const std::string& s) { return sink.write(s.data(), s.size()); }
+
+std::string SseFrame(const store::RunEvent& e) {
+  return StrCat("id: ", e.seq, "\nevent: ", e.kind,
+                "\ndata: ", EventJson(e).dump(-1, ' ', false, Json::error_handler_t::replace),
+                "\n\n");
+}
+
+class Api {
+ public:
+  explicit Api(ApiContext& ctx) : ctx_(ctx) {}
+
+  void AddRepository(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto name = JsonString(*body, "name");
+    auto url = JsonString(*body, "url");
+    for (const Status& st : {name.status(), url.status()}) {
+      if (!st.ok()) return SendError(res, st);
+    }
+    if (Status st = ValidateRepositoryName(*name); !st.ok()) return SendError(res, st);
+    if (Status st = ValidateRepositoryUrl(*url); !st.ok()) return SendError(res, st);
+    auto repo = ctx_.store.AddRepository(*name, *url);
+    if (!repo.ok()) return SendError(res, repo.status());
+    SendJson(res, 201, RepositoryJson(*repo));
+  }
+
+  void ListRepositories(const httplib::Request&, httplib::Response& res) {
+    auto repos = ctx_.store.ListRepositories();
+    if (!repos.ok()) return SendError(res, repos.status());
+    Json list = Json::array();
+    for (const auto& r : *repos) list.push_back(RepositoryJson(r));
+    SendJson(res, 200, Json{{"repositories", list}});
+  }
+
+  void GetRepository(const httplib::Request& req, httplib::Response& res) {
+    auto repo = ctx_.store.GetRepository(req.matches[1]);
+    if (!repo.ok()) return SendError(res, repo.status());
+    SendJson(res, 200, RepositoryJson(*repo));
+  }
+
+  void RemoveRepository(const httplib::Request& req, httplib::Response& res) {
+    if (Status st = ctx_.store.RemoveRepository(req.matches[1]); !st.ok())
+      return SendError(res, st);
+    res.status = 204;
+  }
+
+  void CreateRun(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto repo = JsonString(*body, "repo");
+    auto recipe = JsonString(*body, "recipe");
+    auto ref = JsonString(*body, "ref");
+    auto timeout = JsonInt(*body, "timeout_seconds", 3600);
+    auto attempts = JsonInt(*body, "max_attempts", 3);
+    for (const Status& st :
+         {repo.status(), recipe.status(), ref.status(), timeout.status(), attempts.status()}) {
+      if (!st.ok()) return SendError(res, st);
+    }
+    if (repo->empty()) return SendError(res, InvalidArgumentError("'repo' is required"));
+    if (recipe->empty()) return SendError(res, InvalidArgumentError("'recipe' is required"));
+    if (recipe->size() > 64 * 1024) {
+      return SendError(res, InvalidArgumentError("'recipe' is longer than 64 KiB"));
+    }
+    if (*timeout < 1 || *timeout > 86400) {
+      return SendError(res, InvalidArgumentError("'timeout_seconds' must be from 1 to 86400"));
+    }
+    if (*attempts < 1 || *attempts > 10) {
+      return SendError(res, InvalidArgumentError("'max_attempts' must be from 1 to 10"));
+    }
+    if (Status st = runner::ValidateRef(*ref); !st.ok()) return SendError(res, st);
+    auto run =
+        ctx_.store.CreateRun(store::RunSpec{.repo = *repo,
+                                            .ref = *ref,
+                                            .recipe = *recipe,
+                                            .timeout_seconds = static_cast<int32_t>(*timeout),
+                                            .max_attempts = static_cast<int32_t>(*attempts)});
+    if (!run.ok()) return SendError(res, run.status());
+    SendJson(res, 201, RunJson(*run));
+  }
+
+  void ListRuns(const httplib::Request& req, httplib::Response& res) {
+    store::RunFilter filter;
+    filter.repo = req.get_param_value("repo");
+    if (req.has_param("state") && !req.get_param_value("state").empty()) {
+      filter.state = store::ParseRunState(req.get_param_value("state"));
+      if (!filter.state) {
+        return SendError(res, InvalidArgumentError(
+                                  StrCat("unknown state '", req.get_param_value("state"), "'")));
+      }
+    }
+    auto limit = IntParam(req, "limit", 50, 1, 500);
+    auto before = IntParam(req, "before", 0, 0, INT64_MAX);
+    for (const Status& st : {limit.status(), before.status()}) {
+      if (!st.ok()) return SendError(res, st);
+    }
+    filter.limit = static_cast<int32_t>(*limit);
+    filter.before_id = *before;
+    auto runs = ctx_.store.ListRuns(filter);
+    if (!runs.ok()) return SendError(res, runs.status());
+    Json list = Json::array();
+    for (const Run& r : *runs) list.push_back(RunJson(r));
+    Json next =
+        runs->size() == static_cast<size_t>(filter.limit) ? Json(runs->back().id) : Json(nullptr);
+    SendJson(res, 200, Json{{"runs", list}, {"next_before", next}});
+  }
+
+  void GetRun(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "run id");
+    if (!id.ok()) return SendError(res, id.status());
+    auto run = ctx_.store.GetRun(*id);
+    if (!run.ok()) return SendError(res, run.status());
+    auto attempts = ctx_.store.ListAttempts(*id);
+    if (!attempts.ok()) return SendError(res, attempts.status());
+    Json j = RunJson(*run);
+    Json list = Json::array();
+    for (const auto& a : *attempts) {
+      list.push_back({{"number", a.number},
+                      {"runner", a.runner},
+                      {"started_at", FormatTimestampMs(a.started_ms)},
+                      {"ended_at", TimeOrNull(a.ended_ms)},
+                      {"outcome", a.outcome},
+                      {"reason", a.reason}});
+    }
+    j["attempts"] = list;
+    SendJson(res, 200, j);
+  }
+
+  void CancelRun(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "run id");
+    if (!id.ok()) return SendError(res, id.status());
+    auto run = ctx_.store.CancelRun(*id, "cancelled by request");
+    if (!run.ok()) return SendError(res, run.status());
+    SendJson(res, 200, RunJson(*run));
+  }
+
+  void Events(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "run id");
+    if (!id.ok()) return SendError(res, id.status());
+    auto run = ctx_.store.GetRun(*id);
+    if (!run.ok()) return SendError(res, run.status());
+    int64_t after_default = 0;
+    if (req.has_header("Last-Event-ID")) {
+      auto last = ParseId(req.get_header_value("Last-Event-ID"), "Last-Event-ID");
+      if (last.ok()) after_default = *last;
+    }
+    auto after = IntParam(req, "after", after_default, 0, INT64_MAX);
+    if (!after.ok()) return SendError(res, after.status());
+
+    if (req.get_param_value("format") == "json") {
+      auto limit = IntParam(req, "limit", 1000, 1, 10000);
+      if (!limit.ok()) return SendError(res, limit.status());
+      auto events = ctx_.store.ListEvents(*id, *after, static_cast<int32_t>(*limit));
+      if (!events.ok()) return SendError(res, events.status());
+      Json list = Json::array();
+      for (const auto& e : *events) list.push_back(EventJson(e));
+      return SendJson(res, 200, Json{{"events", list}});
+    }
+
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    // The subscription exists before the first read, so no change can slip in between.
+    auto sub = std::make_shared<EventHub::Subscription>(ctx_.hub, *id);
+    int64_t run_id = *id;
+    int64_t cursor = *after;
+    res.set_chunked_content_provider(
+        "text/event-stream", [this, sub, run_id, cursor](size_t, httplib::DataSink& sink) mutable {
+          return Stream(*sub, run_id, cursor, sink);
+        });
+  }
+
+ private:
+  // Streams until the run has finished and every event was sent, the client leaves, or the
+  // server shuts down.
+  bool Stream(EventHub::Subscription& sub, int64_t run_id, int64_t& cursor,
+              httplib::DataSink& sink) {
+    constexpr int32_t kPage = 500;
+    for (;;) {
+      auto events = ctx_.store.ListEvents(run_id, cursor, kPage);
+      if (!events.ok()) return false;
+      if (!events->empty()) {
+        std::string out;
+        for (const auto& e : *events) {
+          out += SseFrame(e);
+          cursor = e.seq;
+        }
+        if (!Write(sink, out)) return false;
+        if (events->size() == kPage) continue;
+      }
+      auto run = ctx_.store.GetRun(run_id);
+      if (!run.ok()) return false;
+      if (store::IsTerminal(run->state) && run->last_event_seq <= cursor) {
+        Write(sink, StrCat("event: end\ndata: ",
+                           Json{{"state", store::RunStateName(run->state)}}.dump(), "\n\n"));
+        sink.done();
+        return true;
+      }
+      if (!sub.WaitForChange(ctx_.keepalive_ms)) {
+        if (!sink.is_writable() || !Write(sink, ": keep-alive\n\n")) return false;
+      }
+    }
+  }
+
+  ApiContext& ctx_;
+};
+
+}  // namespace
+
+void RegisterApi(httplib::Server& http, ApiContext& context) {
+  auto api = std::make_shared<Api>(context);
+  http.set_pre_routing_handler([&context](const httplib::Request& req, httplib::Response& res) {
+    if (!req.path.starts_with("/api/")) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string auth = req.get_header_value("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (!auth.starts_with(kBearer) ||
+        !TokenMatches(std::string_view(auth).substr(kBearer.size()), context.admin_token)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      SendError(res, UnauthenticatedError("missing or invalid bearer token"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) {
+      SendJson(res, 404,
+               Json{{"error",
+                     {{"code", "not_found"},
+                      {"message", StrCat("no route for ", req.method, " ", req.path)}}}});
+    } else if (res.status == 413) {
+      SendJson(
+          res, 413,
+          Json{{"error", {{"code", "payload_too_large"}, {"message", "request body too large"}}}});
+    } else {
+      SendJson(
+          res, res.status,
+          Json{{"error",
+                {{"code", "http_" + std::to_string(res.status)}, {"message", "request failed"}}}});
+    }
+  });
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unexpected error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        SendError(res, InternalError(what));
+      });
+
+  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, Json{{"status", "ok"}});
+  });
+  http.Post("/api/v1/repositories", [api](const auto& q, auto& r) { api->AddRepository(q, r); });
+  http.Get("/api/v1/repositories", [api](const auto& q, auto& r) { api->ListRepositories(q, r); });
+  http.Get(R"(/api/v1/repositories/([^/]+))",
+           [api](const auto& q, auto& r) { api->GetRepository(q, r); });
+  http.Delete(R"(/api/v1/repositories/([^/]+))",
+              [api](const auto& q, auto& r) { api->RemoveRepository(q, r); });
+  http.Post("/api/v1/runs", [api](const auto& q, auto& r) { api->CreateRun(q, r); });
+  http.Get("/api/v1/runs", [api](const auto& q, auto& r) { api->ListRuns(q, r); });
+  http.Get(R"(/api/v1/runs/([^/]+))", [api](const auto& q, auto& r) { api->GetRun(q, r); });
+  http.Post(R"(/api/v1/runs/([^/]+)/cancel)",
+            [api](const auto& q, auto& r) { api->CancelRun(q, r); });
+  http.Get(R"(/api/v1/runs/([^/]+)/events)", [api](const auto& q, auto& r) { api->Events(q, r); });
+}
+
+}  // namespace nightshift::server

@@ -1,0 +1,27 @@
+#pragma once
+
+// The REST API under /api/v1 (docs/api.md is the contract) and /healthz.
+
+#include <string>
+
+#include "server/event_hub.h"
+#include "store/store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace nightshift::server {
+
+struct ApiContext {
+  store::Store& store;
+  EventHub& hub;
+  std::string admin_token;
+  int64_t keepalive_ms = 15'000;  // SSE comment interval
+};
+
+// Registers every route, the bearer-token check and the JSON error bodies on `http`.
+// `context` must outlive the server.
+void RegisterApi(httplib::Server& http, ApiContext& context);
+
+}  // namespace nightshift::server

@@ -1,0 +1,249 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include "core/fs.h"
+#include "core/log.h"
+#include "runner/lease_source.h"
+#include "runner/recipe_executor.h"
+#include "runner/runner.h"
+#include "server/api.h"
+#include "server/event_hub.h"
+#include "store/sqlite_store.h"
+
+namespace nightshift::server {
+namespace {
+
+// A thread pool that grows with demand up to `max_threads` and starts empty, so an idle server
+// holds no worker stacks while 100 SSE streams (each holding a connection) still get threads.
+// Idle workers linger for a while, then exit.
+class ElasticTaskQueue final : public httplib::TaskQueue {
+ public:
+  explicit ElasticTaskQueue(size_t max_threads) : max_threads_(max_threads) {}
+  ~ElasticTaskQueue() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ == 0 && live_ < max_threads_) {
+      ++live_;
+      std::thread(&ElasticTaskQueue::Worker, this).detach();
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+  void shutdown() override {
+    std::unique_lock lock(mu_);
+    shutdown_ = true;
+    cv_.notify_all();
+    done_cv_.wait(lock, [this] { return live_ == 0; });
+  }
+
+ private:
+  void Worker() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      ++idle_;
+      bool got = cv_.wait_for(lock, std::chrono::seconds(30),
+                              [this] { return shutdown_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty() && (shutdown_ || !got)) break;
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+    if (--live_ == 0) done_cv_.notify_all();
+  }
+
+  const size_t max_threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
+  size_t live_ = 0;                         // GUARDED_BY(mu_)
+  size_t idle_ = 0;                         // GUARDED_BY(mu_)
+  bool shutdown_ = false;                   // GUARDED_BY(mu_)
+};
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options) : options_(std::move(options)) {}
+
+StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
+  std::unique_ptr<Server> s(new Server(options));
+  const auto& dir = options.data_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return InternalError(StrCat("create data dir ", dir.string(), ": ", ec.message()));
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+
+  const auto lock_path = dir / "lock";
+  s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->lock_fd_ < 0) return ErrnoError("open", lock_path.string());
+  if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return FailedPreconditionError(
+        StrCat("data dir ", dir.string(), " is in use by another nightshift server"));
+  }
+
+  const auto token_path = dir / "admin-token";
+  std::string token = RandomHex(32);
+  Status created = CreateFileExclusive(token_path, token + "\n", 0600);
+  if (IsAlreadyExists(created)) {
+    ASSIGN_OR_RETURN(std::string existing, ReadFile(token_path));
+    while (!existing.empty() && std::isspace(static_cast<unsigned char>(existing.back()))) {
+      existing.pop_back();
+    }
+    if (existing.size() < 16) {
+      return FailedPreconditionError(StrCat(token_path.string(), " holds no usable token"));
+    }
+    token = existing;
+  } else if (!created.ok()) {
+    return created;
+  }
+  s->admin_token_ = token;
+
+  ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get()));
+  s->hub_ = std::make_unique<EventHub>();
+  s->store_->SetObserver(s->hub_.get());
+  if (options.runner_slots > 0) {
+    s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_);
+    s->executor_ = std::make_unique<runner::RecipeExecutor>();
+    s->runner_ = std::make_unique<runner::Runner>(
+        *s->lease_source_, *s->executor_,
+        runner::RunnerOptions{.name = "embedded@" + Hostname(),
+                              .slots = options.runner_slots,
+                              .lease_ttl_ms = options.lease_ttl_ms,
+                              .heartbeat_ms = std::max<int64_t>(options.lease_ttl_ms / 5, 100),
+                              .work_root = dir / "work"});
+    s->hub_->AddListener(s->runner_.get());
+  }
+  return s;
+}
+
+Server::~Server() {
+  Stop();
+  if (store_) store_->SetObserver(nullptr);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Server::Start() {
+  http_ = std::make_unique<httplib::Server>();
+  size_t max_threads = static_cast<size_t>(options_.max_connections);
+  // httplib owns and deletes the queue it gets from this factory.
+  http_->new_task_queue = [max_threads] { return new ElasticTaskQueue(max_threads); };
+  http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_keep_alive_max_count(10'000);
+  http_->set_read_timeout(30, 0);
+  http_->set_tcp_nodelay(true);
+  api_context_ = std::make_unique<ApiContext>(ApiContext{*store_, *hub_, admin_token_});
+  RegisterApi(*http_, *api_context_);
+
+  port_ = options_.port == 0
+              ? http_->bind_to_any_port(options_.host)
+              : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port_ <= 0) {
+    return UnavailableError(
+        StrCat("cannot listen on ", options_.host, ":", options_.port, ": ", std::strerror(errno)));
+  }
+  reaper_thread_ = std::thread([this] { ReaperLoop(); });
+  if (runner_) RETURN_IF_ERROR(runner_->Start());
+  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs, so a stop right after Start()
+  // would be lost; and "started" should mean "accepting". Wait for the loop.
+  for (int i = 0; i < 25'000 && !http_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  if (!http_->is_running()) return UnavailableError("the HTTP accept loop did not start");
+  return OkStatus();
+}
+
+void Server::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (hub_) hub_->Shutdown();
+  if (http_) http_->stop();
+  if (http_thread_.joinable()) http_thread_.join();
+  if (runner_) runner_->Stop();
+  reaper_cv_.notify_all();
+  if (reaper_thread_.joinable()) reaper_thread_.join();
+}
+
+void Server::ReaperLoop() {
+  auto log = log::Get("server");
+  int64_t interval = std::clamp<int64_t>(options_.lease_ttl_ms / 4, 50, 1000);
+  std::unique_lock lock(reaper_mu_);
+  while (!stopping_) {
+    reaper_cv_.wait_for(lock, std::chrono::milliseconds(interval),
+                        [this] { return stopping_.load(); });
+    if (stopping_) break;
+    auto expired = store_->ExpireLeases();
+    if (!expired.ok()) {
+      log->warn("expiring leases: {}", expired.status().ToString());
+      continue;
+    }
+    for (const auto& run : *expired) {
+      log->info("run {}: {} ({})", run.id, store::RunStateName(run.state), run.reason);
+    }
+  }
+}
+
+namespace {
+
+std::string HostForUrl(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+int Serve(const ServerOptions& options) {
+  // Signals are taken synchronously by this thread; every thread started later inherits the
+  // mask, so SIGINT/SIGTERM never interrupt a worker.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto server = Server::Open(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "nightshift: %s\n", server.status().message().c_str());
+    return 1;
+  }
+  if (Status st = (*server)->Start(); !st.ok()) {
+    std::fprintf(stderr, "nightshift: %s\n", st.message().c_str());
+    return 1;
+  }
+  std::printf("listening on http://%s:%d\n", HostForUrl(options.host).c_str(), (*server)->port());
+  std::printf("admin token in %s\n", (options.data_dir / "admin-token").c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  log::Get("server")->info("received signal {}, shutting down", sig);
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace nightshift::server

@@ -1,0 +1,86 @@
+#pragma once
+
+// The control plane process: owns the data directory (locked against a second server), the
+// store, the admin token, the lease reaper, the embedded runner and the HTTP API.
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "store/store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace nightshift::runner {
+class Runner;
+class RecipeExecutor;
+class StoreLeaseSource;
+}  // namespace nightshift::runner
+
+namespace nightshift::server {
+
+class EventHub;
+struct ApiContext;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 picks a free port
+  std::filesystem::path data_dir = ".nightshift";
+  int runner_slots = 2;  // 0: no embedded runner
+  int64_t lease_ttl_ms = 15'000;
+  size_t max_body_bytes = 1 << 20;
+  int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
+};
+
+class Server {
+ public:
+  // Creates the data directory (0700) if needed, takes its lock, opens the store and creates
+  // the admin token at first start. FailedPrecondition if another server holds the lock.
+  static StatusOr<std::unique_ptr<Server>> Open(const ServerOptions& options);
+  ~Server();
+
+  // Binds the listening socket, starts the reaper, the runner and the HTTP threads.
+  // After it returns OK, port() is the bound port and requests are accepted.
+  Status Start();
+  // Stops accepting, ends streams, stops the runner. Idempotent.
+  void Stop();
+
+  int port() const { return port_; }
+  const std::string& admin_token() const { return admin_token_; }
+  store::Store& store() { return *store_; }
+
+ private:
+  explicit Server(ServerOptions options);
+  void ReaperLoop();
+
+  ServerOptions options_;
+  int lock_fd_ = -1;
+  std::string admin_token_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<EventHub> hub_;
+  std::unique_ptr<runner::StoreLeaseSource> lease_source_;
+  std::unique_ptr<runner::RecipeExecutor> executor_;
+  std::unique_ptr<runner::Runner> runner_;
+  std::unique_ptr<ApiContext> api_context_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread http_thread_;
+  std::thread reaper_thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  int port_ = 0;
+};
+
+// `nightshift serve`: opens and starts a Server, prints "listening on http://HOST:PORT" to
+// stdout, and serves until SIGINT or SIGTERM. Returns the process exit code.
+int Serve(const ServerOptions& options);
+
+}  // namespace nightshift::server

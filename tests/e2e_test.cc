@@ -1,0 +1,376 @@
+// End to end: the real `nightshift` binary as server and CLI, real git repositories in temp
+// dirs, loopback HTTP. Nothing is mocked.
+
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "core/json.h"
+#include "gtest/gtest.h"
+#include "tests/support/server_process.h"
+#include "tests/support/test_support.h"
+
+namespace nightshift {
+namespace {
+
+using testing::Shell;
+using testing::ShellQuote;
+
+class EndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    commit_ = testing::MakeGitRepo(
+        repo_path(), {{"README.md", "hello\n"}, {"test.sh", "grep -q hello README.md\n"}});
+    StartServer();
+  }
+
+  std::filesystem::path repo_path() const { return dir_.path() / "app"; }
+  std::filesystem::path data_dir() const { return dir_.path() / "data"; }
+
+  void StartServer() {
+    server_ = std::make_unique<testing::ServerProcess>(
+        data_dir(), std::vector<std::string>{"--lease-ttl", "2", "--log-level", "warn"});
+    ASSERT_TRUE(server_->Start()) << server_->error();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client_->set_bearer_token_auth(server_->token());
+    client_->set_read_timeout(30, 0);
+  }
+
+  // Runs the CLI against the server; stdout and stderr together.
+  testing::ShellResult Cli(const std::string& args) {
+    return Shell("NIGHTSHIFT_SERVER=" + server_->url() +
+                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote(data_dir().string()) + " " +
+                 ShellQuote(testing::NightshiftBin()) + " " + args);
+  }
+
+  Json Api(const std::string& method, const std::string& path, const std::string& body = "",
+           int* status = nullptr) {
+    httplib::Result r = method == "GET"      ? client_->Get(path)
+                        : method == "DELETE" ? client_->Delete(path)
+                                             : client_->Post(path, body, "application/json");
+    EXPECT_TRUE(r) << method << " " << path;
+    if (!r) return Json();
+    if (status) *status = r->status;
+    if (r->body.empty()) return Json();
+    return Json::parse(r->body, nullptr, false);
+  }
+
+  Json WaitFinished(int64_t id, int timeout_s = 30) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    Json run;
+    while (std::chrono::steady_clock::now() < deadline) {
+      run = Api("GET", "/api/v1/runs/" + std::to_string(id));
+      std::string s = run.value("state", "");
+      if (s == "succeeded" || s == "failed" || s == "cancelled" || s == "timed_out") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return run;
+  }
+
+  void AddRepo() {
+    int status = 0;
+    Api("POST", "/api/v1/repositories", Json{{"name", "app"}, {"url", repo_path().string()}}.dump(),
+        &status);
+    ASSERT_EQ(status, 201);
+  }
+
+  Json Events(int64_t id) {
+    return Api("GET", "/api/v1/runs/" + std::to_string(id) + "/events?format=json")["events"];
+  }
+
+  testing::TempDir dir_;
+  std::string commit_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(EndToEnd, AdminTokenIsPrivateAndRequired) {
+  struct stat st {};
+  ASSERT_EQ(::stat((data_dir() / "admin-token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_GE(server_->token().size(), 32u);
+
+  httplib::Client anonymous("127.0.0.1", server_->port());
+  auto r = anonymous.Get("/api/v1/runs");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "unauthenticated");
+  anonymous.set_bearer_token_auth("wrong");
+  EXPECT_EQ(anonymous.Get("/api/v1/runs")->status, 401);
+  EXPECT_EQ(anonymous.Get("/healthz")->status, 200);
+}
+
+TEST_F(EndToEnd, SecondServerOnTheSameDataDirIsRefused) {
+  testing::ServerProcess second(data_dir());
+  EXPECT_FALSE(second.Start());
+  auto r = Shell(ShellQuote(testing::NightshiftBin()) + " serve --listen 127.0.0.1:0 --data-dir " +
+                 ShellQuote(data_dir().string()));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("in use by another nightshift server"), std::string::npos) << r.output;
+}
+
+TEST_F(EndToEnd, CliTourOnARealRepository) {
+  auto added = Cli("repo add app " + ShellQuote(repo_path().string()));
+  ASSERT_EQ(added.exit_code, 0) << added.output;
+  auto list = Cli("repo list --json");
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  Json repos = Json::parse(list.output, nullptr, false);
+  ASSERT_TRUE(repos.is_array()) << list.output;
+  EXPECT_EQ(repos[0]["name"], "app");
+
+  // run --follow streams the log and exits 0 only when the run succeeded.
+  auto ok = Cli("run --repo app --recipe 'sh test.sh && echo tests passed' --follow");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("tests passed"), std::string::npos) << ok.output;
+  auto bad = Cli("run --repo app --recipe 'echo broken; exit 3' --follow");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("broken"), std::string::npos) << bad.output;
+
+  auto created = Cli("run --repo app --recipe 'echo from-json' --json");
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  Json run = Json::parse(created.output, nullptr, false);
+  ASSERT_TRUE(run.contains("id")) << created.output;
+  EXPECT_EQ(run["state"], "queued");
+  int64_t id = run["id"];
+  EXPECT_EQ(WaitFinished(id)["state"], "succeeded");
+
+  auto shown = Cli("show " + std::to_string(id) + " --json");
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  Json s = Json::parse(shown.output, nullptr, false);
+  EXPECT_EQ(s["state"], "succeeded");
+  EXPECT_EQ(s["commit"], commit_);
+
+  auto logs = Cli("logs " + std::to_string(id));
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_NE(logs.output.find("from-json"), std::string::npos) << logs.output;
+  auto follow = Cli("logs -f " + std::to_string(id));  // finished: prints all, then ends
+  EXPECT_EQ(follow.exit_code, 0);
+  EXPECT_NE(follow.output.find("from-json"), std::string::npos) << follow.output;
+
+  auto runs = Cli("runs --json");
+  ASSERT_EQ(runs.exit_code, 0);
+  EXPECT_EQ(Json::parse(runs.output, nullptr, false).size(), 3u) << runs.output;
+  auto failed = Cli("runs --state failed --json");
+  EXPECT_EQ(Json::parse(failed.output, nullptr, false).size(), 1u) << failed.output;
+  EXPECT_EQ(Cli("runs").exit_code, 0);
+  EXPECT_EQ(Cli("show " + std::to_string(id)).exit_code, 0);
+
+  // Cancelling a finished run is a conflict: one line, non-zero exit, nothing changed.
+  auto cancel = Cli("cancel " + std::to_string(id));
+  EXPECT_NE(cancel.exit_code, 0);
+  EXPECT_NE(cancel.output.find("already succeeded"), std::string::npos) << cancel.output;
+  EXPECT_EQ(Api("GET", "/api/v1/runs/" + std::to_string(id))["state"], "succeeded");
+}
+
+TEST_F(EndToEnd, CliErrorsAreOneClearLine) {
+  auto unknown = Cli("run --repo nope --recipe true");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("unknown repository 'nope'"), std::string::npos) << unknown.output;
+  EXPECT_EQ(std::count(unknown.output.begin(), unknown.output.end(), '\n'), 1) << unknown.output;
+
+  auto not_a_run = Cli("show 999999");
+  EXPECT_NE(not_a_run.exit_code, 0);
+  EXPECT_NE(not_a_run.output.find("unknown run 999999"), std::string::npos) << not_a_run.output;
+
+  auto unreachable = Shell("NIGHTSHIFT_SERVER=http://127.0.0.1:1 NIGHTSHIFT_TOKEN=x " +
+                           ShellQuote(testing::NightshiftBin()) + " runs");
+  EXPECT_NE(unreachable.exit_code, 0);
+  EXPECT_NE(unreachable.output.find("cannot reach"), std::string::npos) << unreachable.output;
+}
+
+TEST_F(EndToEnd, BadInputGets4xxJsonAndHarmsNothing) {
+  AddRepo();
+  int status = 0;
+  Json created = Api("POST", "/api/v1/runs", R"({"repo":"app","recipe":"echo kept"})", &status);
+  ASSERT_EQ(status, 201);
+  int64_t kept = created["id"];
+  WaitFinished(kept);
+
+  struct Case {
+    std::string method, path, body;
+    int want;
+    std::string code;
+  };
+  std::vector<Case> cases = {
+      {"POST", "/api/v1/runs", "{\"repo\": ", 400, "invalid_argument"},
+      {"POST", "/api/v1/runs", "[1,2]", 400, "invalid_argument"},
+      {"POST", "/api/v1/runs", R"({"repo":"app"})", 400, "invalid_argument"},
+      {"POST", "/api/v1/runs", R"({"repo":5,"recipe":"x"})", 400, "invalid_argument"},
+      {"POST", "/api/v1/runs", R"({"repo":"nope","recipe":"x"})", 404, "not_found"},
+      {"POST", "/api/v1/runs", R"({"repo":"app","recipe":"x","ref":"a..b"})", 400,
+       "invalid_argument"},
+      {"POST", "/api/v1/runs", R"({"repo":"app","recipe":"x","ref":"--upload-pack=evil"})", 400,
+       "invalid_argument"},
+      {"POST", "/api/v1/runs", R"({"repo":"app","recipe":"x","timeout_seconds":0})", 400,
+       "invalid_argument"},
+      {"POST", "/api/v1/runs", std::string(2 << 20, ' '), 413, "payload_too_large"},
+      {"POST", "/api/v1/repositories", R"({"name":"app","url":"/tmp"})", 400, "invalid_argument"},
+      {"POST", "/api/v1/repositories", Json{{"name", "app"}, {"url", repo_path().string()}}.dump(),
+       409, "already_exists"},
+      {"POST", "/api/v1/repositories", R"({"name":"a b","url":"https://x/y"})", 400,
+       "invalid_argument"},
+      {"POST", "/api/v1/repositories", R"({"name":"x","url":"ftp://x/y"})", 400,
+       "invalid_argument"},
+      {"GET", "/api/v1/runs/abc", "", 400, "invalid_argument"},
+      {"GET", "/api/v1/runs/99999999999999999999", "", 400, "invalid_argument"},
+      {"GET", "/api/v1/runs/424242", "", 404, "not_found"},
+      {"GET", "/api/v1/runs?state=sleeping", "", 400, "invalid_argument"},
+      {"GET", "/api/v1/runs?limit=0", "", 400, "invalid_argument"},
+      {"POST", "/api/v1/runs/" + std::to_string(kept) + "/cancel", "", 409, "failed_precondition"},
+      {"GET", "/api/v1/nothing-here", "", 404, "not_found"},
+      {"DELETE", "/api/v1/repositories/nope", "", 404, "not_found"},
+  };
+  for (const Case& c : cases) {
+    int got = 0;
+    Json body = Api(c.method, c.path, c.body, &got);
+    EXPECT_EQ(got, c.want) << c.method << " " << c.path << " " << c.body.substr(0, 60);
+    EXPECT_EQ(body["error"]["code"], c.code) << c.method << " " << c.path;
+    EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
+  }
+  // Nothing stored was harmed.
+  Json runs = Api("GET", "/api/v1/runs")["runs"];
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["state"], "succeeded");
+  EXPECT_EQ(Api("GET", "/api/v1/repositories")["repositories"].size(), 1u);
+}
+
+TEST_F(EndToEnd, EventStreamResumesWithLastEventId) {
+  AddRepo();
+  Json run = Api("POST", "/api/v1/runs",
+                 R"({"repo":"app","recipe":"for i in 1 2 3 4 5; do echo line$i; done"})");
+  int64_t id = run["id"];
+  WaitFinished(id);
+  size_t total = Events(id).size();
+  ASSERT_GT(total, 8u);
+
+  httplib::Headers headers = {{"Last-Event-ID", "4"}};
+  std::string body;
+  auto r = client_->Get("/api/v1/runs/" + std::to_string(id) + "/events", headers,
+                        [&](const char* data, size_t n) {
+                          body.append(data, n);
+                          return true;
+                        });
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  // Every event after 4, in order, then "end".
+  std::vector<int64_t> ids;
+  for (size_t at = body.find("id: "); at != std::string::npos; at = body.find("id: ", at + 1)) {
+    ids.push_back(std::stoll(body.substr(at + 4)));
+  }
+  ASSERT_EQ(ids.size(), total - 4);
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], static_cast<int64_t>(i + 5));
+  EXPECT_NE(body.find("event: end\ndata: {\"state\":\"succeeded\"}"), std::string::npos) << body;
+}
+
+// The SSE stream delivers events as they happen, not only at the end.
+TEST_F(EndToEnd, EventStreamIsLive) {
+  AddRepo();
+  auto marker = dir_.path() / "go";
+  Json run = Api("POST", "/api/v1/runs",
+                 Json{{"repo", "app"},
+                      {"recipe", "echo waiting; while [ ! -e " + marker.string() +
+                                     " ]; do sleep 0.05; done; echo released"}}
+                     .dump());
+  int64_t id = run["id"];
+  std::string body;
+  bool saw_waiting_before_release = false;
+  auto r = client_->Get(
+      "/api/v1/runs/" + std::to_string(id) + "/events", [&](const char* data, size_t n) {
+        body.append(data, n);
+        if (!saw_waiting_before_release && body.find("\"line\":\"waiting\"") != std::string::npos) {
+          saw_waiting_before_release = body.find("released") == std::string::npos;
+          Shell("touch " + marker.string());
+        }
+        return true;
+      });
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(saw_waiting_before_release);
+  EXPECT_NE(body.find("released"), std::string::npos);
+  EXPECT_NE(body.find("event: end"), std::string::npos);
+}
+
+TEST_F(EndToEnd, CancelStopsATreeIgnoringSigtermWithinOneSecond) {
+  ASSERT_EQ(Cli("repo add app " + ShellQuote(repo_path().string())).exit_code, 0);
+  auto pids = dir_.path() / "pids";
+  auto created = Cli("run --repo app --json --recipe " +
+                     ShellQuote("trap '' TERM; (trap '' TERM; sleep 300) & echo $$ $! > " +
+                                pids.string() + "; wait"));
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  int64_t id = Json::parse(created.output)["id"];
+  for (int i = 0; i < 200 && !std::filesystem::exists(pids); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  int shell = 0, child = 0;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(std::sscanf(Shell("cat " + pids.string()).output.c_str(), "%d %d", &shell, &child), 2);
+  auto start = std::chrono::steady_clock::now();
+  auto cancel = Cli("cancel " + std::to_string(id) + " --json");
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.output;
+  EXPECT_EQ(Json::parse(cancel.output)["state"], "cancelled");
+  bool gone = false;
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) {
+    if (!testing::ProcessAlive(shell) && !testing::ProcessAlive(child)) {
+      gone = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "the process tree outlived the cancel by more than a second";
+}
+
+// SIGKILL the server in the middle of a run, start it again: the run ends exactly once, as a
+// second attempt, with every event of both attempts intact.
+TEST_F(EndToEnd, ServerKilledMidRunRestartsAndTheRunEndsExactlyOnce) {
+  AddRepo();
+  Json run =
+      Api("POST", "/api/v1/runs",
+          R"({"repo":"app","recipe":"echo attempt $NIGHTSHIFT_RUN_ID; sleep 2; echo finished"})");
+  int64_t id = run["id"];
+  // Wait until the first attempt is running and has printed.
+  for (int i = 0; i < 400; ++i) {
+    bool printed = false;
+    for (const auto& e : Events(id)) {
+      if (e["kind"] == "log") printed = true;
+    }
+    if (printed) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_EQ(Api("GET", "/api/v1/runs/" + std::to_string(id))["state"], "running");
+  EXPECT_EQ(server_->Stop(SIGKILL), 128 + SIGKILL);
+
+  StartServer();
+  Json done = WaitFinished(id, 60);
+  EXPECT_EQ(done["state"], "succeeded") << done.dump();
+  EXPECT_EQ(done["attempt"], 2);
+  ASSERT_EQ(done["attempts"].size(), 2u);
+  EXPECT_EQ(done["attempts"][0]["outcome"], "requeued");
+  EXPECT_EQ(done["attempts"][1]["outcome"], "succeeded");
+
+  // Events: gapless, both attempts' output present, exactly one terminal state event.
+  Json events = Events(id);
+  int terminal = 0, attempt_lines = 0, finished_lines = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i]["seq"], static_cast<int64_t>(i + 1));
+    const Json& d = events[i]["data"];
+    if (events[i]["kind"] == "state") {
+      std::string to = d["to"];
+      if (to == "succeeded" || to == "failed" || to == "cancelled" || to == "timed_out") ++terminal;
+    }
+    if (events[i]["kind"] == "log") {
+      std::string line = d["line"];
+      if (line.starts_with("attempt")) ++attempt_lines;
+      if (line == "finished") ++finished_lines;
+    }
+  }
+  EXPECT_EQ(terminal, 1);
+  EXPECT_EQ(attempt_lines, 2);
+  EXPECT_EQ(finished_lines, 1);
+}
+
+TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }
+
+}  // namespace
+}  // namespace nightshift
