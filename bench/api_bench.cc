@@ -48,6 +48,7 @@ Json CreationBench(int port, const std::string& token, int clients, double secon
       httplib::Client client("127.0.0.1", port);
       client.set_bearer_token_auth(token);
       client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);
       auto& lat = latencies[static_cast<size_t>(c)];
       lat.reserve(100'000);
       while (!go) std::this_thread::yield();
@@ -114,7 +115,7 @@ Json FanoutBench(store::Store& store, int port, const std::string& token, int64_
       std::string buf;
       bool counted = false;
       httplib::Headers headers = {{"Last-Event-ID", std::to_string(base_seq)}};
-      client.Get(
+      auto result = client.Get(
           "/api/v1/runs/" + std::to_string(run_id) + "/events", headers,
           [&](const httplib::Response&) {
             ++connected;
@@ -136,7 +137,10 @@ Json FanoutBench(store::Store& store, int port, const std::string& token, int64_
             }
             return got[static_cast<size_t>(events)] == 0;
           });
-      if (!counted) ++connected;
+      if (!counted) {
+        ++connected;
+        std::fprintf(stderr, "subscriber %d: %s\n", s, httplib::to_string(result.error()).c_str());
+      }
     });
   }
   while (connected < subscribers) std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -269,6 +269,7 @@ StatusOr<std::unique_ptr<ApiClient>> ApiClient::Create(Options options) {
   http->set_connection_timeout(options.connect_timeout);
   http->set_write_timeout(options.request_timeout);
   http->set_follow_location(false);
+  http->set_tcp_nodelay(true);  // headers and body go in two writes: no Nagle delay
   if (!options.token.empty()) http->set_bearer_token_auth(options.token);
   return std::unique_ptr<ApiClient>(
       new ApiClient(std::move(options), std::move(prefix), std::move(http)));

@@ -591,8 +591,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   std::array<UniqueFd, 2> pipes = {std::move(out.read), std::move(err.read)};
   std::vector<char> buffer(kReadChunkBytes);
 
-  const std::optional<int64_t> deadline_ms =
-      spec.timeout_ms > 0 ? std::optional<int64_t>(start_ms + spec.timeout_ms) : std::nullopt;
+  // 0 = no deadline (a plain integer: GCC's -Wmaybe-uninitialized misfires on optional here).
+  const int64_t deadline_ms = spec.timeout_ms > 0 ? start_ms + spec.timeout_ms : 0;
   std::optional<EndReason> stop_reason;  // set when we start stopping the group
   int64_t term_sent_ms = 0;
   bool kill_sent = false;
@@ -608,7 +608,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     if (!child.reaped() && !stop_reason.has_value()) {
       if (cancel_seen) {
         stop_reason = EndReason::kCancelled;
-      } else if (deadline_ms.has_value() && now_ms >= *deadline_ms) {
+      } else if (deadline_ms > 0 && now_ms >= deadline_ms) {
         stop_reason = EndReason::kTimedOut;
       }
       if (stop_reason.has_value()) {
@@ -655,8 +655,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       int64_t delay = std::max<int64_t>(0, at_ms - now_ms);
       wait_ms = wait_ms < 0 ? delay : std::min(wait_ms, delay);
     };
-    if (!child.reaped() && !stop_reason.has_value() && deadline_ms.has_value()) {
-      wake_at(*deadline_ms);
+    if (!child.reaped() && !stop_reason.has_value() && deadline_ms > 0) {
+      wake_at(deadline_ms);
     }
     if (stop_reason.has_value() && !kill_sent) wake_at(term_sent_ms + spec.kill_grace_ms);
     if (orphan_grace_start_ms.has_value()) wake_at(*orphan_grace_start_ms + kOrphanGraceMs);

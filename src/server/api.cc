@@ -337,7 +337,12 @@ class Api {
     int64_t run_id = *id;
     int64_t cursor = *after;
     res.set_chunked_content_provider(
-        "text/event-stream", [this, sub, run_id, cursor](size_t, httplib::DataSink& sink) mutable {
+        "text/event-stream",
+        [this, sub, run_id, cursor, opened = false](size_t, httplib::DataSink& sink) mutable {
+          // httplib sends the headers with the first chunk; a run with nothing new to say
+          // would leave the client waiting for them, so open with a comment.
+          if (!opened && !Write(sink, StrCat(": events of run ", run_id, "\n\n"))) return false;
+          opened = true;
           return Stream(*sub, run_id, cursor, sink);
         });
   }

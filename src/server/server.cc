@@ -21,64 +21,11 @@
 #include "runner/runner.h"
 #include "server/api.h"
 #include "server/event_hub.h"
+#include "server/task_queue.h"
 #include "store/sqlite_store.h"
 
 namespace nightshift::server {
 namespace {
-
-// A thread pool that grows with demand up to `max_threads` and starts empty, so an idle server
-// holds no worker stacks while 100 SSE streams (each holding a connection) still get threads.
-// Idle workers linger for a while, then exit.
-class ElasticTaskQueue final : public httplib::TaskQueue {
- public:
-  explicit ElasticTaskQueue(size_t max_threads) : max_threads_(max_threads) {}
-  ~ElasticTaskQueue() override = default;
-
-  void enqueue(std::function<void()> fn) override {
-    std::unique_lock lock(mu_);
-    jobs_.push_back(std::move(fn));
-    if (idle_ == 0 && live_ < max_threads_) {
-      ++live_;
-      std::thread(&ElasticTaskQueue::Worker, this).detach();
-    } else {
-      cv_.notify_one();
-    }
-  }
-
-  void shutdown() override {
-    std::unique_lock lock(mu_);
-    shutdown_ = true;
-    cv_.notify_all();
-    done_cv_.wait(lock, [this] { return live_ == 0; });
-  }
-
- private:
-  void Worker() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      ++idle_;
-      bool got = cv_.wait_for(lock, std::chrono::seconds(30),
-                              [this] { return shutdown_ || !jobs_.empty(); });
-      --idle_;
-      if (jobs_.empty() && (shutdown_ || !got)) break;
-      auto fn = std::move(jobs_.front());
-      jobs_.pop_front();
-      lock.unlock();
-      fn();
-      lock.lock();
-    }
-    if (--live_ == 0) done_cv_.notify_all();
-  }
-
-  const size_t max_threads_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable done_cv_;
-  std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
-  size_t live_ = 0;                         // GUARDED_BY(mu_)
-  size_t idle_ = 0;                         // GUARDED_BY(mu_)
-  bool shutdown_ = false;                   // GUARDED_BY(mu_)
-};
 
 std::string Hostname() {
   char buf[256] = {};
@@ -157,6 +104,15 @@ Status Server::Start() {
   http_->set_keep_alive_max_count(10'000);
   http_->set_read_timeout(30, 0);
   http_->set_tcp_nodelay(true);
+  // Debian's compiled httplib listens with a backlog of 5: a burst of new connections (64 API
+  // clients, 100 event streams) overflows it and clients wait out SYN retransmits (1-3 s).
+  // The options hook sees the listening socket before bind; listen() again after bind raises
+  // the backlog (Linux updates it in place).
+  int listen_fd = -1;
+  http_->set_socket_options([&listen_fd](int fd) {
+    httplib::default_socket_options(fd);
+    listen_fd = fd;
+  });
   api_context_ = std::make_unique<ApiContext>(ApiContext{*store_, *hub_, admin_token_});
   RegisterApi(*http_, *api_context_);
 
@@ -167,6 +123,7 @@ Status Server::Start() {
     return UnavailableError(
         StrCat("cannot listen on ", options_.host, ":", options_.port, ": ", std::strerror(errno)));
   }
+  if (listen_fd >= 0 && ::listen(listen_fd, 1024) != 0) return ErrnoError("listen", options_.host);
   reaper_thread_ = std::thread([this] { ReaperLoop(); });
   if (runner_) RETURN_IF_ERROR(runner_->Start());
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
