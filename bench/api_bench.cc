@@ -180,6 +180,28 @@ Json FanoutBench(store::Store& store, int port, const std::string& token, int64_
   return j;
 }
 
+// The peer for the HTTP figures: the same creations straight into the store, one thread, with
+// SQLite's synchronous=NORMAL (our default: survives any process crash) and FULL (also survives
+// power loss: an fsync per commit).
+Json StoreCreationBench(const std::filesystem::path& dir, const std::string& repo_url,
+                        bool full_sync, double seconds) {
+  auto store = store::OpenSqliteStore(dir / (full_sync ? "full.db" : "normal.db"),
+                                      SystemClock::Get(), {.synchronous_full = full_sync});
+  if (!store.ok()) return nullptr;
+  (void)(*store)->AddRepository("bench", repo_url);
+  int64_t n = 0;
+  int64_t start = MonotonicNs();
+  int64_t end = start + static_cast<int64_t>(seconds * 1e9);
+  while (MonotonicNs() < end) {
+    if (!(*store)->CreateRun({.repo = "bench", .ref = "main", .recipe = "make test"}).ok()) break;
+    ++n;
+  }
+  double rate = static_cast<double>(n) / (static_cast<double>(MonotonicNs() - start) / 1e9);
+  std::printf("create runs  store direct, synchronous=%-6s %8.0f/s\n",
+              full_sync ? "FULL" : "NORMAL", rate);
+  return {{"synchronous", full_sync ? "FULL" : "NORMAL"}, {"per_second", rate}};
+}
+
 int64_t RssKb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -241,6 +263,10 @@ int Main(int argc, char** argv) {
     report["create"].push_back(
         CreationBench((*server)->port(), (*server)->admin_token(), clients, seconds));
   }
+  report["create_store_direct"].push_back(
+      StoreCreationBench(dir.path(), repo.string(), false, seconds));
+  report["create_store_direct"].push_back(
+      StoreCreationBench(dir.path(), repo.string(), true, seconds));
   auto run = store.CreateRun({.repo = "bench", .recipe = "noop"});
   report["append"].push_back(AppendBench(store, run->id, 1, seconds));
   report["append"].push_back(AppendBench(store, run->id, 100, seconds));

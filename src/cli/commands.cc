@@ -565,6 +565,13 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->type_name("LEVEL")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
+  serve_cmd
+      ->add_option("--durability", serve_options.durability,
+                   "process: a commit survives any crash of the server; power: also power loss "
+                   "(an fsync per commit)")
+      ->type_name("LEVEL")
+      ->check(CLI::IsMember({"process", "power"}))
+      ->capture_default_str();
 
   // repo add|list|remove
   CLI::App* repo_cmd = app.add_subcommand("repo", "manage repositories");

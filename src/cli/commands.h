@@ -17,6 +17,7 @@ struct ServeOptions {
   int runners = 2;
   int lease_ttl_seconds = 15;
   std::string log_level = "info";
+  std::string durability = "process";  // or "power"
 };
 
 // Runs the server until it stops; returns the process exit code.

@@ -21,6 +21,7 @@ int Serve(const nightshift::cli::ServeOptions& o) {
   options.data_dir = o.data_dir;
   options.runner_slots = o.runners;
   options.lease_ttl_ms = int64_t{o.lease_ttl_seconds} * 1000;
+  options.sync_full = o.durability == "power";
   return nightshift::server::Serve(options);
 }
 

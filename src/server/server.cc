@@ -71,7 +71,8 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   }
   s->admin_token_ = token;
 
-  ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get()));
+  ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get(),
+                                                     {.synchronous_full = options.sync_full}));
   s->hub_ = std::make_unique<EventHub>();
   s->store_->SetObserver(s->hub_.get());
   if (options.runner_slots > 0) {

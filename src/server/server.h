@@ -36,6 +36,7 @@ struct ServerOptions {
   std::filesystem::path data_dir = ".nightshift";
   int runner_slots = 2;  // 0: no embedded runner
   int64_t lease_ttl_ms = 15'000;
+  bool sync_full = false;  // fsync every commit (survives power loss), see SqliteOptions
   size_t max_body_bytes = 1 << 20;
   int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
 };
