@@ -370,6 +370,22 @@ TEST_F(EndToEnd, ServerKilledMidRunRestartsAndTheRunEndsExactlyOnce) {
   EXPECT_EQ(finished_lines, 1);
 }
 
+// `make run` uses a relative data dir; runs execute in other directories, so every path the
+// server derives from it must still resolve.
+TEST_F(EndToEnd, RelativeDataDirWorks) {
+  server_->Stop(SIGTERM);
+  server_ = std::make_unique<testing::ServerProcess>(
+      "relative-data", std::vector<std::string>{"--log-level", "warn"}, dir_.path());
+  ASSERT_TRUE(server_->Start()) << server_->error();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+  client_->set_bearer_token_auth(server_->token());
+  AddRepo();
+  Json run = Api("POST", "/api/v1/runs", R"({"repo":"app","recipe":"cat README.md"})");
+  Json done = WaitFinished(run["id"]);
+  EXPECT_EQ(done["state"], "succeeded") << done.dump();
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() / "relative-data" / "nightshift.db"));
+}
+
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }
 
 }  // namespace

@@ -146,7 +146,9 @@ class EventPrinter {
         if (live_) std::cout.flush();
       }
     } else if (kind == "state") {
-      std::string line = StrCat("[state] ", Text(data, "from", "?"), " -> ", Text(data, "to", "?"));
+      std::string line = data.contains("from") ? StrCat("[state] ", Text(data, "from", "?"), " -> ",
+                                                        Text(data, "to", "?"))
+                                               : StrCat("[state] ", Text(data, "to", "?"));
       std::vector<std::string> details;
       if (Text(data, "to") == "preparing" && Int(data, "attempt")) {
         details.push_back(StrCat("attempt ", *Int(data, "attempt")));

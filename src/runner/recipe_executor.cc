@@ -150,6 +150,11 @@ Outcome RecipeExecutor::Execute(Execution& x) {
       commit = out.front();
       break;
     }
+    if (r->exit_code != 1) {  // 1: no such ref; anything else: git itself could not run
+      checkout_phase.End("failed");
+      return {RunState::kFailed, std::nullopt,
+              StrCat("cannot resolve ref: git rev-parse exited with status ", r->exit_code)};
+    }
   }
   if (commit.empty()) {
     checkout_phase.End("failed");

@@ -38,9 +38,16 @@ std::string Hostname() {
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
 StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
-  std::unique_ptr<Server> s(new Server(options));
-  const auto& dir = options.data_dir;
   std::error_code ec;
+  ServerOptions resolved = options;
+  // Runs execute in other working directories: every path derived from the data dir must be
+  // absolute.
+  resolved.data_dir = std::filesystem::absolute(options.data_dir, ec);
+  if (ec)
+    return InternalError(
+        StrCat("resolve data dir ", options.data_dir.string(), ": ", ec.message()));
+  std::unique_ptr<Server> s(new Server(resolved));
+  const auto& dir = s->options_.data_dir;
   std::filesystem::create_directories(dir, ec);
   if (ec) return InternalError(StrCat("create data dir ", dir.string(), ": ", ec.message()));
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all,

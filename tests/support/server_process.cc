@@ -18,8 +18,16 @@ std::string NightshiftBin() {
   return bin && *bin ? bin : "build/nightshift";
 }
 
-ServerProcess::ServerProcess(std::filesystem::path data_dir, std::vector<std::string> extra_args)
-    : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)) {}
+ServerProcess::ServerProcess(std::filesystem::path data_dir, std::vector<std::string> extra_args,
+                             std::filesystem::path cwd)
+    : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)), cwd_(std::move(cwd)) {
+  if (data_dir_.is_relative() && !cwd_.empty()) {
+    // token() reads the file from this process's working directory.
+    abs_data_dir_ = cwd_ / data_dir_;
+  } else {
+    abs_data_dir_ = data_dir_;
+  }
+}
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Stop(SIGKILL);
@@ -34,6 +42,7 @@ bool ServerProcess::Start() {
   pid_ = ::fork();
   if (pid_ == 0) {
     ::dup2(pipefd[1], STDOUT_FILENO);
+    if (!cwd_.empty() && ::chdir(cwd_.c_str()) != 0) ::_exit(126);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -77,7 +86,7 @@ int ServerProcess::Stop(int signal) {
 }
 
 std::string ServerProcess::token() const {
-  std::ifstream in(data_dir_ / "admin-token");
+  std::ifstream in(abs_data_dir_ / "admin-token");
   std::string t;
   in >> t;
   return t;

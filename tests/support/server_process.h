@@ -16,8 +16,10 @@ std::string NightshiftBin();
 
 class ServerProcess {
  public:
-  // `extra_args` are appended to `serve --listen 127.0.0.1:0 --data-dir DIR`.
-  ServerProcess(std::filesystem::path data_dir, std::vector<std::string> extra_args = {});
+  // `extra_args` are appended to `serve --listen 127.0.0.1:0 --data-dir DIR`; the server starts
+  // in `cwd` when given (so DIR may be relative to it).
+  ServerProcess(std::filesystem::path data_dir, std::vector<std::string> extra_args = {},
+                std::filesystem::path cwd = {});
   ~ServerProcess();  // SIGKILLs the server if still running
 
   // Starts the server and waits for its "listening on" line. False (with the output in
@@ -36,6 +38,8 @@ class ServerProcess {
  private:
   std::filesystem::path data_dir_;
   std::vector<std::string> extra_args_;
+  std::filesystem::path cwd_;
+  std::filesystem::path abs_data_dir_;
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::string url_;
