@@ -310,14 +310,7 @@ TEST_F(EndToEnd, CancelStopsATreeIgnoringSigtermWithinOneSecond) {
   auto cancel = Cli("cancel " + std::to_string(id) + " --json");
   ASSERT_EQ(cancel.exit_code, 0) << cancel.output;
   EXPECT_EQ(Json::parse(cancel.output)["state"], "cancelled");
-  bool gone = false;
-  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) {
-    if (!testing::ProcessAlive(shell) && !testing::ProcessAlive(child)) {
-      gone = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  bool gone = testing::AllGoneBy({shell, child}, start + std::chrono::seconds(1));
   EXPECT_TRUE(gone) << "the process tree outlived the cancel by more than a second";
 }
 

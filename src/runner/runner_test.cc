@@ -155,14 +155,7 @@ TEST_F(RunnerTest, CancelStopsAProcessTreeThatIgnoresSigterm) {
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(store_->CancelRun(run.id, "test").ok());
   // Gone within one second: both the shell and its background child.
-  bool gone = false;
-  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) {
-    if (!testing::ProcessAlive(shell) && !testing::ProcessAlive(child)) {
-      gone = true;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  bool gone = testing::AllGoneBy({shell, child}, start + std::chrono::seconds(1));
   EXPECT_TRUE(gone) << "process tree still alive 1 s after cancel";
   WaitFor(run.id, [&](const store::Run&) { return runner_->active_runs() == 0; });
   EXPECT_EQ(store_->GetRun(run.id)->state, RunState::kCancelled);

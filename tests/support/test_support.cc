@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "core/fs.h"
 
@@ -55,6 +56,16 @@ bool ProcessAlive(int pid) {
   if (close == std::string::npos || close + 2 >= stat.size()) return false;
   char state = stat[close + 2];
   return state != 'Z' && state != 'X';
+}
+
+bool AllGoneBy(const std::vector<int>& pids, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    bool any = false;
+    for (int pid : pids) any = any || ProcessAlive(pid);
+    if (!any) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 namespace {

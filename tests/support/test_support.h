@@ -2,9 +2,11 @@
 
 // Shared helpers for tests: temporary directories, shell commands and real git repositories.
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace nightshift::testing {
 
@@ -35,6 +37,9 @@ std::string ShellQuote(const std::string& s);
 // True while `pid` exists and is not a zombie (a killed process whose parent has not reaped it
 // yet is gone for our purposes: it runs no code and holds no resources but its pid).
 bool ProcessAlive(int pid);
+
+// Polls until none of `pids` is alive (true) or `deadline` passes (false).
+bool AllGoneBy(const std::vector<int>& pids, std::chrono::steady_clock::time_point deadline);
 
 // Creates a git repository at `dir` with branch `main` holding `files` (path → content) in one
 // commit; returns the commit sha. Aborts the test binary on failure.
