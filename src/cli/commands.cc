@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cli/api_client.h"
+#include "cli/sandbox_exec.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/status.h"
@@ -649,6 +650,38 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   cancel_cmd->add_option("RUN", run_id_text, "run id")->required()->check(RunIdValidator());
   cancel_cmd->add_flag("--json", json, "print the run as JSON");
 
+  // sandbox exec (local: no server)
+  CLI::App* sandbox_cmd =
+      app.add_subcommand("sandbox", "run commands in a sandbox on this machine");
+  sandbox_cmd->require_subcommand(1);
+  SandboxExecArgs sandbox_args;
+  CLI::App* sandbox_exec_cmd = sandbox_cmd->add_subcommand(
+      "exec", "run CMD in a fresh sandbox; exits with its status (125: the sandbox failed)");
+  sandbox_exec_cmd->add_option("--workspace", sandbox_args.workspace,
+                               "directory mounted read-write at /workspace [default: .]");
+  sandbox_exec_cmd->add_option("--rootfs", sandbox_args.rootfs,
+                               "root filesystem directory [default: the host /, read-only]");
+  sandbox_exec_cmd->add_option("--layer", sandbox_args.layers,
+                               "overlay layer above the root (repeatable, top first)");
+  sandbox_exec_cmd->add_option("--memory", sandbox_args.memory, "memory limit: BYTES or 512m, 2g");
+  sandbox_exec_cmd->add_option("--pids", sandbox_args.pids, "maximum number of processes");
+  sandbox_exec_cmd->add_option("--cpus", sandbox_args.cpus, "CPU limit in cores (0.5, 2)");
+  sandbox_exec_cmd->add_option("--timeout", sandbox_args.timeout_seconds,
+                               "seconds before the whole tree is killed");
+  sandbox_exec_cmd->add_option("--env", sandbox_args.env, "NAME=VALUE (repeatable)");
+  sandbox_exec_cmd->add_option("--uid", sandbox_args.uid,
+                               "host uid that root inside maps to [default: the workspace's "
+                               "owner, or 100000 if root owns it]");
+  sandbox_exec_cmd->add_option("--hostname", sandbox_args.hostname, "hostname inside");
+  // Everything after "--" is the command, options of its own included; CLI11 never sees it.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      sandbox_args.command.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -670,6 +703,15 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
     return 2;
   }
 
+  if (sandbox_exec_cmd->parsed()) {
+    sandbox_args.data_dir = global.data_dir;
+    if (sandbox_args.command.empty()) {
+      std::cerr
+          << "nightshift: no command given: nightshift sandbox exec [OPTIONS] -- CMD ARGS...\n";
+      return 2;
+    }
+    return SandboxExec(sandbox_args);
+  }
   if (serve_cmd->parsed()) {
     serve_options.data_dir = !serve_data_dir.empty() ? serve_data_dir : global.data_dir;
     return serve(serve_options);

@@ -36,6 +36,10 @@ Outcome FromProcess(const sandbox::ProcessResult& r, std::string_view what,
               StrCat(what, " timed out after ", timeout_seconds, " s")};
     case sandbox::EndReason::kCancelled:
       return {RunState::kCancelled, r.exit_code, "cancelled"};
+    case sandbox::EndReason::kOom:
+      return {RunState::kFailed, r.exit_code, StrCat(what, " ran out of memory (OOM-killed)")};
+    case sandbox::EndReason::kPidsLimit:
+      return {RunState::kFailed, r.exit_code, StrCat(what, " hit the process limit")};
   }
   return {RunState::kFailed, r.exit_code, "unknown end"};
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +21,29 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "sandbox/cgroups.h"
+#include "sandbox/contain_internal.h"
+#include "sandbox/seccomp.h"
 
 namespace nightshift::sandbox {
+
+std::string_view EndReasonName(EndReason reason) {
+  switch (reason) {
+    case EndReason::kExited:
+      return "exited";
+    case EndReason::kSignaled:
+      return "killed by a signal";
+    case EndReason::kTimedOut:
+      return "timed out";
+    case EndReason::kCancelled:
+      return "cancelled";
+    case EndReason::kOom:
+      return "out of memory";
+    case EndReason::kPidsLimit:
+      return "hit the process limit";
+  }
+  return "unknown";
+}
 
 CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
@@ -209,6 +231,8 @@ bool MoveFd(int fd, int target) {
   return true;
 }
 
+[[noreturn]] void ExecOrFail(const ExecPlan& plan, int failure_fd);
+
 [[noreturn]] void RunChild(const ExecPlan& plan, int stdout_fd, int stderr_fd, int failure_fd) {
   // A new session makes us the leader of a new process group (pgid == pid), so the whole tree
   // can be signalled with kill(-pid) and no terminal signals reach it.
@@ -240,6 +264,10 @@ bool MoveFd(int fd, int target) {
     FailChild(failure_fd, ChildStep::kChdir, errno);
   }
 
+  ExecOrFail(plan, failure_fd);
+}
+
+[[noreturn]] void ExecOrFail(const ExecPlan& plan, int failure_fd) {
   // Like execvp(): keep looking past entries that do not exist, remember EACCES, stop at any
   // other error. No /bin/sh fallback for ENOEXEC: a script without "#!" is not executable.
   bool saw_eacces = false;
@@ -254,6 +282,99 @@ bool MoveFd(int fd, int target) {
     }
   }
   FailChild(failure_fd, ChildStep::kExec, saw_eacces ? EACCES : ENOENT);
+}
+
+// The signal PID 1 of a sandbox last received, to forward to the rest of its namespace.
+volatile sig_atomic_t g_forward_signal = 0;
+void RecordSignal(int sig) { g_forward_signal = sig; }
+
+char ReadSyncByte(int fd) {
+  char c = 0;
+  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
+  }
+  return c;
+}
+
+[[noreturn]] void FailContain(int failure_fd, internal::ContainStep step, int error) {
+  ChildFailure failure{static_cast<int32_t>(step), error};
+  ssize_t written = ::write(failure_fd, &failure, sizeof failure);
+  (void)written;
+  ::_exit(kChildFailedExitCode);
+}
+
+// The child of clone() into fresh mount/PID/net/UTS/IPC/cgroup namespaces: builds the sandbox
+// (Contain), then becomes its PID 1: forks the command, reaps every orphan, forwards SIGTERM,
+// SIGINT and SIGHUP, and exits with the command's status (128 + signal when it was killed).
+[[noreturn]] void RunSandboxChild(const ExecPlan& plan, const internal::PreparedSandbox& prepared,
+                                  const SeccompProgram* seccomp, int stdout_fd, int stderr_fd,
+                                  int failure_fd, int to_parent, int from_parent) {
+  using internal::ContainStep;
+  if (::setsid() < 0) FailChild(failure_fd, ChildStep::kSetsid, errno);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+    FailChild(failure_fd, ChildStep::kDeathSignal, errno);
+  }
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &plan.default_action, nullptr);
+  ::sigprocmask(SIG_SETMASK, &plan.empty_mask, nullptr);
+  // The parent puts us into the cgroup first; EOF instead of "g" means it died meanwhile
+  // (getppid() cannot tell: the parent is outside our PID namespace).
+  if (ReadSyncByte(from_parent) != 'g') ::_exit(kChildFailedExitCode);
+  if (auto failed = internal::Contain(prepared, to_parent, from_parent)) {
+    FailContain(failure_fd, failed->first, failed->second);
+  }
+  ::close(to_parent);
+  ::close(from_parent);
+
+  int dev_null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (dev_null < 0) FailChild(failure_fd, ChildStep::kDevNull, errno);
+  if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||
+      !MoveFd(stderr_fd, STDERR_FILENO)) {
+    FailChild(failure_fd, ChildStep::kRedirect, errno);
+  }
+  ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+  const char* cwd = plan.working_dir.empty() ? "/workspace" : plan.working_dir.c_str();
+  if (::chdir(cwd) != 0) FailChild(failure_fd, ChildStep::kChdir, errno);
+
+  // A raw clone: glibc's fork() runs atfork handlers, which are not async-signal-safe.
+  const long payload = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (payload < 0) FailContain(failure_fd, ContainStep::kInitFork, errno);
+  if (payload == 0) {
+    if (seccomp != nullptr) {
+      if (int error = InstallSeccompProgram(*seccomp); error != 0) {
+        FailContain(failure_fd, ContainStep::kSeccomp, error);
+      }
+    } else if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+      FailContain(failure_fd, ContainStep::kSeccomp, errno);
+    }
+    ExecOrFail(plan, failure_fd);
+  }
+
+  // PID 1. It holds nothing the supervisor waits on: the status pipe and the output pipes are
+  // the command's alone.
+  ::close(failure_fd);
+  int quiet = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (quiet >= 0) {
+    ::dup2(quiet, STDOUT_FILENO);
+    ::dup2(quiet, STDERR_FILENO);
+  }
+  struct sigaction forward {};
+  forward.sa_handler = RecordSignal;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &forward, nullptr);
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(-1, &status, 0);
+    if (r == payload) {
+      // Leaving kills whatever else still runs in the namespace.
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+    if (r < 0 && errno == EINTR) {
+      if (int sig = g_forward_signal; sig != 0) {
+        g_forward_signal = 0;
+        ::kill(-1, sig);
+      }
+    } else if (r < 0) {
+      ::_exit(kChildFailedExitCode);
+    }
+  }
 }
 
 // --- In the supervisor. ---
@@ -359,6 +480,7 @@ class ChildProcess {
   int pidfd() const { return pidfd_.Get(); }
   bool reaped() const { return reaped_; }
   int wait_status() const { return wait_status_; }
+  const struct rusage& rusage() const { return rusage_; }
 
   // ESRCH (the group is already empty) is fine. After the leader has been reaped the pgid stays
   // reserved as long as any member lives, so this cannot hit an unrelated process.
@@ -368,7 +490,7 @@ class ChildProcess {
   Status Wait(bool block) {
     while (!reaped_) {
       int status = 0;
-      pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+      pid_t r = ::wait4(pid_, &status, block ? 0 : WNOHANG, &rusage_);
       if (r == pid_) {
         reaped_ = true;
         wait_status_ = status;
@@ -423,6 +545,7 @@ class ChildProcess {
   bool reaped_ = false;
   bool group_done_ = false;
   int wait_status_ = 0;
+  struct rusage rusage_ = {};
 };
 
 // Turns the command's two byte streams into lines for the sink, enforcing max_line_bytes and
@@ -524,6 +647,33 @@ int ExitCode(int wait_status) {
 
 }  // namespace
 
+// The parent's half of a sandbox start: the child joins the cgroup before it runs anything,
+// then gets its uid/gid maps once it has entered its user namespace. An EOF from the child
+// means it failed; the status pipe says why.
+Status HandshakeSandbox(pid_t pid, const internal::PreparedSandbox& prepared, Cgroup* cgroup,
+                        int to_child, int from_child) {
+  if (cgroup != nullptr) RETURN_IF_ERROR(cgroup->AddProcess(pid));
+  if (::write(to_child, "g", 1) != 1) return OkStatus();
+  char c = 0;
+  ssize_t n;
+  while ((n = ::read(from_child, &c, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1 || c != 'u') return OkStatus();
+  const std::string proc = StrCat("/proc/", pid, "/");
+  // setgroups must be denied before an unprivileged gid_map would be accepted; for root it
+  // also keeps the sandbox from dropping into supplementary groups it was never given.
+  for (const auto& [file, content] : std::vector<std::pair<std::string, std::string>>{
+           {"setgroups", "deny"}, {"uid_map", prepared.uid_map}, {"gid_map", prepared.gid_map}}) {
+    UniqueFd fd(::open((proc + file).c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.Valid() ||
+        ::write(fd.Get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+      return ErrnoError("write", proc + file);
+    }
+  }
+  if (::write(to_child, "m", 1) != 1) return ErrnoError("write", "sandbox sync pipe");
+  return OkStatus();
+}
+
 StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink,
                                    const CancelToken* cancel) {
   RETURN_IF_ERROR(ValidateSpec(spec));
@@ -533,6 +683,31 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     result.reason = EndReason::kCancelled;
     result.exit_code = 128 + SIGKILL;
     return result;
+  }
+
+  // A sandbox is prepared here, in the parent: the child may not allocate.
+  std::unique_ptr<internal::PreparedSandbox> prepared;
+  std::unique_ptr<Cgroup> cgroup;
+  std::optional<SeccompProgram> seccomp;
+  Pipe to_child, from_child;
+  struct RemoveStaging {
+    internal::PreparedSandbox* p = nullptr;
+    ~RemoveStaging() {
+      if (p) internal::RemovePrepared(*p);
+    }
+  } remove_staging;
+  if (spec.sandbox) {
+    ASSIGN_OR_RETURN(prepared, internal::PrepareSandbox(*spec.sandbox));
+    remove_staging.p = prepared.get();
+    const CgroupLimits& limits = spec.sandbox->limits;
+    if (limits.memory_bytes > 0 || limits.pids > 0 || limits.cpus > 0) {
+      ASSIGN_OR_RETURN(cgroup, Cgroup::Create(prepared->staging.filename().string(), limits));
+    }
+    if (spec.sandbox->seccomp) {
+      ASSIGN_OR_RETURN(seccomp, BuildDefaultSeccompProgram());
+    }
+    ASSIGN_OR_RETURN(to_child, MakePipe(/*nonblocking_read=*/false));
+    ASSIGN_OR_RETURN(from_child, MakePipe(/*nonblocking_read=*/false));
   }
 
   const ExecPlan plan = MakeExecPlan(spec);
@@ -546,8 +721,20 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   sigset_t saved_mask;
   sigfillset(&all_signals);
   ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
-  const pid_t pid = ::fork();
-  if (pid == 0) RunChild(plan, out.write.Get(), err.write.Get(), failure.write.Get());
+  pid_t pid = 0;
+  if (prepared) {
+    constexpr unsigned long kNamespaces =
+        CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
+    pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0));
+    if (pid == 0) {
+      RunSandboxChild(plan, *prepared, seccomp ? &*seccomp : nullptr, out.write.Get(),
+                      err.write.Get(), failure.write.Get(), from_child.write.Get(),
+                      to_child.read.Get());
+    }
+  } else {
+    pid = ::fork();
+    if (pid == 0) RunChild(plan, out.write.Get(), err.write.Get(), failure.write.Get());
+  }
   const int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
   if (pid < 0) return ErrnoError("fork", spec.argv[0], fork_errno);
@@ -557,6 +744,15 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   out.write.Reset();
   err.write.Reset();
   failure.write.Reset();
+  if (prepared) {
+    to_child.read.Reset();
+    from_child.write.Reset();
+    Status handshake =
+        HandshakeSandbox(pid, *prepared, cgroup.get(), to_child.write.Get(), from_child.read.Get());
+    to_child.write.Reset();
+    from_child.read.Reset();
+    if (!handshake.ok()) return handshake;  // ~ChildProcess kills the child
+  }
 
   ASSIGN_OR_RETURN(std::optional<ChildFailure> child_failure, ReadChildFailure(failure.read.Get()));
   failure.read.Reset();
@@ -575,6 +771,11 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     } else if (step == ChildStep::kExec) {
       line = ErrnoError("cannot execute", spec.argv[0], error).message();
       result.exit_code = kCannotRunExitCode;
+    } else if (static_cast<int32_t>(step) >=
+               static_cast<int32_t>(internal::ContainStep::kMountPrivate)) {
+      return ErrnoError(
+          StrCat("sandbox: ", internal::ContainStepName(static_cast<internal::ContainStep>(step))),
+          StrCat("for ", spec.argv[0]), error);
     } else if (step == ChildStep::kChdir) {
       line = ErrnoError("cannot change directory to", spec.working_dir.string(), error).message();
       result.exit_code = kCannotRunExitCode;
@@ -688,12 +889,31 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   RETURN_IF_ERROR(child.KillGroupAndWait(kGroupGoneTimeoutMs));
 
   result.exit_code = ExitCode(child.wait_status());
+  const struct rusage& usage = child.rusage();
+  result.cpu_ms = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
+                  (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+  result.peak_memory_bytes = int64_t{usage.ru_maxrss} * 1024;
+  // A sandbox's PID 1 exits with 128 + signal for a killed command.
+  const bool killed = WIFSIGNALED(child.wait_status()) ||
+                      (prepared && result.exit_code > 128 && result.exit_code < 128 + NSIG);
   if (stop_reason.has_value()) {
     result.reason = *stop_reason;
-  } else if (WIFSIGNALED(child.wait_status())) {
+  } else if (killed) {
     result.reason = EndReason::kSignaled;
   } else {
     result.reason = EndReason::kExited;
+  }
+  if (cgroup) {
+    CgroupUsage cg = cgroup->ReadUsage();
+    if (cg.cpu_usec > 0) result.cpu_ms = cg.cpu_usec / 1000;
+    if (cg.peak_memory_bytes > 0) result.peak_memory_bytes = cg.peak_memory_bytes;
+    if (!stop_reason.has_value() && result.exit_code != 0) {
+      if (cg.oom_killed) {
+        result.reason = EndReason::kOom;
+      } else if (cg.pids_limit_hit) {
+        result.reason = EndReason::kPidsLimit;
+      }
+    }
   }
   result.output_truncated = lines.truncated();
   result.wall_ms = MonotonicMs() - start_ms;

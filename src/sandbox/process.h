@@ -20,6 +20,7 @@
 
 #include "core/fs.h"
 #include "core/status.h"
+#include "sandbox/contain.h"
 
 namespace nightshift::sandbox {
 
@@ -48,14 +49,25 @@ struct ProcessSpec {
   int64_t kill_grace_ms = 500;                 // SIGTERM → SIGKILL delay
   size_t max_line_bytes = 16 * 1024;           // longer lines are split
   size_t max_output_bytes = 16 * 1024 * 1024;  // past this, output is dropped (and said so)
+  // Run inside a sandbox (contain.h): namespaces, overlay root, cgroup limits, seccomp. Then
+  // working_dir is a path inside the sandbox (empty = /workspace) and the process tree is the
+  // sandbox's PID namespace, whose init (our PID 1) reaps orphans and forwards SIGTERM.
+  std::optional<SandboxSpec> sandbox;
 };
 
-enum class EndReason { kExited, kSignaled, kTimedOut, kCancelled };
+// kOom and kPidsLimit: the command failed after the kernel OOM-killed a process of its cgroup,
+// or after a fork failed at the pids limit (sandboxed runs with those limits only).
+enum class EndReason { kExited, kSignaled, kTimedOut, kCancelled, kOom, kPidsLimit };
+
+std::string_view EndReasonName(EndReason reason);
 
 struct ProcessResult {
   EndReason reason = EndReason::kExited;
   int exit_code = 0;  // exit status, or 128 + signal number when killed
   int64_t wall_ms = 0;
+  int64_t cpu_ms = 0;             // user + system time of the whole tree
+  int64_t peak_memory_bytes = 0;  // the cgroup's peak when sandboxed with limits, else the
+                                  // largest single process's peak RSS
   bool output_truncated = false;
 };
 

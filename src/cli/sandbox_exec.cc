@@ -1,0 +1,114 @@
+#include "cli/sandbox_exec.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/status.h"
+#include "sandbox/process.h"
+
+namespace nightshift::cli {
+namespace {
+
+constexpr int kSetupFailed = 125;
+constexpr uid_t kDefaultSandboxUid = 100000;
+
+StatusOr<int64_t> ParseBytes(const std::string& text) {
+  if (text.empty()) return int64_t{0};
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return InvalidArgumentError(StrCat("invalid --memory '", text, "'"));
+  }
+  std::string suffix = text.substr(used);
+  double scale = 1;
+  if (suffix == "k" || suffix == "K") scale = 1024;
+  if (suffix == "m" || suffix == "M") scale = 1024.0 * 1024;
+  if (suffix == "g" || suffix == "G") scale = 1024.0 * 1024 * 1024;
+  if (!(suffix.empty() || scale > 1) || value <= 0) {
+    return InvalidArgumentError(
+        StrCat("invalid --memory '", text, "': use BYTES, or a k/m/g suffix"));
+  }
+  return static_cast<int64_t>(value * scale);
+}
+
+StatusOr<sandbox::ProcessSpec> BuildSpec(const SandboxExecArgs& args) {
+  sandbox::ProcessSpec spec;
+  spec.argv = args.command;
+  if (spec.argv.empty())
+    return InvalidArgumentError("no command given: sandbox exec -- CMD ARGS...");
+  spec.env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+              {"HOME", "/tmp"},
+              {"LANG", "C.UTF-8"},
+              {"TERM", "dumb"}};
+  for (const std::string& kv : args.env) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgumentError(StrCat("invalid --env '", kv, "': use NAME=VALUE"));
+    }
+    spec.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (args.timeout_seconds < 0) return InvalidArgumentError("--timeout must not be negative");
+  spec.timeout_ms = static_cast<int64_t>(args.timeout_seconds * 1000);
+  sandbox::SandboxSpec box;
+  std::error_code ec;
+  box.workspace = std::filesystem::absolute(args.workspace.empty() ? "." : args.workspace, ec);
+  if (!args.rootfs.empty()) box.rootfs = std::filesystem::absolute(args.rootfs, ec);
+  for (const auto& l : args.layers) box.layers.push_back(std::filesystem::absolute(l, ec));
+  ASSIGN_OR_RETURN(box.limits.memory_bytes, ParseBytes(args.memory));
+  box.limits.pids = args.pids;
+  box.limits.cpus = args.cpus;
+  if (box.limits.pids < 0) return InvalidArgumentError("--pids must not be negative");
+  box.hostname = args.hostname;
+  if (!args.data_dir.empty()) box.masked.push_back(std::filesystem::absolute(args.data_dir, ec));
+  struct stat st {};
+  if (args.uid >= 0) {
+    box.host_uid = static_cast<uid_t>(args.uid);
+    box.host_gid = static_cast<gid_t>(args.uid);
+  } else if (::stat(box.workspace.c_str(), &st) == 0 && st.st_uid != 0) {
+    box.host_uid = st.st_uid;
+    box.host_gid = st.st_gid != 0 ? st.st_gid : st.st_uid;
+  } else {
+    box.host_uid = kDefaultSandboxUid;
+    box.host_gid = kDefaultSandboxUid;
+  }
+  RETURN_IF_ERROR(sandbox::ValidateSandboxSpec(box));
+  spec.sandbox = std::move(box);
+  return spec;
+}
+
+}  // namespace
+
+int SandboxExec(const SandboxExecArgs& args) {
+  auto spec = BuildSpec(args);
+  if (!spec.ok()) {
+    std::cerr << "nightshift: " << spec.status().message() << '\n';
+    return kSetupFailed;
+  }
+  auto result = sandbox::RunProcess(*spec, [](std::string_view stream, std::string_view line) {
+    FILE* out = stream == "stderr" ? stderr : stdout;
+    std::fwrite(line.data(), 1, line.size(), out);
+    std::fputc('\n', out);
+  });
+  std::fflush(stdout);
+  if (!result.ok()) {
+    std::cerr << "nightshift: " << result.status().message() << '\n';
+    return kSetupFailed;
+  }
+  switch (result->reason) {
+    case sandbox::EndReason::kTimedOut:
+    case sandbox::EndReason::kOom:
+    case sandbox::EndReason::kPidsLimit:
+      std::cerr << "nightshift: the command " << sandbox::EndReasonName(result->reason) << '\n';
+      break;
+    default:
+      break;
+  }
+  return result->exit_code;
+}
+
+}  // namespace nightshift::cli

@@ -1,0 +1,89 @@
+#pragma once
+
+// Resource limits for one sandbox through cgroups: cgroup v2 where the unified hierarchy has
+// the controllers enabled, else the v1 controllers (memory, pids, cpu) — this project's
+// machines have v1 memory/pids/cpu and an empty v2 hierarchy.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace nightshift::sandbox {
+
+struct CgroupLimits {
+  int64_t memory_bytes = 0;  // 0 = unlimited; swap is limited to the same total where possible
+  int64_t pids = 0;          // 0 = unlimited
+  double cpus = 0;           // 0 = unlimited; 1.5 = one and a half cores (CFS quota)
+};
+
+struct CgroupUsage {
+  int64_t peak_memory_bytes = 0;  // v1 memory.max_usage_in_bytes / v2 memory.peak (if present)
+  int64_t cpu_usec = 0;           // v1 cpuacct.usage / v2 cpu.stat usage_usec (0 if unknown)
+  bool oom_killed = false;        // the kernel OOM-killed a process of this cgroup
+  bool pids_limit_hit = false;    // a fork failed because of the pids limit
+};
+
+// Where a process's own cgroups are, from the text of its /proc/<pid>/mountinfo and
+// /proc/<pid>/cgroup. A hierarchy counts only when the process's cgroup lies inside what is
+// mounted (a mount's root may be a subdirectory of the hierarchy, as in containers). Exposed
+// for tests; Cgroup::Create uses it on /proc/self.
+struct CgroupHierarchies {
+  std::filesystem::path v2_dir;                          // empty: no usable cgroup2 mount
+  std::map<std::string, std::filesystem::path> v1_dirs;  // "memory" → the process's own group
+};
+CgroupHierarchies FindCgroupHierarchies(std::string_view mountinfo,
+                                        std::string_view proc_self_cgroup);
+
+// One cgroup (v2) or one cgroup per v1 controller, named `name`, under Nightshift's parent
+// group ("nightshift" below the current process's own cgroup, or the hierarchy root).
+// RAII: the destructor kills what is left in it and removes the directories.
+// Not thread-safe; one owner.
+class Cgroup {
+ public:
+  // Creates the cgroup(s) and applies `limits`. Unavailable when no usable hierarchy exists
+  // (callers may then run with rlimits only); InvalidArgument for impossible limits.
+  static StatusOr<std::unique_ptr<Cgroup>> Create(const std::string& name,
+                                                  const CgroupLimits& limits);
+  ~Cgroup();
+  Cgroup(const Cgroup&) = delete;
+  Cgroup& operator=(const Cgroup&) = delete;
+
+  // Moves `pid` into the cgroup(s).
+  Status AddProcess(pid_t pid);
+  // The cgroup.procs files, for a child to write its own pid into before exec (async-signal-
+  // safe: the child only open()s and write()s).
+  const std::vector<std::filesystem::path>& procs_files() const { return procs_files_; }
+
+  CgroupUsage ReadUsage() const;
+  // SIGKILLs every process in the cgroup(s) and waits (bounded) until they are gone.
+  Status KillAll();
+  bool is_v2() const { return v2_; }
+
+ private:
+  Cgroup() = default;
+  Status CreateV2(const std::filesystem::path& own, const std::string& name,
+                  const CgroupLimits& limits);
+  Status CreateV1(const std::map<std::string, std::filesystem::path>& own_dirs,
+                  const std::string& name, const CgroupLimits& limits);
+  // mkdir `parent`/`name` and records it in dirs_; NotFound if `parent` is gone (another
+  // Cgroup's destructor may remove an empty parent at any time: callers retry).
+  StatusOr<std::filesystem::path> MakeGroup(const std::filesystem::path& parent,
+                                            const std::string& name);
+
+  bool v2_ = false;
+  std::vector<std::filesystem::path> dirs_;         // one (v2) or one per v1 controller
+  std::vector<std::filesystem::path> procs_files_;  // dirs_[i] / "cgroup.procs"
+  std::vector<std::filesystem::path> parents_;      // the "nightshift" groups, removed if empty
+  // The group that carries each controller's files (all the same in v2); empty if absent.
+  std::filesystem::path memory_dir_, pids_dir_, cpu_dir_, cpuacct_dir_;
+};
+
+}  // namespace nightshift::sandbox

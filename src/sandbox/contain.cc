@@ -1,0 +1,404 @@
+#include "sandbox/contain.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/fs.h"
+#include "sandbox/contain_internal.h"
+
+namespace nightshift::sandbox {
+
+const std::vector<std::string>& DefaultMaskedPaths() {
+  static const auto* paths = new std::vector<std::string>{
+      "/root",        "/home",        "/run",     "/var/run",   "/var/lib", "/etc/shadow",
+      "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/var/spool", "/var/mail"};
+  return *paths;
+}
+
+Status ValidateSandboxSpec(const SandboxSpec& spec) {
+  auto dir = [](const std::filesystem::path& p, std::string_view what) -> Status {
+    if (!p.is_absolute())
+      return InvalidArgumentError(StrCat(what, " must be an absolute path: ", p.string()));
+    std::error_code ec;
+    if (!std::filesystem::is_directory(p, ec)) {
+      return InvalidArgumentError(StrCat(what, " is not a directory: ", p.string()));
+    }
+    return OkStatus();
+  };
+  if (spec.workspace.empty()) return InvalidArgumentError("a sandbox needs a workspace");
+  RETURN_IF_ERROR(dir(spec.workspace, "workspace"));
+  if (!spec.rootfs.empty()) RETURN_IF_ERROR(dir(spec.rootfs, "rootfs"));
+  for (const auto& layer : spec.layers) RETURN_IF_ERROR(dir(layer, "layer"));
+  if (spec.limits.memory_bytes < 0 || spec.limits.pids < 0 || spec.limits.cpus < 0) {
+    return InvalidArgumentError("limits must not be negative");
+  }
+  if (spec.limits.memory_bytes > 0 && spec.limits.memory_bytes < (1 << 20)) {
+    return InvalidArgumentError("impossible limit: memory below 1 MiB");
+  }
+  if (spec.limits.cpus > 0 && spec.limits.cpus < 0.01) {
+    return InvalidArgumentError("impossible limit: cpus below 0.01");
+  }
+  if (spec.upper_bytes < (1 << 20)) return InvalidArgumentError("upper_bytes below 1 MiB");
+  if (spec.host_uid == 0 || spec.host_gid == 0) {
+    return InvalidArgumentError("the sandbox must map root to an unprivileged host uid and gid");
+  }
+  return OkStatus();
+}
+
+namespace internal {
+
+StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spec) {
+  RETURN_IF_ERROR(ValidateSandboxSpec(spec));
+  auto p = std::make_unique<PreparedSandbox>();
+  ASSIGN_OR_RETURN(p->staging, MakeTempDir("nightshift-sandbox"));
+  p->staging_s = p->staging.string();
+  p->upper = (p->staging / "upper").string();
+  p->work = (p->staging / "work").string();
+  p->root = (p->staging / "root").string();
+  p->tmpfs_options = StrCat("size=", spec.upper_bytes, ",mode=0755");
+  std::string lower;
+  for (const auto& layer : spec.layers) lower += layer.string() + ":";
+  if (spec.rootfs.empty() && !spec.layers.empty()) {
+    // overlayfs refuses a lower layer below another one ("/" is above every layer on the root
+    // filesystem, ELOOP). So the host root first becomes an overlay of its own — a different
+    // superblock, which no layer is below — and the layers stack on that.
+    p->base = (p->staging / "base").string();
+    p->empty = (p->staging / "empty").string();
+    p->base_options = StrCat("lowerdir=/:", p->empty);
+    lower += p->base;
+  } else {
+    lower += spec.rootfs.empty() ? std::string("/") : spec.rootfs.string();
+  }
+  p->overlay_options = StrCat("lowerdir=", lower, ",upperdir=", p->upper, ",workdir=", p->work);
+  p->workspace_source = spec.workspace.string();
+  p->workspace_target = p->root + "/workspace";
+  p->proc = p->root + "/proc";
+  p->proc_sys = p->root + "/proc/sys";
+  p->sys = p->root + "/sys";
+  p->dev = p->root + "/dev";
+  p->dev_pts = p->root + "/dev/pts";
+  p->dev_shm = p->root + "/dev/shm";
+  p->dev_ptmx = p->root + "/dev/ptmx";
+  p->tmp = p->root + "/tmp";
+  for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    p->dev_nodes.push_back({StrCat("/dev/", node), StrCat(p->dev, "/", node)});
+  }
+  for (const auto& [link, target] :
+       std::vector<std::pair<std::string, std::string>>{{"fd", "/proc/self/fd"},
+                                                        {"stdin", "/proc/self/fd/0"},
+                                                        {"stdout", "/proc/self/fd/1"},
+                                                        {"stderr", "/proc/self/fd/2"}}) {
+    p->dev_links.push_back({target, StrCat(p->dev, "/", link)});
+  }
+  std::vector<std::string> masked = DefaultMaskedPaths();
+  for (const auto& m : spec.masked) masked.push_back(m.string());
+  for (const std::string& m : masked) {
+    std::error_code ec;
+    auto st = std::filesystem::symlink_status(m, ec);
+    if (ec || std::filesystem::is_symlink(st)) continue;  // a symlink is masked by its target
+    p->masks.push_back({p->root + m, std::filesystem::is_directory(st)});
+  }
+  // Hide the staging area itself: it lives in the host /tmp, which the sandbox sees as a fresh
+  // tmpfs anyway, but a rootfs layer could expose it.
+  p->hostname = spec.hostname.substr(0, 64);
+  p->uid_map = StrCat("0 ", spec.host_uid, " 1\n");
+  p->gid_map = StrCat("0 ", spec.host_gid, " 1\n");
+  std::error_code ec;
+  for (const auto& d : {p->upper, p->work, p->root}) std::filesystem::create_directories(d, ec);
+  if (ec) return InternalError(StrCat("create ", p->staging_s, ": ", ec.message()));
+  return p;
+}
+
+void RemovePrepared(PreparedSandbox& prepared) {
+  if (prepared.staging.empty()) return;
+  // The child's mounts lived in its own namespace and died with it.
+  RemoveTreeQuietly(prepared.staging);
+}
+
+namespace {
+
+// A failed step: which, and errno.
+struct Fail {
+  ContainStep step;
+  int error;
+};
+
+bool MountOk(const char* src, const char* target, const char* type, unsigned long flags,
+             const char* data) {
+  return ::mount(src, target, type, flags, data) == 0;
+}
+
+// Creates an empty file to bind a device or /dev/null onto.
+bool Touch(const char* path) {
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return errno == EEXIST;
+  ::close(fd);
+  return true;
+}
+
+bool BindReadOnly(const char* src, const char* target) {
+  if (!MountOk(src, target, nullptr, MS_BIND | MS_REC, nullptr)) return false;
+  return MountOk(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                 nullptr);
+}
+
+#define CONTAIN_STEP(step, ok)             \
+  do {                                     \
+    if (!(ok)) return Fail{(step), errno}; \
+  } while (0)
+
+// The mount namespace: an overlay root, the workspace, fresh /proc, /sys read-only, a minimal
+// /dev, tmpfs /tmp, the masks, then pivot_root into it.
+std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
+  // Nothing we mount may propagate back to the host.
+  CONTAIN_STEP(ContainStep::kMountPrivate,
+               MountOk(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
+  // The writable layer and the root live on a tmpfs: overlayfs refuses an upper dir inside its
+  // lower layer, and the host / is the lower layer.
+  CONTAIN_STEP(ContainStep::kMountStaging, MountOk("nightshift", p.staging_s.c_str(), "tmpfs",
+                                                   MS_NOSUID | MS_NODEV, p.tmpfs_options.c_str()));
+  CONTAIN_STEP(ContainStep::kMountStaging, ::mkdir(p.upper.c_str(), 0755) == 0);
+  CONTAIN_STEP(ContainStep::kMountStaging, ::mkdir(p.work.c_str(), 0755) == 0);
+  CONTAIN_STEP(ContainStep::kMountStaging, ::mkdir(p.root.c_str(), 0755) == 0);
+  if (!p.base.empty()) {
+    CONTAIN_STEP(ContainStep::kMountStaging, ::mkdir(p.base.c_str(), 0755) == 0);
+    CONTAIN_STEP(ContainStep::kMountStaging, ::mkdir(p.empty.c_str(), 0755) == 0);
+    CONTAIN_STEP(ContainStep::kMountOverlay,
+                 MountOk("overlay", p.base.c_str(), "overlay", MS_RDONLY | MS_NOSUID,
+                         p.base_options.c_str()));
+  }
+  CONTAIN_STEP(ContainStep::kMountOverlay,
+               MountOk("overlay", p.root.c_str(), "overlay", MS_NOSUID, p.overlay_options.c_str()));
+
+  ::mkdir(p.workspace_target.c_str(), 0755);
+  CONTAIN_STEP(ContainStep::kMountWorkspace,
+               MountOk(p.workspace_source.c_str(), p.workspace_target.c_str(), nullptr,
+                       MS_BIND | MS_REC, nullptr));
+  CONTAIN_STEP(ContainStep::kMountWorkspace,
+               MountOk(nullptr, p.workspace_target.c_str(), nullptr,
+                       MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, nullptr));
+
+  ::mkdir(p.proc.c_str(), 0555);
+  CONTAIN_STEP(ContainStep::kMountProc,
+               MountOk("proc", p.proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+  CONTAIN_STEP(ContainStep::kMountProc, BindReadOnly(p.proc_sys.c_str(), p.proc_sys.c_str()));
+
+  ::mkdir(p.sys.c_str(), 0555);
+  CONTAIN_STEP(ContainStep::kMountSys,
+               MountOk("sysfs", p.sys.c_str(), "sysfs",
+                       MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+
+  ::mkdir(p.dev.c_str(), 0755);
+  CONTAIN_STEP(ContainStep::kMountDev, MountOk("tmpfs", p.dev.c_str(), "tmpfs",
+                                               MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m"));
+  for (const auto& [host, target] : p.dev_nodes) {
+    CONTAIN_STEP(ContainStep::kMountDev, Touch(target.c_str()));
+    CONTAIN_STEP(ContainStep::kMountDev,
+                 MountOk(host.c_str(), target.c_str(), nullptr, MS_BIND, nullptr));
+  }
+  for (const auto& [target, link] : p.dev_links) {
+    CONTAIN_STEP(ContainStep::kMountDev, ::symlink(target.c_str(), link.c_str()) == 0);
+  }
+  ::mkdir(p.dev_pts.c_str(), 0755);
+  CONTAIN_STEP(ContainStep::kMountDev,
+               MountOk("devpts", p.dev_pts.c_str(), "devpts", MS_NOSUID | MS_NOEXEC,
+                       "newinstance,ptmxmode=0666,mode=0620"));
+  CONTAIN_STEP(ContainStep::kMountDev, ::symlink("pts/ptmx", p.dev_ptmx.c_str()) == 0);
+  ::mkdir(p.dev_shm.c_str(), 01777);
+  CONTAIN_STEP(ContainStep::kMountDev,
+               MountOk("tmpfs", p.dev_shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
+  CONTAIN_STEP(ContainStep::kMountDev,
+               MountOk(nullptr, p.dev.c_str(), nullptr,
+                       MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, nullptr));
+
+  ::mkdir(p.tmp.c_str(), 01777);
+  CONTAIN_STEP(ContainStep::kMountTmp,
+               MountOk("tmpfs", p.tmp.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
+
+  for (const auto& [path, is_dir] : p.masks) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;  // not in this root
+    if (is_dir) {
+      CONTAIN_STEP(ContainStep::kMask,
+                   MountOk("tmpfs", path.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+                           "mode=0755,size=4k"));
+    } else {
+      CONTAIN_STEP(ContainStep::kMask,
+                   MountOk("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr));
+    }
+  }
+
+  // pivot_root(".", ".") stacks the old root under the new one; unmounting it leaves only the
+  // sandbox's tree (nsjail and runc do the same).
+  CONTAIN_STEP(ContainStep::kPivotRoot, ::chdir(p.root.c_str()) == 0);
+  CONTAIN_STEP(ContainStep::kPivotRoot, ::syscall(SYS_pivot_root, ".", ".") == 0);
+  CONTAIN_STEP(ContainStep::kPivotRoot, ::umount2(".", MNT_DETACH) == 0);
+  CONTAIN_STEP(ContainStep::kPivotRoot, ::chdir("/workspace") == 0);
+  return std::nullopt;
+}
+
+// The network namespace starts with a down loopback; bring it up so local servers work.
+std::optional<Fail> ContainNet() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  CONTAIN_STEP(ContainStep::kNet, fd >= 0);
+  struct ifreq ifr {};
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  bool ok = ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  ok = ok && ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+  int error = errno;
+  ::close(fd);
+  if (!ok) return Fail{ContainStep::kNet, error};
+  return std::nullopt;
+}
+
+bool WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+char ReadByte(int fd) {
+  char c = 0;
+  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
+  }
+  return c;
+}
+
+// Enters a new user namespace whose root is the unprivileged host uid. The parent writes the
+// maps (a process cannot map a uid it does not hold from inside).
+std::optional<Fail> ContainUser(int to_parent, int from_parent) {
+  CONTAIN_STEP(ContainStep::kUserns, ::unshare(CLONE_NEWUSER) == 0);
+  CONTAIN_STEP(ContainStep::kUserns, WriteAll(to_parent, "u", 1));
+  CONTAIN_STEP(ContainStep::kUserns, ReadByte(from_parent) == 'm');
+  CONTAIN_STEP(ContainStep::kSetId, ::setresgid(0, 0, 0) == 0);
+  CONTAIN_STEP(ContainStep::kSetId, ::setresuid(0, 0, 0) == 0);
+  return std::nullopt;
+}
+
+// Root inside keeps no capability: the bounding set is emptied (so no exec regains any), then
+// the current sets.
+std::optional<Fail> ContainCaps() {
+  for (int cap = 0; cap <= 63; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+      return Fail{ContainStep::kCaps, errno};
+    }
+  }
+  struct {
+    uint32_t version;
+    int pid;
+  } header{0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  struct {
+    uint32_t effective, permitted, inheritable;
+  } data[2] = {};
+  CONTAIN_STEP(ContainStep::kCaps, ::syscall(SYS_capset, &header, data) == 0);
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  return std::nullopt;
+}
+
+std::optional<Fail> ContainRlimits() {
+  struct rlimit core {
+    0, 0
+  };
+  CONTAIN_STEP(ContainStep::kRlimits, ::setrlimit(RLIMIT_CORE, &core) == 0);
+  struct rlimit files {
+    65536, 65536
+  };
+  struct rlimit current {};
+  if (::getrlimit(RLIMIT_NOFILE, &current) == 0 && current.rlim_max < files.rlim_max) {
+    files = current;
+  }
+  CONTAIN_STEP(ContainStep::kRlimits, ::setrlimit(RLIMIT_NOFILE, &files) == 0);
+  return std::nullopt;
+}
+
+}  // namespace
+
+// The checklist, in order. Each step must succeed; the first failure is reported with errno.
+std::optional<std::pair<ContainStep, int>> Contain(const PreparedSandbox& p, int to_parent,
+                                                   int from_parent) {
+  for (auto step : {
+           +[](const PreparedSandbox&q, int, int) { return ContainMounts(q); },
+           +[](const PreparedSandbox&, int, int) { return ContainNet(); },
+           +[](const PreparedSandbox&q, int, int) -> std::optional<Fail> {
+             if (::sethostname(q.hostname.data(), q.hostname.size()) != 0) {
+               return Fail{ContainStep::kHostname, errno};
+             }
+             return std::nullopt;
+           },
+           +[](const PreparedSandbox&, int, int) { return ContainRlimits(); },
+           +[](const PreparedSandbox&, int up, int down) { return ContainUser(up, down); },
+           +[](const PreparedSandbox&, int, int) { return ContainCaps(); },
+       }) {
+    if (auto failed = step(p, to_parent, from_parent)) {
+      return std::make_pair(failed->step, failed->error);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view ContainStepName(ContainStep step) {
+  switch (step) {
+    case ContainStep::kMountPrivate:
+      return "make mounts private";
+    case ContainStep::kMountStaging:
+      return "mount the sandbox tmpfs";
+    case ContainStep::kMountOverlay:
+      return "mount the overlay root";
+    case ContainStep::kMountWorkspace:
+      return "bind the workspace";
+    case ContainStep::kMountProc:
+      return "mount /proc";
+    case ContainStep::kMountSys:
+      return "mount /sys";
+    case ContainStep::kMountDev:
+      return "set up /dev";
+    case ContainStep::kMountTmp:
+      return "mount /tmp";
+    case ContainStep::kMask:
+      return "mask a host path";
+    case ContainStep::kPivotRoot:
+      return "pivot_root";
+    case ContainStep::kNet:
+      return "bring up loopback";
+    case ContainStep::kHostname:
+      return "set the hostname";
+    case ContainStep::kRlimits:
+      return "set rlimits";
+    case ContainStep::kUserns:
+      return "enter the user namespace";
+    case ContainStep::kSetId:
+      return "become root in the user namespace";
+    case ContainStep::kCaps:
+      return "drop capabilities";
+    case ContainStep::kSeccomp:
+      return "install the seccomp filter";
+    case ContainStep::kCgroup:
+      return "join the cgroup";
+    case ContainStep::kInitFork:
+      return "fork the command";
+  }
+  return "contain";
+}
+
+}  // namespace internal
+}  // namespace nightshift::sandbox

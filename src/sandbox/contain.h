@@ -1,0 +1,45 @@
+#pragma once
+
+// The sandbox: what a contained process gets, and the ordered checklist that builds it in the
+// child between clone() and execve() (Contain(), in contain.cc).
+//
+// Requires root (CAP_SYS_ADMIN in the initial user namespace): the mount, PID, network, UTS,
+// IPC and cgroup namespaces are created and furnished with full privileges — an overlay of the
+// host root cannot be mounted from inside an unprivileged user namespace, since the host's
+// submounts are locked there — and only then does the process enter its own user namespace,
+// where root maps to an unprivileged host uid and owns none of the other namespaces.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "sandbox/cgroups.h"
+
+namespace nightshift::sandbox {
+
+struct SandboxSpec {
+  std::filesystem::path rootfs;               // empty: the host root, read-only
+  std::vector<std::filesystem::path> layers;  // overlay lower layers above the base, top first
+  std::filesystem::path workspace;            // bind-mounted read-write at /workspace (required)
+  std::vector<std::filesystem::path> masked;  // host paths hidden (e.g. the platform data dir)
+  std::string hostname = "sandbox";
+  uid_t host_uid = 100000;  // root inside maps to this unprivileged host uid
+  gid_t host_gid = 100000;
+  CgroupLimits limits;
+  int64_t upper_bytes = int64_t{2} << 30;  // tmpfs holding the root's writable layer and /tmp
+  bool seccomp = true;
+};
+
+// Checks a spec before anything is started: paths exist and are absolute directories, limits
+// are possible. InvalidArgument naming the problem.
+Status ValidateSandboxSpec(const SandboxSpec& spec);
+
+// Host paths every sandbox hides, besides the spec's own `masked`.
+const std::vector<std::string>& DefaultMaskedPaths();
+
+}  // namespace nightshift::sandbox

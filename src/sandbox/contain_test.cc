@@ -1,0 +1,247 @@
+// The sandbox, tested for real: every test starts a real sandbox and tries something from
+// inside. The escape battery has one test per attempt; each would pass if the sandbox leaked.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "sandbox/process.h"
+#include "tests/support/test_support.h"
+
+namespace nightshift::sandbox {
+namespace {
+
+constexpr uid_t kUid = 100123;
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+    workspace_ = dir_.path() / "ws";
+    std::filesystem::create_directories(workspace_);
+    ASSERT_EQ(::chown(workspace_.c_str(), kUid, kUid), 0);
+  }
+
+  struct Ran {
+    ProcessResult result;
+    std::string out, err;
+  };
+
+  Ran Run(const std::string& script, SandboxSpec box = {}, int64_t timeout_ms = 30'000) {
+    if (box.workspace.empty()) box.workspace = workspace_;
+    box.host_uid = kUid;
+    box.host_gid = kUid;
+    box.hostname = "run-42";
+    ProcessSpec spec{
+        .argv = {"/bin/sh", "-c", script},
+        .env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}},
+        .timeout_ms = timeout_ms};
+    spec.sandbox = std::move(box);
+    Ran ran;
+    auto r = RunProcess(spec, [&](std::string_view stream, std::string_view line) {
+      (stream == "stdout" ? ran.out : ran.err) += std::string(line) + "\n";
+    });
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) ran.result = *r;
+    return ran;
+  }
+
+  std::string Probe() const { return TRY_SYSCALL_PATH; }
+
+  testing::TempDir dir_;
+  std::filesystem::path workspace_;
+};
+
+// --- Functional ---
+
+TEST_F(SandboxTest, RunsInWorkspaceWithHostnameAndExitCode) {
+  Ran r = Run("pwd; hostname; id -u; exit 3");
+  EXPECT_EQ(r.result.exit_code, 3);
+  EXPECT_EQ(r.result.reason, EndReason::kExited);
+  EXPECT_EQ(r.out, "/workspace\nrun-42\n0\n") << r.err;
+}
+
+TEST_F(SandboxTest, MissingCommandIs127) {
+  Ran r = Run("exec /no/such/command");
+  EXPECT_EQ(r.result.exit_code, 127) << r.err;
+}
+
+TEST_F(SandboxTest, FilesInWorkspaceBelongToTheMappedHostUid) {
+  Ran r = Run("echo made > made.txt && mkdir sub");
+  ASSERT_EQ(r.result.exit_code, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(::stat((workspace_ / "made.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kUid);
+  EXPECT_EQ(st.st_gid, kUid);
+}
+
+TEST_F(SandboxTest, ToolchainWorksInside) {
+  Ran r =
+      Run("printf '#include <cstdio>\\nint main(){std::puts(\"compiled\");}\\n' > m.cc && "
+          "g++ -o m m.cc && ./m && "
+          "printf 'test:\\n\\t@echo make-ok\\n' > Makefile && make -s test && "
+          "git init -q -b main . && git -c user.name=a -c user.email=a@b add -A && "
+          "git -c user.name=a -c user.email=a@b commit -qm x && git log --oneline | wc -l");
+  EXPECT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "compiled\nmake-ok\n1\n") << r.err;
+}
+
+TEST_F(SandboxTest, LoopbackWorksInside) {
+  Ran r =
+      Run("ip -brief link show lo 2>/dev/null | grep -q UP && echo lo-up || "
+          "cat /sys/class/net/lo/operstate");
+  EXPECT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("lo-up"), std::string::npos) << r.out << r.err;
+}
+
+TEST_F(SandboxTest, BadSpecsAreRefusedWithAReason) {
+  SandboxSpec missing_ws{.workspace = dir_.path() / "nope"};
+  EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(missing_ws)));
+  SandboxSpec bad_root{.rootfs = dir_.path() / "no-root", .workspace = workspace_};
+  Status st = ValidateSandboxSpec(bad_root);
+  EXPECT_TRUE(IsInvalidArgument(st));
+  EXPECT_NE(st.message().find("rootfs"), std::string::npos);
+  SandboxSpec bad_layer{.layers = {dir_.path() / "no-layer"}, .workspace = workspace_};
+  EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(bad_layer)));
+  SandboxSpec tiny{.workspace = workspace_};
+  tiny.limits.memory_bytes = 1000;
+  EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(tiny)));
+}
+
+TEST_F(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
+  auto layer = dir_.path() / "layer";
+  std::filesystem::create_directories(layer / "opt/tool");
+  std::ofstream(layer / "opt/tool/version") << "layer-1\n";
+  // The root is read-only to the sandbox: root inside owns nothing of the host's files.
+  Ran r =
+      Run("cat /opt/tool/version; (echo changed > /opt/tool/version) 2>/dev/null || "
+          "echo read-only; touch /usr/nightshift-escape 2>/dev/null || echo read-only; "
+          "echo scratch > /tmp/t && cat /tmp/t",
+          SandboxSpec{.layers = {layer}});
+  EXPECT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "layer-1\nread-only\nread-only\nscratch\n");
+  std::string kept;
+  std::getline(std::ifstream(layer / "opt/tool/version"), kept);
+  EXPECT_EQ(kept, "layer-1");
+  EXPECT_FALSE(std::filesystem::exists("/usr/nightshift-escape"));
+}
+
+// --- Escape battery ---
+
+TEST_F(SandboxTest, CannotReadMaskedDataDirOrShadow) {
+  auto data = dir_.path() / "platform-data";
+  std::filesystem::create_directories(data);
+  std::ofstream(data / "admin-token") << "s3cret-token\n";
+  Ran r = Run("cat " + (data / "admin-token").string() + "; cat /etc/shadow; ls -A /root /home",
+              SandboxSpec{.masked = {data}});
+  EXPECT_EQ(r.out.find("s3cret-token"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("root:x:"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out, "/home:\n\n/root:\n") << r.out;  // both empty
+}
+
+TEST_F(SandboxTest, CannotWriteOutsideWorkspace) {
+  auto outside = dir_.path() / "outside";
+  std::filesystem::create_directories(outside);
+  Ran r = Run("echo x > " + (outside / "f").string() + "; echo y > /etc/nightshift-escape; true");
+  EXPECT_FALSE(std::filesystem::exists(outside / "f"));
+  EXPECT_FALSE(std::filesystem::exists("/etc/nightshift-escape"));
+}
+
+TEST_F(SandboxTest, CannotSeeOrSignalHostProcesses) {
+  Ran r = Run("ls /proc | grep -c '^[0-9]'; " + Probe() + " kill " + std::to_string(::getpid()));
+  // sh, ls, grep, the probe and PID 1 at most.
+  EXPECT_LE(std::stoi(r.out), 5) << r.out;
+  EXPECT_NE(r.out.find("ESRCH"), std::string::npos) << r.out;
+}
+
+TEST_F(SandboxTest, CannotReachHostLoopbackServer) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  Ran r = Run("bash -c 'echo hi > /dev/tcp/127.0.0.1/" + std::to_string(port) +
+              "' 2>/dev/null && echo reached || echo refused");
+  ::close(fd);
+  EXPECT_EQ(r.out, "refused\n");
+}
+
+TEST_F(SandboxTest, CannotMountOrRemount) {
+  Ran r = Run(Probe() + " mount; " + Probe() + " remount_root_rw; " + Probe() + " unshare_mount; " +
+              Probe() + " unshare_user; " + Probe() + " chroot; " + Probe() + " sethostname; " +
+              Probe() + " setns_pid1_net");
+  EXPECT_EQ(r.out.find("ok"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7) << r.out << r.err;
+}
+
+TEST_F(SandboxTest, SetuidBinaryGainsNothing) {
+  // A setuid-root `cat` and a file only host root may read, both in the workspace.
+  auto secret = workspace_ / "secret";
+  std::ofstream(secret) << "root-only\n";
+  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+  ASSERT_TRUE(std::filesystem::copy_file("/bin/cat", workspace_ / "suid-cat"));
+  ASSERT_EQ(::chmod((workspace_ / "suid-cat").c_str(), 04755), 0);
+  Ran r = Run("./suid-cat secret; cat secret; id -u");
+  EXPECT_EQ(r.out.find("root-only"), std::string::npos) << r.out;
+}
+
+TEST_F(SandboxTest, CannotWriteProcSysOrLoadModules) {
+  Ran r = Run("echo 1 > /proc/sys/kernel/sysrq && echo wrote-sysrq; " + Probe() + " init_module; " +
+              Probe() + " finit_module; " + Probe() + " bpf");
+  EXPECT_EQ(r.out.find("wrote-sysrq"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ok"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out << r.err;
+}
+
+TEST_F(SandboxTest, CannotPtraceOutside) {
+  Ran r = Run(Probe() + " ptrace_attach " + std::to_string(::getpid()) + "; " + Probe() +
+              " ptrace_attach 1");
+  EXPECT_EQ(r.out.find("ok"), std::string::npos) << r.out;
+}
+
+TEST_F(SandboxTest, ForkBombStopsAtThePidsLimit) {
+  SandboxSpec box;
+  box.limits.pids = 64;
+  Ran r = Run("bomb() { bomb | bomb & }; bomb; sleep 2; exit 1", box, /*timeout_ms=*/15'000);
+  EXPECT_TRUE(r.result.reason == EndReason::kPidsLimit || r.result.reason == EndReason::kTimedOut)
+      << EndReasonName(r.result.reason) << " " << r.result.exit_code;
+  EXPECT_LT(r.result.wall_ms, 14'000);
+}
+
+TEST_F(SandboxTest, MemoryHogIsOomKilledAndReported) {
+  SandboxSpec box;
+  box.limits.memory_bytes = 64 << 20;
+  Ran r = Run("head -c 400m /dev/zero | tail > /dev/null", box);
+  EXPECT_EQ(r.result.reason, EndReason::kOom)
+      << EndReasonName(r.result.reason) << " exit " << r.result.exit_code << " " << r.err;
+  EXPECT_GT(r.result.peak_memory_bytes, 32 << 20);
+}
+
+TEST_F(SandboxTest, TimeoutKillsATreeThatIgnoresSigtermAndDoubleForks) {
+  Ran r = Run("trap '' TERM; (trap '' TERM; sleep 3011 &) ; sleep 3012", {}, /*timeout_ms=*/1000);
+  EXPECT_EQ(r.result.reason, EndReason::kTimedOut);
+  EXPECT_LT(r.result.wall_ms, 5000);
+  // Nothing left behind: the PID namespace dies with its init (the kernel reaps it
+  // asynchronously, so allow it a moment).
+  std::string left;
+  for (int i = 0; i < 100; ++i) {
+    left = testing::Shell("pgrep -f 'sleep 301[12]' | wc -l").output;
+    if (left == "0\n") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(left, "0\n");
+}
+
+}  // namespace
+}  // namespace nightshift::sandbox
