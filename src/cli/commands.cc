@@ -569,6 +569,18 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
   serve_cmd
+      ->add_option("--sandbox", serve_options.sandbox,
+                   "run recipes in a sandbox: on (needs root), off, auto (on when root)")
+      ->check(CLI::IsMember({"on", "off", "auto"}))
+      ->capture_default_str();
+  serve_cmd->add_option("--run-memory", serve_options.run_memory,
+                        "memory limit of each sandboxed run: BYTES, or 512m, 2g");
+  serve_cmd->add_option("--run-pids", serve_options.run_pids, "process limit of each sandboxed run")
+      ->check(CLI::NonNegativeNumber);
+  serve_cmd
+      ->add_option("--run-cpus", serve_options.run_cpus, "CPU limit (cores) of each sandboxed run")
+      ->check(CLI::NonNegativeNumber);
+  serve_cmd
       ->add_option("--durability", serve_options.durability,
                    "process: a commit survives any crash of the server; power: also power loss "
                    "(an fsync per commit)")

@@ -18,6 +18,10 @@ struct ServeOptions {
   int lease_ttl_seconds = 15;
   std::string log_level = "info";
   std::string durability = "process";  // or "power"
+  std::string sandbox = "auto";        // on, off, auto (on when root)
+  std::string run_memory;              // per-run limit: BYTES or with k/m/g
+  int64_t run_pids = 0;
+  double run_cpus = 0;
 };
 
 // Runs the server until it stops; returns the process exit code.

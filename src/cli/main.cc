@@ -1,8 +1,10 @@
 // The nightshift binary: the CLI, with `serve` wired to the control plane.
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "cli/sandbox_exec.h"
 #include "core/log.h"
 #include "server/server.h"
 
@@ -22,6 +24,15 @@ int Serve(const nightshift::cli::ServeOptions& o) {
   options.runner_slots = o.runners;
   options.lease_ttl_ms = int64_t{o.lease_ttl_seconds} * 1000;
   options.sync_full = o.durability == "power";
+  options.sandbox = o.sandbox;
+  auto memory = nightshift::cli::ParseByteSize(o.run_memory);
+  if (!memory.ok()) {
+    std::fprintf(stderr, "nightshift: --run-memory: %s\n", memory.status().message().c_str());
+    return 2;
+  }
+  options.run_memory_bytes = *memory;
+  options.run_pids = o.run_pids;
+  options.run_cpus = o.run_cpus;
   return nightshift::server::Serve(options);
 }
 

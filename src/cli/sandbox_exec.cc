@@ -15,14 +15,16 @@ namespace {
 constexpr int kSetupFailed = 125;
 constexpr uid_t kDefaultSandboxUid = 100000;
 
-StatusOr<int64_t> ParseBytes(const std::string& text) {
+}  // namespace
+
+StatusOr<int64_t> ParseByteSize(const std::string& text) {
   if (text.empty()) return int64_t{0};
   size_t used = 0;
   double value = 0;
   try {
     value = std::stod(text, &used);
   } catch (const std::exception&) {
-    return InvalidArgumentError(StrCat("invalid --memory '", text, "'"));
+    return InvalidArgumentError(StrCat("invalid size '", text, "'"));
   }
   std::string suffix = text.substr(used);
   double scale = 1;
@@ -30,11 +32,12 @@ StatusOr<int64_t> ParseBytes(const std::string& text) {
   if (suffix == "m" || suffix == "M") scale = 1024.0 * 1024;
   if (suffix == "g" || suffix == "G") scale = 1024.0 * 1024 * 1024;
   if (!(suffix.empty() || scale > 1) || value <= 0) {
-    return InvalidArgumentError(
-        StrCat("invalid --memory '", text, "': use BYTES, or a k/m/g suffix"));
+    return InvalidArgumentError(StrCat("invalid size '", text, "': use BYTES, or a k/m/g suffix"));
   }
   return static_cast<int64_t>(value * scale);
 }
+
+namespace {
 
 StatusOr<sandbox::ProcessSpec> BuildSpec(const SandboxExecArgs& args) {
   sandbox::ProcessSpec spec;
@@ -59,7 +62,9 @@ StatusOr<sandbox::ProcessSpec> BuildSpec(const SandboxExecArgs& args) {
   box.workspace = std::filesystem::absolute(args.workspace.empty() ? "." : args.workspace, ec);
   if (!args.rootfs.empty()) box.rootfs = std::filesystem::absolute(args.rootfs, ec);
   for (const auto& l : args.layers) box.layers.push_back(std::filesystem::absolute(l, ec));
-  ASSIGN_OR_RETURN(box.limits.memory_bytes, ParseBytes(args.memory));
+  auto memory = ParseByteSize(args.memory);
+  if (!memory.ok()) return memory.status().WithContext("--memory");
+  box.limits.memory_bytes = *memory;
   box.limits.pids = args.pids;
   box.limits.cpus = args.cpus;
   if (box.limits.pids < 0) return InvalidArgumentError("--pids must not be negative");

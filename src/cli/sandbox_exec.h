@@ -2,8 +2,11 @@
 
 // `nightshift sandbox exec`: runs one command in a sandbox on this machine, without a server.
 
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "core/status.h"
 
 namespace nightshift::cli {
 
@@ -21,6 +24,9 @@ struct SandboxExecArgs {
   std::vector<std::string> command;
   std::string data_dir;  // masked inside the sandbox
 };
+
+// "4096", "512k", "64m", "2g" → bytes; "" → 0. InvalidArgument otherwise.
+StatusOr<int64_t> ParseByteSize(const std::string& text);
 
 // Returns the command's exit status (128 + signal when killed), or 125 with one line on stderr
 // when the sandbox could not be set up (bad spec, missing path, no privileges).

@@ -1,5 +1,7 @@
 #include "runner/recipe_executor.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "core/clock.h"
@@ -63,6 +65,21 @@ class Phase {
   int64_t start_ms_;
 };
 
+Status ChownTree(const std::filesystem::path& root, uid_t uid) {
+  auto own = [uid](const std::filesystem::path& p) -> Status {
+    if (::lchown(p.c_str(), uid, uid) != 0) return ErrnoError("chown", p.string());
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(own(root));
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(root, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    RETURN_IF_ERROR(own(it->path()));
+  }
+  if (ec) return InternalError(StrCat("walk ", root.string(), ": ", ec.message()));
+  return OkStatus();
+}
+
 }  // namespace
 
 Status ValidateRef(std::string_view ref) {
@@ -110,7 +127,7 @@ Outcome RecipeExecutor::Execute(Execution& x) {
   // Runs git, logging its output; stdout lines are also collected for the caller.
   auto git = [&](std::vector<std::string> args, const std::filesystem::path& cwd,
                  std::vector<std::string>* out) -> StatusOr<sandbox::ProcessResult> {
-    args.insert(args.begin(), git_);
+    args.insert(args.begin(), options_.git);
     sandbox::ProcessSpec spec{
         .argv = std::move(args), .working_dir = cwd, .env = env, .timeout_ms = 10 * 60 * 1000};
     return sandbox::RunProcess(
@@ -190,6 +207,21 @@ Outcome RecipeExecutor::Execute(Execution& x) {
                             .working_dir = checkout,
                             .env = recipe_env,
                             .timeout_ms = int64_t{x.run.timeout_seconds} * 1000};
+  if (options_.sandbox) {
+    // Root inside is the unprivileged sandbox uid outside: the checkout must be its own.
+    if (Status st = ChownTree(checkout, options_.sandbox_uid); !st.ok()) {
+      agent_phase.End("failed");
+      return {RunState::kFailed, std::nullopt, st.message()};
+    }
+    spec.working_dir.clear();  // /workspace
+    spec.env["HOME"] = "/tmp";
+    spec.sandbox = sandbox::SandboxSpec{.workspace = checkout,
+                                        .masked = options_.masked,
+                                        .hostname = StrCat("run-", x.run.id),
+                                        .host_uid = options_.sandbox_uid,
+                                        .host_gid = options_.sandbox_uid,
+                                        .limits = options_.limits};
+  }
   auto result = sandbox::RunProcess(
       spec, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
       &x.cancel);

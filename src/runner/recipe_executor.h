@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "runner/executor.h"
 
@@ -9,14 +10,23 @@ namespace nightshift::runner {
 // The deterministic agent: checks the repository out at the run's ref in a fresh directory
 // and runs the recipe there with `sh -c`. Phases (checkout, agent) are recorded as "phase"
 // events with their durations; git's and the recipe's output as "log" events.
+struct RecipeOptions {
+  // Run the recipe in a sandbox (src/sandbox/contain.h) with the checkout at /workspace.
+  // Requires root. Off: a plain process group in the checkout (development, non-root).
+  bool sandbox = true;
+  sandbox::CgroupLimits limits;               // per-run limits inside the sandbox
+  std::vector<std::filesystem::path> masked;  // e.g. the platform's data dir
+  uid_t sandbox_uid = 100000;                 // host uid of root inside; owns the checkout
+  std::string git = "git";                    // looked up in PATH
+};
+
 class RecipeExecutor final : public Executor {
  public:
-  // `git` is the git binary to use (looked up in PATH).
-  explicit RecipeExecutor(std::string git = "git") : git_(std::move(git)) {}
+  explicit RecipeExecutor(RecipeOptions options = {}) : options_(std::move(options)) {}
   Outcome Execute(Execution& execution) override;
 
  private:
-  const std::string git_;
+  const RecipeOptions options_;
 };
 
 // Validates a ref the way `git check-ref-format` does for a branch/tag name, or accepts a hex

@@ -1,6 +1,7 @@
 #include "runner/runner.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -34,8 +35,8 @@ class RunnerTest : public ::testing::Test {
     store_->SetObserver(nullptr);
   }
 
-  void StartRunner(int64_t lease_ttl_ms = 5000) {
-    runner_ = std::make_unique<Runner>(*source_, executor_,
+  void StartRunner(int64_t lease_ttl_ms = 5000, Executor* executor = nullptr) {
+    runner_ = std::make_unique<Runner>(*source_, executor ? *executor : executor_,
                                        RunnerOptions{.name = "test-runner",
                                                      .slots = 2,
                                                      .lease_ttl_ms = lease_ttl_ms,
@@ -82,7 +83,10 @@ class RunnerTest : public ::testing::Test {
   std::string commit_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<StoreLeaseSource> source_;
-  RecipeExecutor executor_;
+  // The runner's own logic is tested with plain processes, whose pids and files the test can
+  // see; RecipeRunsInASandbox covers the sandboxed path.
+  RecipeExecutor executor_{RecipeOptions{.sandbox = false}};
+  RecipeExecutor sandboxed_{RecipeOptions{.sandbox = true}};
   std::unique_ptr<Runner> runner_;
 };
 
@@ -101,6 +105,18 @@ TEST_F(RunnerTest, RecipeRunsInACheckoutAtTheRefAndStreamsOutput) {
     if (e.kind == "phase" && Json::parse(e.data).contains("duration_ms")) ++phases;
   }
   EXPECT_EQ(phases, 2);
+}
+
+TEST_F(RunnerTest, RecipeRunsInASandbox) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  StartRunner(5000, &sandboxed_);
+  store::Run run =
+      Create("hostname; id -u; pwd; cat src/app.txt; echo new > new.txt && cat new.txt");
+  store::Run done = WaitFinished(run.id);
+  ASSERT_EQ(done.state, RunState::kSucceeded)
+      << done.reason << " " << testing::Shell("true").output;
+  EXPECT_EQ(Lines(run.id), (std::vector<std::string>{"run-" + std::to_string(run.id), "0",
+                                                     "/workspace", "v1", "new"}));
 }
 
 TEST_F(RunnerTest, BranchTagAndShaRefs) {

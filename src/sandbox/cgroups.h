@@ -59,7 +59,8 @@ class Cgroup {
   // Moves `pid` into the cgroup(s).
   Status AddProcess(pid_t pid);
   // The cgroup.procs files, for a child to write its own pid into before exec (async-signal-
-  // safe: the child only open()s and write()s).
+  // safe: the child only open()s and write()s). Writing "0" means "the writer" and needs no
+  // formatting; a pid is read in the writer's PID namespace, so both work after CLONE_NEWPID.
   const std::vector<std::filesystem::path>& procs_files() const { return procs_files_; }
 
   CgroupUsage ReadUsage() const;

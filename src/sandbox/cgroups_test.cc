@@ -81,7 +81,9 @@ std::set<pid_t> Members(const Cgroup& cgroup) {
 
 // A child that waits for Start() before it execs `argv`, so that the test can put it into the
 // cgroup before it runs anything: either the test calls AddProcess, or (`join`) the child
-// writes itself into the cgroup.procs files, as the sandbox does. Dies with the test.
+// writes itself into the cgroup.procs files, as the sandbox does. It leads a process group of
+// its own, which is SIGKILLed when the HeldChild goes: nothing outlives a failed test (the
+// group dies with the test too: PR_SET_PDEATHSIG for the leader, and short sleeps).
 class HeldChild {
  public:
   HeldChild(const std::vector<std::string>& argv, const std::vector<fs::path>* join = nullptr,
@@ -99,6 +101,7 @@ class HeldChild {
     pid_ = ::fork();
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      ::setpgid(0, 0);
       ::close(go[1]);
       char byte = 0;
       ssize_t n;
@@ -117,10 +120,12 @@ class HeldChild {
     }
     ::close(go[0]);
     go_.Reset(go[1]);
+    if (pid_ > 0) ::setpgid(pid_, pid_);  // also here, so that it holds before Start()
+    pgid_ = pid_;
   }
   ~HeldChild() {
+    if (pgid_ > 0) ::kill(-pgid_, SIGKILL);
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }
@@ -150,7 +155,8 @@ class HeldChild {
   }
 
  private:
-  pid_t pid_ = -1;
+  pid_t pid_ = -1;  // -1 once reaped
+  pid_t pgid_ = -1;
   UniqueFd go_;
 };
 
@@ -316,14 +322,25 @@ TEST(Cgroup, PidsLimitStopsForks) {
   std::optional<int> status = shell.Wait();
   ASSERT_TRUE(status.has_value()) << "the shell did not finish";
 
-  EXPECT_LE(static_cast<int64_t>(Members(**cgroup).size()), kLimit);
-  auto text = ReadFile(log);
-  ASSERT_TRUE(text.ok()) << text.status();
-  int64_t started = 0;
-  for (size_t at = text->find("started"); at != std::string::npos;
-       at = text->find("started", at + 1)) {
-    ++started;
+  // The shell may exit before its last jobs have written their line: wait until every member
+  // (all jobs, now that the shell is gone) has reported.
+  auto count_started = [&log] {
+    auto text = ReadFile(log);
+    EXPECT_TRUE(text.ok()) << text.status();
+    int64_t n = 0;
+    for (size_t at = text.ok() ? text->find("started") : std::string::npos; at != std::string::npos;
+         at = text->find("started", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  int64_t started = count_started();
+  for (int64_t give_up = MonotonicMs() + 5000;
+       started < static_cast<int64_t>(Members(**cgroup).size()) && MonotonicMs() < give_up;
+       started = count_started()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  EXPECT_LE(static_cast<int64_t>(Members(**cgroup).size()), kLimit);
   EXPECT_GE(started, 1);
   EXPECT_LE(started, kLimit - 1);  // the shell itself is one of the kLimit
   EXPECT_TRUE((*cgroup)->ReadUsage().pids_limit_hit);
@@ -380,7 +397,7 @@ TEST(Cgroup, KillAllKillsWhatIgnoresSigterm) {
   ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
   UniqueFd ready_read(ready[0]);
   UniqueFd ready_write(ready[1]);
-  HeldChild shell({"/bin/sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000 & echo ready; wait"},
+  HeldChild shell({"/bin/sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & echo ready; wait"},
                   nullptr, ready_write.Get());
   ASSERT_TRUE(shell.ok());
   ready_write.Reset();

@@ -292,6 +292,9 @@ std::optional<Fail> ContainUser(int to_parent, int from_parent) {
   CONTAIN_STEP(ContainStep::kUserns, ReadByte(from_parent) == 'm');
   CONTAIN_STEP(ContainStep::kSetId, ::setresgid(0, 0, 0) == 0);
   CONTAIN_STEP(ContainStep::kSetId, ::setresuid(0, 0, 0) == 0);
+  // A change of credentials clears the parent-death signal: set it again, or a sandbox would
+  // outlive a supervisor killed with SIGKILL. The parent was alive a moment ago (it sent "m").
+  CONTAIN_STEP(ContainStep::kSetId, ::prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
   return std::nullopt;
 }
 

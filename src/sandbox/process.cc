@@ -309,6 +309,20 @@ char ReadSyncByte(int fd) {
                                   const SeccompProgram* seccomp, int stdout_fd, int stderr_fd,
                                   int failure_fd, int to_parent, int from_parent) {
   using internal::ContainStep;
+  // PID 1 never execs, so close-on-exec protects nothing here: close every descriptor of the
+  // supervisor (its data-dir lock, listening socket, database) but our five pipes at once, or
+  // a lingering sandbox would hold them.
+  {
+    int keep[] = {stdout_fd, stderr_fd, failure_fd, to_parent, from_parent};
+    std::sort(std::begin(keep), std::end(keep));
+    unsigned int next = STDERR_FILENO + 1;
+    for (int fd : keep) {
+      if (static_cast<unsigned int>(fd) > next)
+        ::close_range(next, static_cast<unsigned int>(fd) - 1, 0);
+      next = static_cast<unsigned int>(fd) + 1;
+    }
+    ::close_range(next, ~0U, 0);
+  }
   if (::setsid() < 0) FailChild(failure_fd, ChildStep::kSetsid, errno);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
     FailChild(failure_fd, ChildStep::kDeathSignal, errno);
@@ -351,6 +365,8 @@ char ReadSyncByte(int fd) {
   // PID 1. It holds nothing the supervisor waits on: the status pipe and the output pipes are
   // the command's alone.
   ::close(failure_fd);
+  ::close(stdout_fd);
+  ::close(stderr_fd);
   int quiet = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (quiet >= 0) {
     ::dup2(quiet, STDOUT_FILENO);

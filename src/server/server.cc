@@ -84,7 +84,22 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   s->store_->SetObserver(s->hub_.get());
   if (options.runner_slots > 0) {
     s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_);
-    s->executor_ = std::make_unique<runner::RecipeExecutor>();
+    bool sandboxed = options.sandbox == "on" || (options.sandbox == "auto" && ::geteuid() == 0);
+    if (sandboxed && ::geteuid() != 0) {
+      return FailedPreconditionError(
+          "--sandbox on needs root (namespaces, overlay mounts); use --sandbox off to run recipes "
+          "as plain processes");
+    }
+    if (!sandboxed) {
+      log::Get("server")->warn("runs execute WITHOUT a sandbox (--sandbox {}{})", options.sandbox,
+                               options.sandbox == "auto" ? ", not root" : "");
+    }
+    s->executor_ = std::make_unique<runner::RecipeExecutor>(
+        runner::RecipeOptions{.sandbox = sandboxed,
+                              .limits = {.memory_bytes = options.run_memory_bytes,
+                                         .pids = options.run_pids,
+                                         .cpus = options.run_cpus},
+                              .masked = {dir}});
     s->runner_ = std::make_unique<runner::Runner>(
         *s->lease_source_, *s->executor_,
         runner::RunnerOptions{.name = "embedded@" + Hostname(),

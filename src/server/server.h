@@ -36,7 +36,13 @@ struct ServerOptions {
   std::filesystem::path data_dir = ".nightshift";
   int runner_slots = 2;  // 0: no embedded runner
   int64_t lease_ttl_ms = 15'000;
-  bool sync_full = false;  // fsync every commit (survives power loss), see SqliteOptions
+  bool sync_full = false;
+  // "on": every run executes in a sandbox (needs root); "off": plain processes; "auto": on when
+  // running as root.
+  std::string sandbox = "auto";
+  int64_t run_memory_bytes = 0;  // per-run sandbox limits (0 = none)
+  int64_t run_pids = 0;
+  double run_cpus = 0;  // fsync every commit (survives power loss), see SqliteOptions
   size_t max_body_bytes = 1 << 20;
   int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
 };
