@@ -290,8 +290,11 @@ std::optional<Fail> ContainUser(int to_parent, int from_parent) {
   CONTAIN_STEP(ContainStep::kUserns, ::unshare(CLONE_NEWUSER) == 0);
   CONTAIN_STEP(ContainStep::kUserns, WriteAll(to_parent, "u", 1));
   CONTAIN_STEP(ContainStep::kUserns, ReadByte(from_parent) == 'm');
-  CONTAIN_STEP(ContainStep::kSetId, ::setresgid(0, 0, 0) == 0);
-  CONTAIN_STEP(ContainStep::kSetId, ::setresuid(0, 0, 0) == 0);
+  // Raw system calls: glibc's setresuid() signals every thread it believes the process has
+  // (POSIX per-process credentials), and after clone() in a multi-threaded supervisor those
+  // threads do not exist here — it would wait for them forever.
+  CONTAIN_STEP(ContainStep::kSetId, ::syscall(SYS_setresgid, 0, 0, 0) == 0);
+  CONTAIN_STEP(ContainStep::kSetId, ::syscall(SYS_setresuid, 0, 0, 0) == 0);
   // A change of credentials clears the parent-death signal: set it again, or a sandbox would
   // outlive a supervisor killed with SIGKILL. The parent was alive a moment ago (it sent "m").
   CONTAIN_STEP(ContainStep::kSetId, ::prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);

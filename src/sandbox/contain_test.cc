@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -131,6 +132,26 @@ TEST_F(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
   std::getline(std::ifstream(layer / "opt/tool/version"), kept);
   EXPECT_EQ(kept, "layer-1");
   EXPECT_FALSE(std::filesystem::exists("/usr/nightshift-escape"));
+}
+
+// Sandboxes started from several threads at once: the child of clone() must not touch a lock
+// or a per-thread structure of the multi-threaded parent (glibc's setresuid() did).
+TEST_F(SandboxTest, ConcurrentStartsFromManyThreads) {
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 8; ++i) {
+        ProcessSpec spec{
+            .argv = {"true"}, .env = {{"PATH", "/usr/bin:/bin"}}, .timeout_ms = 20'000};
+        spec.sandbox = SandboxSpec{.workspace = workspace_, .host_uid = kUid, .host_gid = kUid};
+        auto r = RunProcess(spec, nullptr);
+        if (r.ok() && r->exit_code == 0 && r->reason == EndReason::kExited) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 32);
 }
 
 // --- Escape battery ---

@@ -1,0 +1,180 @@
+// Sandbox benchmarks (issue 3), each against its peer in the same run:
+//  1. start-to-exit latency of `true` in our sandbox vs `bwrap --ro-bind / / --unshare-all
+//     --die-with-parent true`, interleaved so both see the same machine;
+//  2. sandboxes started (and finished) per second with 2 threads;
+//  3. memory per idle sandbox (PSS of its processes).
+// Usage: sandbox_bench [--runs N] [--seconds S] [--json FILE]
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "sandbox/process.h"
+#include "tests/support/test_support.h"
+
+namespace nightshift::bench {
+namespace {
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+sandbox::ProcessSpec Ours(const std::filesystem::path& ws, std::vector<std::string> argv,
+                          bool seccomp) {
+  sandbox::ProcessSpec spec{.argv = std::move(argv), .env = {{"PATH", "/usr/bin:/bin"}}};
+  spec.sandbox = sandbox::SandboxSpec{.workspace = ws, .seccomp = seccomp};
+  return spec;
+}
+
+// Milliseconds from the call to the reaped exit.
+double TimeOne(const sandbox::ProcessSpec& spec) {
+  int64_t t0 = MonotonicNs();
+  auto r = sandbox::RunProcess(spec, nullptr);
+  double ms = static_cast<double>(MonotonicNs() - t0) / 1e6;
+  if (!r.ok() || r->exit_code != 0) {
+    std::fprintf(stderr, "run failed: %s\n",
+                 r.ok() ? "non-zero exit" : r.status().ToString().c_str());
+    return -1;
+  }
+  return ms;
+}
+
+int64_t PssKb(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Pss:", 0) == 0) return std::stoll(line.substr(4));
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  int runs = 40;
+  double seconds = 5;
+  std::string json_out;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) runs = std::stoi(argv[++i]);
+    if (a == "--seconds" && i + 1 < argc) seconds = std::stod(argv[++i]);
+    if (a == "--json" && i + 1 < argc) json_out = argv[++i];
+  }
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "sandbox_bench: needs root\n");
+    return 1;
+  }
+  testing::TempDir dir;
+  auto ws = dir.path() / "ws";
+  std::filesystem::create_directories(ws);
+  const bool have_bwrap = testing::Shell("command -v bwrap").exit_code == 0;
+  sandbox::ProcessSpec bwrap{
+      .argv = {"bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"},
+      .env = {{"PATH", "/usr/bin:/bin"}}};
+  sandbox::ProcessSpec plain{.argv = {"true"}, .env = {{"PATH", "/usr/bin:/bin"}}};
+  auto ours = Ours(ws, {"true"}, true);
+  auto ours_no_seccomp = Ours(ws, {"true"}, false);
+
+  // Warm up the page cache and the kernel's structures for both.
+  for (int i = 0; i < 3; ++i) {
+    TimeOne(ours);
+    if (have_bwrap) TimeOne(bwrap);
+  }
+  std::vector<double> t_ours, t_ours_ns, t_bwrap, t_plain;
+  for (int i = 0; i < runs; ++i) {
+    t_ours.push_back(TimeOne(ours));
+    t_ours_ns.push_back(TimeOne(ours_no_seccomp));
+    if (have_bwrap) t_bwrap.push_back(TimeOne(bwrap));
+    t_plain.push_back(TimeOne(plain));
+  }
+  Json report;
+  report["latency_ms"] = {
+      {"nightshift", {{"p50", Median(t_ours)}, {"p90", Percentile(t_ours, 0.9)}}},
+      {"nightshift_no_seccomp", {{"p50", Median(t_ours_ns)}}},
+      {"plain_fork_exec", {{"p50", Median(t_plain)}}}};
+  std::printf("start-to-exit of `true` (median of %d, ms):\n", runs);
+  std::printf("  nightshift sandbox        %6.2f  (p90 %.2f)\n", Median(t_ours),
+              Percentile(t_ours, 0.9));
+  std::printf("  nightshift, no seccomp    %6.2f\n", Median(t_ours_ns));
+  if (have_bwrap) {
+    report["latency_ms"]["bwrap"] = {{"p50", Median(t_bwrap)}, {"p90", Percentile(t_bwrap, 0.9)}};
+    report["ratio_to_bwrap"] = Median(t_ours) / Median(t_bwrap);
+    std::printf("  bwrap --unshare-all       %6.2f  (p90 %.2f)\n", Median(t_bwrap),
+                Percentile(t_bwrap, 0.9));
+    std::printf("  ratio nightshift/bwrap    %6.2f\n", Median(t_ours) / Median(t_bwrap));
+  } else {
+    std::printf("  bwrap: not installed (scripts/install-deps --bench installs it)\n");
+  }
+  std::printf("  plain fork+exec           %6.2f\n", Median(t_plain));
+
+  // Throughput: two threads starting sandboxes back to back.
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> stop{false};
+  int64_t start = MonotonicNs();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      while (!stop) {
+        if (sandbox::RunProcess(ours, nullptr).ok()) ++done;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double per_second =
+      static_cast<double>(done) / (static_cast<double>(MonotonicNs() - start) / 1e9);
+  report["sandboxes_per_second_2_threads"] = per_second;
+  std::printf("sandboxes started and finished per second (2 threads): %.0f\n", per_second);
+
+  // Memory: 10 idle sandboxes (`sleep`), PSS of every process in them.
+  constexpr int kIdle = 10;
+  std::vector<std::thread> idle;
+  auto sleeper = Ours(ws, {"sleep", "3.0777"}, true);
+  for (int i = 0; i < kIdle; ++i)
+    idle.emplace_back([&] { (void)sandbox::RunProcess(sleeper, nullptr); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  int64_t pss = 0;
+  int processes = 0;
+  std::string pids = testing::Shell("pgrep -f 'sleep 3[.]0777'").output;
+  for (size_t at = 0; at < pids.size();) {
+    size_t nl = pids.find('\n', at);
+    int pid = std::atoi(pids.substr(at, nl - at).c_str());
+    if (pid > 0) {
+      int ppid = 0;
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string s;
+      std::getline(stat, s);
+      std::sscanf(s.c_str() + s.rfind(')') + 2, "%*c %d", &ppid);
+      pss += PssKb(pid) + PssKb(ppid);  // the command and its sandbox's PID 1
+      processes += 2;
+    }
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  for (auto& t : idle) t.join();
+  double per_sandbox_kb = static_cast<double>(pss) / kIdle;
+  report["idle_sandbox_pss_kb"] = per_sandbox_kb;
+  std::printf("memory per idle sandbox (PSS of PID 1 + the command, %d processes): %.0f KiB\n",
+              processes, per_sandbox_kb);
+  if (!json_out.empty()) std::ofstream(json_out) << report.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace nightshift::bench
+
+int main(int argc, char** argv) { return nightshift::bench::Main(argc, argv); }
