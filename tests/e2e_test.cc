@@ -417,6 +417,34 @@ TEST_F(EndToEnd, RelativeDataDirWorks) {
   EXPECT_TRUE(std::filesystem::exists(dir_.path() / "relative-data" / "nightshift.db"));
 }
 
+// `nightshift sandbox exec`: the command's exit status, 127 for a missing command, 125 and one
+// line for a sandbox that cannot be set up.
+TEST(SandboxExecCli, ExitStatusesAndBadInput) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  testing::TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);  // root's, but readable by the sandbox uid
+  std::string bin = ShellQuote(testing::NightshiftBin());
+  std::string ws = ShellQuote(dir.path().string());
+  auto ok = Shell(bin + " sandbox exec --workspace " + ws +
+                  " --hostname box -- sh -c 'hostname; pwd; id -u; exit 7'");
+  EXPECT_EQ(ok.exit_code, 7) << ok.output;
+  EXPECT_EQ(ok.output, "box\n/workspace\n0\n");
+  EXPECT_EQ(Shell(bin + " sandbox exec --workspace " + ws + " -- no-such-command").exit_code, 127);
+  for (const std::string& bad : std::vector<std::string>{
+           "--workspace /no/such/dir -- true", "--workspace " + ws + " --rootfs /no/rootfs -- true",
+           "--workspace " + ws + " --layer /no/layer -- true",
+           "--workspace " + ws + " --memory 10 -- true",
+           "--workspace " + ws + " --memory lots -- true"}) {
+    auto r = Shell(bin + " sandbox exec " + bad);
+    EXPECT_EQ(r.exit_code, 125) << bad << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << bad << ": " << r.output;
+    EXPECT_TRUE(r.output.starts_with("nightshift: ")) << r.output;
+  }
+  auto timed = Shell(bin + " sandbox exec --workspace " + ws + " --timeout 0.5 -- sleep 30");
+  EXPECT_EQ(timed.exit_code, 128 + SIGTERM) << timed.output;  // PID 1 forwarded SIGTERM
+  EXPECT_NE(timed.output.find("timed out"), std::string::npos) << timed.output;
+}
+
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }
 
 }  // namespace

@@ -796,7 +796,18 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
           StrCat("sandbox: ", internal::ContainStepName(static_cast<internal::ContainStep>(step))),
           StrCat("for ", spec.argv[0]), error);
     } else if (step == ChildStep::kChdir) {
-      line = ErrnoError("cannot change directory to", spec.working_dir.string(), error).message();
+      if (spec.sandbox) {
+        line =
+            ErrnoError("cannot change directory to",
+                       spec.working_dir.empty() ? "/workspace" : spec.working_dir.string(), error)
+                .message();
+        if (error == EACCES) {
+          line += StrCat(" (the sandbox runs as host uid ", spec.sandbox->host_uid,
+                         ", which needs access to ", spec.sandbox->workspace.string(), ")");
+        }
+      } else {
+        line = ErrnoError("cannot change directory to", spec.working_dir.string(), error).message();
+      }
       result.exit_code = kCannotRunExitCode;
     } else {
       return ErrnoError(ChildStepName(step), StrCat("in the child for ", spec.argv[0]), error);
