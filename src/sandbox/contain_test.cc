@@ -28,6 +28,9 @@ class SandboxTest : public ::testing::Test {
     workspace_ = dir_.path() / "ws";
     std::filesystem::create_directories(workspace_);
     ASSERT_EQ(::chown(workspace_.c_str(), kUid, kUid), 0);
+    // The probe goes into the workspace: the build tree may be under the host's /tmp, which a
+    // sandbox replaces with its own.
+    ASSERT_TRUE(std::filesystem::copy_file(TRY_SYSCALL_PATH, workspace_ / "try_syscall"));
   }
 
   struct Ran {
@@ -54,7 +57,7 @@ class SandboxTest : public ::testing::Test {
     return ran;
   }
 
-  std::string Probe() const { return TRY_SYSCALL_PATH; }
+  std::string Probe() const { return "/workspace/try_syscall"; }
 
   testing::TempDir dir_;
   std::filesystem::path workspace_;
