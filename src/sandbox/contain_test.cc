@@ -141,6 +141,12 @@ TEST_F(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
 // or a per-thread structure of the multi-threaded parent (glibc's setresuid() did).
 TEST_F(SandboxTest, ConcurrentStartsFromManyThreads) {
   std::atomic<int> ok{0};
+  // Threads being created and torn down meanwhile, as in a busy server: glibc's thread list is
+  // in flux at the moment of clone().
+  std::atomic<bool> churn{true};
+  std::thread churner([&] {
+    while (churn) std::thread([] {}).join();
+  });
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
@@ -154,6 +160,8 @@ TEST_F(SandboxTest, ConcurrentStartsFromManyThreads) {
     });
   }
   for (auto& t : threads) t.join();
+  churn = false;
+  churner.join();
   EXPECT_EQ(ok.load(), 32);
 }
 
