@@ -233,6 +233,21 @@ bool MoveFd(int fd, int target) {
 
 [[noreturn]] void ExecOrFail(const ExecPlan& plan, int failure_fd);
 
+// stdin from /dev/null, stdout and stderr onto the pipes, and every other descriptor marked
+// close-on-exec.
+void RedirectStdio(int stdout_fd, int stderr_fd, int failure_fd) {
+  int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (dev_null < 0) FailChild(failure_fd, ChildStep::kDevNull, errno);
+  // stdin first: if /dev/null landed on 1 or 2, those are overwritten next.
+  if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||
+      !MoveFd(stderr_fd, STDERR_FILENO)) {
+    FailChild(failure_fd, ChildStep::kRedirect, errno);
+  }
+  // Descriptors the supervisor's other threads opened without O_CLOEXEC (sockets, files) must not
+  // leak into the command. Before Linux 5.11 this fails with EINVAL and we rely on O_CLOEXEC.
+  ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+}
+
 [[noreturn]] void RunChild(const ExecPlan& plan, int stdout_fd, int stderr_fd, int failure_fd) {
   // A new session makes us the leader of a new process group (pgid == pid), so the whole tree
   // can be signalled with kill(-pid) and no terminal signals reach it.
@@ -249,16 +264,7 @@ bool MoveFd(int fd, int target) {
   for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &plan.default_action, nullptr);
   ::sigprocmask(SIG_SETMASK, &plan.empty_mask, nullptr);
 
-  int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (dev_null < 0) FailChild(failure_fd, ChildStep::kDevNull, errno);
-  // stdin first: if /dev/null landed on 1 or 2, those are overwritten next.
-  if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||
-      !MoveFd(stderr_fd, STDERR_FILENO)) {
-    FailChild(failure_fd, ChildStep::kRedirect, errno);
-  }
-  // Descriptors the supervisor's other threads opened without O_CLOEXEC (sockets, files) must not
-  // leak into the command. Before Linux 5.11 this fails with EINVAL and we rely on O_CLOEXEC.
-  ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+  RedirectStdio(stdout_fd, stderr_fd, failure_fd);
 
   if (!plan.working_dir.empty() && ::chdir(plan.working_dir.c_str()) != 0) {
     FailChild(failure_fd, ChildStep::kChdir, errno);
@@ -338,13 +344,7 @@ char ReadSyncByte(int fd) {
   ::close(to_parent);
   ::close(from_parent);
 
-  int dev_null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (dev_null < 0) FailChild(failure_fd, ChildStep::kDevNull, errno);
-  if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||
-      !MoveFd(stderr_fd, STDERR_FILENO)) {
-    FailChild(failure_fd, ChildStep::kRedirect, errno);
-  }
-  ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+  RedirectStdio(stdout_fd, stderr_fd, failure_fd);  // the sandbox's own /dev/null now
   const char* cwd = plan.working_dir.empty() ? "/workspace" : plan.working_dir.c_str();
   if (::chdir(cwd) != 0) FailChild(failure_fd, ChildStep::kChdir, errno);
 
