@@ -117,9 +117,7 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
   p->hostname = spec.hostname.substr(0, 64);
   p->uid_map = StrCat("0 ", spec.host_uid, " 1\n");
   p->gid_map = StrCat("0 ", spec.host_gid, " 1\n");
-  std::error_code ec;
-  for (const auto& d : {p->upper, p->work, p->root}) std::filesystem::create_directories(d, ec);
-  if (ec) return InternalError(StrCat("create ", p->staging_s, ": ", ec.message()));
+  // upper/, work/ and root/ are made by the child, on the tmpfs it mounts over `staging`.
   return p;
 }
 
