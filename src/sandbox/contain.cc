@@ -112,8 +112,6 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
     if (ec || std::filesystem::is_symlink(st)) continue;  // a symlink is masked by its target
     p->masks.push_back({p->root + m, std::filesystem::is_directory(st)});
   }
-  // Hide the staging area itself: it lives in the host /tmp, which the sandbox sees as a fresh
-  // tmpfs anyway, but a rootfs layer could expose it.
   p->hostname = spec.hostname.substr(0, 64);
   p->uid_map = StrCat("0 ", spec.host_uid, " 1\n");
   p->gid_map = StrCat("0 ", spec.host_gid, " 1\n");
@@ -275,19 +273,12 @@ bool WriteAll(int fd, const char* data, size_t size) {
   return true;
 }
 
-char ReadByte(int fd) {
-  char c = 0;
-  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
-  }
-  return c;
-}
-
 // Enters a new user namespace whose root is the unprivileged host uid. The parent writes the
 // maps (a process cannot map a uid it does not hold from inside).
 std::optional<Fail> ContainUser(int to_parent, int from_parent) {
   CONTAIN_STEP(ContainStep::kUserns, ::unshare(CLONE_NEWUSER) == 0);
   CONTAIN_STEP(ContainStep::kUserns, WriteAll(to_parent, "u", 1));
-  CONTAIN_STEP(ContainStep::kUserns, ReadByte(from_parent) == 'm');
+  CONTAIN_STEP(ContainStep::kUserns, ReadSyncByte(from_parent) == 'm');
   // Raw system calls: glibc's setresuid() signals every thread it believes the process has
   // (POSIX per-process credentials), and after clone() in a multi-threaded supervisor those
   // threads do not exist here — it would wait for them forever.
@@ -358,6 +349,13 @@ std::optional<std::pair<ContainStep, int>> Contain(const PreparedSandbox& p, int
     }
   }
   return std::nullopt;
+}
+
+char ReadSyncByte(int fd) {
+  char c = 0;
+  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
+  }
+  return c;
 }
 
 std::string_view ContainStepName(ContainStep step) {

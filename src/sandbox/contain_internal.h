@@ -65,4 +65,7 @@ std::optional<std::pair<ContainStep, int>> Contain(const PreparedSandbox& prepar
 
 std::string_view ContainStepName(ContainStep step);
 
+// One byte of the parent/child handshake (0 at EOF). Async-signal-safe.
+char ReadSyncByte(int fd);
+
 }  // namespace nightshift::sandbox::internal

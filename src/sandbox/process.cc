@@ -294,13 +294,6 @@ void RedirectStdio(int stdout_fd, int stderr_fd, int failure_fd) {
 volatile sig_atomic_t g_forward_signal = 0;
 void RecordSignal(int sig) { g_forward_signal = sig; }
 
-char ReadSyncByte(int fd) {
-  char c = 0;
-  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
-  }
-  return c;
-}
-
 [[noreturn]] void FailContain(int failure_fd, internal::ContainStep step, int error) {
   ChildFailure failure{static_cast<int32_t>(step), error};
   ssize_t written = ::write(failure_fd, &failure, sizeof failure);
@@ -337,7 +330,7 @@ char ReadSyncByte(int fd) {
   ::sigprocmask(SIG_SETMASK, &plan.empty_mask, nullptr);
   // The parent puts us into the cgroup first; EOF instead of "g" means it died meanwhile
   // (getppid() cannot tell: the parent is outside our PID namespace).
-  if (ReadSyncByte(from_parent) != 'g') ::_exit(kChildFailedExitCode);
+  if (internal::ReadSyncByte(from_parent) != 'g') ::_exit(kChildFailedExitCode);
   if (auto failed = internal::Contain(prepared, to_parent, from_parent)) {
     FailContain(failure_fd, failed->first, failed->second);
   }
