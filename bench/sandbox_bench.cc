@@ -1,8 +1,10 @@
 // Sandbox benchmarks (issue 3), each against its peer in the same run:
 //  1. start-to-exit latency of `true` in our sandbox vs `bwrap --ro-bind / / --unshare-all
 //     --die-with-parent true`, interleaved so both see the same machine;
-//  2. sandboxes started (and finished) per second with 2 threads;
-//  3. memory per idle sandbox (PSS of its processes).
+//     and the same from a warm pool (pre-forked sandboxes, pool.h), each taken once the pool is
+//     full again;
+//  2. sandboxes started (and finished) per second with 2 threads, cold and with a pool;
+//  3. memory per idle sandbox (PSS of its processes), and per sandbox waiting in a pool.
 // Usage: sandbox_bench [--runs N] [--seconds S] [--json FILE]
 
 #include <unistd.h>
@@ -16,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "sandbox/pool.h"
 #include "sandbox/process.h"
 #include "tests/support/test_support.h"
 
@@ -88,13 +91,23 @@ int Main(int argc, char** argv) {
   auto ours = Ours(ws, {"true"}, true);
   auto ours_no_seccomp = Ours(ws, {"true"}, false);
 
+  auto pool = sandbox::SandboxPool::Start(*ours.sandbox, 2);
+  if (!pool.ok()) {
+    std::fprintf(stderr, "sandbox_bench: %s\n", pool.status().ToString().c_str());
+    return 1;
+  }
+  auto ours_warm = ours;
+  ours_warm.pool = pool->get();
+
   // Warm up the page cache and the kernel's structures for both.
   for (int i = 0; i < 3; ++i) {
     TimeOne(ours);
     if (have_bwrap) TimeOne(bwrap);
   }
-  std::vector<double> t_ours, t_ours_ns, t_bwrap, t_plain;
+  std::vector<double> t_ours, t_ours_ns, t_bwrap, t_plain, t_warm;
   for (int i = 0; i < runs; ++i) {
+    (*pool)->WaitFull(5000);
+    t_warm.push_back(TimeOne(ours_warm));
     t_ours.push_back(TimeOne(ours));
     t_ours_ns.push_back(TimeOne(ours_no_seccomp));
     if (have_bwrap) t_bwrap.push_back(TimeOne(bwrap));
@@ -104,41 +117,80 @@ int Main(int argc, char** argv) {
   report["latency_ms"] = {
       {"nightshift", {{"p50", Median(t_ours)}, {"p90", Percentile(t_ours, 0.9)}}},
       {"nightshift_no_seccomp", {{"p50", Median(t_ours_ns)}}},
+      {"nightshift_warm_pool", {{"p50", Median(t_warm)}, {"p90", Percentile(t_warm, 0.9)}}},
       {"plain_fork_exec", {{"p50", Median(t_plain)}}}};
   std::printf("start-to-exit of `true` (median of %d, ms):\n", runs);
   std::printf("  nightshift sandbox        %6.2f  (p90 %.2f)\n", Median(t_ours),
               Percentile(t_ours, 0.9));
   std::printf("  nightshift, no seccomp    %6.2f\n", Median(t_ours_ns));
+  std::printf("  nightshift, warm pool     %6.2f  (p90 %.2f)\n", Median(t_warm),
+              Percentile(t_warm, 0.9));
   if (have_bwrap) {
     report["latency_ms"]["bwrap"] = {{"p50", Median(t_bwrap)}, {"p90", Percentile(t_bwrap, 0.9)}};
     report["ratio_to_bwrap"] = Median(t_ours) / Median(t_bwrap);
+    report["warm_ratio_to_bwrap"] = Median(t_warm) / Median(t_bwrap);
     std::printf("  bwrap --unshare-all       %6.2f  (p90 %.2f)\n", Median(t_bwrap),
                 Percentile(t_bwrap, 0.9));
-    std::printf("  ratio nightshift/bwrap    %6.2f\n", Median(t_ours) / Median(t_bwrap));
+    std::printf("  ratio nightshift/bwrap    %6.2f  (warm pool: %.2f)\n",
+                Median(t_ours) / Median(t_bwrap), Median(t_warm) / Median(t_bwrap));
   } else {
     std::printf("  bwrap: not installed (scripts/install-deps --bench installs it)\n");
   }
   std::printf("  plain fork+exec           %6.2f\n", Median(t_plain));
 
-  // Throughput: two threads starting sandboxes back to back.
-  std::atomic<int64_t> done{0};
-  std::atomic<bool> stop{false};
-  int64_t start = MonotonicNs();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
-    threads.emplace_back([&] {
-      while (!stop) {
-        if (sandbox::RunProcess(ours, nullptr).ok()) ++done;
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& t : threads) t.join();
-  double per_second =
-      static_cast<double>(done) / (static_cast<double>(MonotonicNs() - start) / 1e9);
+  // Throughput: two threads starting sandboxes back to back, cold, then taking from a pool of 4
+  // that its own thread refills meanwhile (on the same 2 cores).
+  auto throughput = [&](const sandbox::ProcessSpec& spec) {
+    std::atomic<int64_t> done{0};
+    std::atomic<bool> stop{false};
+    int64_t start = MonotonicNs();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&] {
+        while (!stop) {
+          if (sandbox::RunProcess(spec, nullptr).ok()) ++done;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& t : threads) t.join();
+    return static_cast<double>(done) / (static_cast<double>(MonotonicNs() - start) / 1e9);
+  };
+  double per_second = throughput(ours);
   report["sandboxes_per_second_2_threads"] = per_second;
   std::printf("sandboxes started and finished per second (2 threads): %.0f\n", per_second);
+  pool->reset();
+  pool = sandbox::SandboxPool::Start(*ours.sandbox, 4);
+  ours_warm.pool = pool->get();
+  double warm_per_second = throughput(ours_warm);
+  auto stats = (*pool)->stats();
+  report["sandboxes_per_second_2_threads_pool"] = warm_per_second;
+  std::printf("  with a pool of 4: %.0f (%lld of %lld taken warm)\n", warm_per_second,
+              static_cast<long long>(stats.taken),
+              static_cast<long long>(stats.taken + stats.missed));
+
+  // Memory of sandboxes waiting in the pool: the pool's children.
+  (*pool)->WaitFull(5000);
+  int64_t waiting_pss = 0;
+  std::string waiting = testing::Shell("pgrep -P " + std::to_string(::getpid())).output;
+  int waiting_count = 0;
+  for (size_t at = 0; at < waiting.size();) {
+    size_t nl = waiting.find('\n', at);
+    int pid = std::atoi(waiting.substr(at, nl - at).c_str());
+    if (pid > 0 && PssKb(pid) > 0) {
+      waiting_pss += PssKb(pid);
+      ++waiting_count;
+    }
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  if (waiting_count > 0) {
+    report["waiting_pool_sandbox_pss_kb"] = static_cast<double>(waiting_pss) / waiting_count;
+    std::printf("memory per sandbox waiting in the pool (PSS, %d waiting): %.0f KiB\n",
+                waiting_count, static_cast<double>(waiting_pss) / waiting_count);
+  }
+  pool->reset();
 
   // Memory: 10 idle sandboxes (`sleep`), PSS of every process in them.
   constexpr int kIdle = 10;

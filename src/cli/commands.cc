@@ -581,6 +581,11 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->add_option("--run-cpus", serve_options.run_cpus, "CPU limit (cores) of each sandboxed run")
       ->check(CLI::NonNegativeNumber);
   serve_cmd
+      ->add_option("--warm-sandboxes", serve_options.warm_sandboxes,
+                   "sandboxes kept pre-forked for the next runs (0: start each cold)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  serve_cmd
       ->add_option("--durability", serve_options.durability,
                    "process: a commit survives any crash of the server; power: also power loss "
                    "(an fsync per commit)")

@@ -22,6 +22,7 @@ struct ServeOptions {
   std::string run_memory;              // per-run limit: BYTES or with k/m/g
   int64_t run_pids = 0;
   double run_cpus = 0;
+  int warm_sandboxes = 2;
 };
 
 // Runs the server until it stops; returns the process exit code.

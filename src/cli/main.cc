@@ -33,6 +33,7 @@ int Serve(const nightshift::cli::ServeOptions& o) {
   options.run_memory_bytes = *memory;
   options.run_pids = o.run_pids;
   options.run_cpus = o.run_cpus;
+  options.warm_sandboxes = o.warm_sandboxes;
   return nightshift::server::Serve(options);
 }
 

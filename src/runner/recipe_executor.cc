@@ -115,6 +115,11 @@ Status ValidateRef(std::string_view ref) {
   return OkStatus();
 }
 
+sandbox::SandboxSpec RecipeOptions::SandboxShape(const std::filesystem::path& workspace) const {
+  return sandbox::SandboxSpec{
+      .workspace = workspace, .masked = masked, .host_uid = sandbox_uid, .host_gid = sandbox_uid};
+}
+
 Outcome RecipeExecutor::Execute(Execution& x) {
   const std::filesystem::path home = x.work_dir / "home";
   const std::filesystem::path checkout = x.work_dir / "repo";
@@ -215,12 +220,10 @@ Outcome RecipeExecutor::Execute(Execution& x) {
     }
     spec.working_dir.clear();  // /workspace
     spec.env["HOME"] = "/tmp";
-    spec.sandbox = sandbox::SandboxSpec{.workspace = checkout,
-                                        .masked = options_.masked,
-                                        .hostname = StrCat("run-", x.run.id),
-                                        .host_uid = options_.sandbox_uid,
-                                        .host_gid = options_.sandbox_uid,
-                                        .limits = options_.limits};
+    spec.sandbox = options_.SandboxShape(checkout);
+    spec.sandbox->hostname = StrCat("run-", x.run.id);
+    spec.sandbox->limits = options_.limits;
+    spec.pool = options_.pool;
   }
   auto result = sandbox::RunProcess(
       spec, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },

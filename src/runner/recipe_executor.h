@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "runner/executor.h"
+#include "sandbox/pool.h"
 
 namespace nightshift::runner {
 
@@ -18,6 +19,10 @@ struct RecipeOptions {
   std::vector<std::filesystem::path> masked;  // e.g. the platform's data dir
   uid_t sandbox_uid = 100000;                 // host uid of root inside; owns the checkout
   std::string git = "git";                    // looked up in PATH
+  sandbox::SandboxPool* pool = nullptr;       // pre-forked sandboxes of SandboxShape(); not owned
+
+  // The sandbox every run gets, but for its workspace (here `workspace`), hostname and limits.
+  sandbox::SandboxSpec SandboxShape(const std::filesystem::path& workspace) const;
 };
 
 class RecipeExecutor final : public Executor {

@@ -6,7 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
+#include <sys/mount.h>  // glibc 2.36: also the new mount API (move_mount)
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -61,10 +61,29 @@ Status ValidateSandboxSpec(const SandboxSpec& spec) {
 
 namespace internal {
 
+namespace {
+
+// Where each sandbox mounts its private tmpfs. Only a mount point, and every sandbox mounts in
+// its own mount namespace, so all share one empty directory: made once per process, removed at
+// exit. (A directory per sandbox cost a mkdir and an rmdir per run, and the rmdir of an ext4
+// directory can wait for a synchronous discard.)
+StatusOr<std::filesystem::path> StagingMountPoint() {
+  struct Dir {
+    StatusOr<std::filesystem::path> path = MakeTempDir("nightshift-sandbox");
+    ~Dir() {
+      if (path.ok()) RemoveTreeQuietly(*path);
+    }
+  };
+  static Dir dir;
+  return dir.path;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spec) {
   RETURN_IF_ERROR(ValidateSandboxSpec(spec));
   auto p = std::make_unique<PreparedSandbox>();
-  ASSIGN_OR_RETURN(p->staging, MakeTempDir("nightshift-sandbox"));
+  ASSIGN_OR_RETURN(p->staging, StagingMountPoint());
   p->staging_s = p->staging.string();
   p->upper = (p->staging / "upper").string();
   p->work = (p->staging / "work").string();
@@ -84,7 +103,6 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
     lower += spec.rootfs.empty() ? std::string("/") : spec.rootfs.string();
   }
   p->overlay_options = StrCat("lowerdir=", lower, ",upperdir=", p->upper, ",workdir=", p->work);
-  p->workspace_source = spec.workspace.string();
   p->workspace_target = p->root + "/workspace";
   p->proc = p->root + "/proc";
   p->proc_sys = p->root + "/proc/sys";
@@ -112,17 +130,28 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
     if (ec || std::filesystem::is_symlink(st)) continue;  // a symlink is masked by its target
     p->masks.push_back({p->root + m, std::filesystem::is_directory(st)});
   }
-  p->hostname = spec.hostname.substr(0, 64);
   p->uid_map = StrCat("0 ", spec.host_uid, " 1\n");
   p->gid_map = StrCat("0 ", spec.host_gid, " 1\n");
   // upper/, work/ and root/ are made by the child, on the tmpfs it mounts over `staging`.
   return p;
 }
 
-void RemovePrepared(PreparedSandbox& prepared) {
-  if (prepared.staging.empty()) return;
-  // The child's mounts lived in its own namespace and died with it.
-  RemoveTreeQuietly(prepared.staging);
+std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec) {
+  std::vector<std::string> masks;
+  std::error_code ec;
+  const auto workspace = std::filesystem::weakly_canonical(spec.workspace, ec);
+  if (ec) return masks;
+  for (const auto& m : spec.masked) {
+    const auto path = std::filesystem::weakly_canonical(m, ec);
+    if (ec) continue;
+    const auto relative = path.lexically_relative(workspace);
+    if (relative.empty() || *relative.begin() == "..") continue;
+    auto st = std::filesystem::symlink_status(path, ec);
+    if (ec || std::filesystem::is_symlink(st)) continue;
+    const std::string inside = relative == "." ? "/workspace" : "/workspace/" + relative.string();
+    masks.push_back(StrCat(std::filesystem::is_directory(st) ? "d" : "f", inside));
+  }
+  return masks;
 }
 
 namespace {
@@ -157,6 +186,19 @@ bool BindReadOnly(const char* src, const char* target) {
     if (!(ok)) return Fail{(step), errno}; \
   } while (0)
 
+std::optional<Fail> MaskPath(const char* path, bool is_dir) {
+  struct stat st {};
+  if (::lstat(path, &st) != 0) return std::nullopt;  // not in this root
+  if (is_dir) {
+    CONTAIN_STEP(
+        ContainStep::kMask,
+        MountOk("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=0755,size=4k"));
+  } else {
+    CONTAIN_STEP(ContainStep::kMask, MountOk("/dev/null", path, nullptr, MS_BIND, nullptr));
+  }
+  return std::nullopt;
+}
+
 // The mount namespace: an overlay root, the workspace, fresh /proc, /sys read-only, a minimal
 // /dev, tmpfs /tmp, the masks, then pivot_root into it.
 std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
@@ -180,13 +222,8 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
   CONTAIN_STEP(ContainStep::kMountOverlay,
                MountOk("overlay", p.root.c_str(), "overlay", MS_NOSUID, p.overlay_options.c_str()));
 
-  ::mkdir(p.workspace_target.c_str(), 0755);
-  CONTAIN_STEP(ContainStep::kMountWorkspace,
-               MountOk(p.workspace_source.c_str(), p.workspace_target.c_str(), nullptr,
-                       MS_BIND | MS_REC, nullptr));
-  CONTAIN_STEP(ContainStep::kMountWorkspace,
-               MountOk(nullptr, p.workspace_target.c_str(), nullptr,
-                       MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, nullptr));
+  // The workspace comes with the command (ContainLaunch); its mount point is made now.
+  CONTAIN_STEP(ContainStep::kMountWorkspace, ::mkdir(p.workspace_target.c_str(), 0755) == 0);
 
   ::mkdir(p.proc.c_str(), 0555);
   CONTAIN_STEP(ContainStep::kMountProc,
@@ -226,16 +263,7 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
                MountOk("tmpfs", p.tmp.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
 
   for (const auto& [path, is_dir] : p.masks) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) continue;  // not in this root
-    if (is_dir) {
-      CONTAIN_STEP(ContainStep::kMask,
-                   MountOk("tmpfs", path.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
-                           "mode=0755,size=4k"));
-    } else {
-      CONTAIN_STEP(ContainStep::kMask,
-                   MountOk("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr));
-    }
+    if (auto failed = MaskPath(path.c_str(), is_dir)) return failed;
   }
 
   // pivot_root(".", ".") stacks the old root under the new one; unmounting it leaves only the
@@ -326,29 +354,43 @@ std::optional<Fail> ContainRlimits() {
   return std::nullopt;
 }
 
+ContainFailure Report(const std::optional<Fail>& failed) {
+  if (!failed) return std::nullopt;
+  return std::make_pair(failed->step, failed->error);
+}
+
 }  // namespace
 
-// The checklist, in order. Each step must succeed; the first failure is reported with errno.
-std::optional<std::pair<ContainStep, int>> Contain(const PreparedSandbox& p, int to_parent,
-                                                   int from_parent) {
+ContainFailure ContainWarm(const PreparedSandbox& p) {
   for (auto step : {
-           +[](const PreparedSandbox&q, int, int) { return ContainMounts(q); },
-           +[](const PreparedSandbox&, int, int) { return ContainNet(); },
-           +[](const PreparedSandbox&q, int, int) -> std::optional<Fail> {
-             if (::sethostname(q.hostname.data(), q.hostname.size()) != 0) {
-               return Fail{ContainStep::kHostname, errno};
-             }
-             return std::nullopt;
-           },
-           +[](const PreparedSandbox&, int, int) { return ContainRlimits(); },
-           +[](const PreparedSandbox&, int up, int down) { return ContainUser(up, down); },
-           +[](const PreparedSandbox&, int, int) { return ContainCaps(); },
+           +[](const PreparedSandbox& q) { return ContainMounts(q); },
+           +[](const PreparedSandbox&) { return ContainNet(); },
+           +[](const PreparedSandbox&) { return ContainRlimits(); },
        }) {
-    if (auto failed = step(p, to_parent, from_parent)) {
-      return std::make_pair(failed->step, failed->error);
-    }
+    if (auto failed = step(p)) return Report(failed);
   }
   return std::nullopt;
+}
+
+ContainFailure ContainLaunch(const PreparedSandbox&, int workspace_fd,
+                             const char* const* workspace_masks, const char* hostname,
+                             int control) {
+  // A detached mount the parent made (a bind of a host directory, or an overlay): attach it.
+  if (::move_mount(workspace_fd, "", AT_FDCWD, "/workspace", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return std::make_pair(ContainStep::kMountWorkspace, errno);
+  }
+  ::close(workspace_fd);
+  for (; *workspace_masks != nullptr; ++workspace_masks) {
+    const char* mask = *workspace_masks;
+    if (auto failed = MaskPath(mask + 1, mask[0] == 'd')) return Report(failed);
+  }
+  // The parent has moved us into the run's cgroup: make it the root of what we can see.
+  if (::unshare(CLONE_NEWCGROUP) != 0) return std::make_pair(ContainStep::kCgroup, errno);
+  if (::sethostname(hostname, std::strlen(hostname)) != 0) {
+    return std::make_pair(ContainStep::kHostname, errno);
+  }
+  if (auto failed = ContainUser(control, control)) return Report(failed);
+  return Report(ContainCaps());
 }
 
 char ReadSyncByte(int fd) {
@@ -398,6 +440,8 @@ std::string_view ContainStepName(ContainStep step) {
       return "join the cgroup";
     case ContainStep::kInitFork:
       return "fork the command";
+    case ContainStep::kLaunch:
+      return "receive the command";
   }
   return "contain";
 }

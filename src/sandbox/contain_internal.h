@@ -17,18 +17,17 @@ namespace nightshift::sandbox::internal {
 // Every string the child needs, built in the parent: after clone() in a multi-threaded process
 // the child may not allocate.
 struct PreparedSandbox {
-  std::filesystem::path staging;  // host dir: tmpfs mount point for upper/work/root
+  std::filesystem::path staging;  // host dir: the tmpfs mount point for upper/work/root
   std::string staging_s, upper, work, root;
   // With layers over the host root: the host root as a read-only overlay of its own first
   // (see ContainMounts), at `base`, with `empty` as its second lower layer.
   std::string base, empty, base_options;
   std::string tmpfs_options, overlay_options;
-  std::string workspace_source, workspace_target;
+  std::string workspace_target;  // the mount point, made before pivot_root
   std::string proc, proc_sys, sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;
   std::vector<std::pair<std::string, std::string>> dev_nodes;  // host node → target
   std::vector<std::pair<std::string, std::string>> dev_links;  // link target → link path
   std::vector<std::pair<std::string, bool>> masks;             // path inside root, is dir
-  std::string hostname;
   std::string uid_map, gid_map;
 };
 
@@ -52,16 +51,33 @@ enum class ContainStep : int32_t {
   kSeccomp,
   kCgroup,
   kInitFork,
+  kLaunch,
 };
 
+// Builds the strings of `spec`'s shape (everything but workspace, hostname and limits, which
+// come with the launch). The host staging directory is one mount point shared by all sandboxes
+// of the process (each mounts its tmpfs there in its own mount namespace).
 StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spec);
-void RemovePrepared(PreparedSandbox& prepared);
 
-// In the child, right after clone() into new mount/PID/net/UTS/IPC/cgroup namespaces: runs the
-// checklist. Writes "u" to `to_parent` once in its user namespace and waits for "m" (maps
-// written) on `from_parent`. Async-signal-safe. Returns the failed step and errno, if any.
-std::optional<std::pair<ContainStep, int>> Contain(const PreparedSandbox& prepared, int to_parent,
-                                                   int from_parent);
+// The spec's masked paths that lie inside its workspace, as ContainLaunch wants them: "d" or
+// "f" then the path under /workspace.
+std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec);
+
+using ContainFailure = std::optional<std::pair<ContainStep, int>>;
+
+// The checklist, in two halves. Async-signal-safe; each returns the failed step and errno.
+//
+// ContainWarm, in the child right after clone() into new mount/PID/net/UTS/IPC namespaces:
+// the overlay root, /proc, /sys, /dev, /tmp, the masks, pivot_root, loopback, rlimits. The
+// sandbox then waits, still privileged, for its command (launch.h).
+ContainFailure ContainWarm(const PreparedSandbox& prepared);
+
+// The per-command part, once launched: the workspace (a detached mount, `workspace_fd`) at
+// /workspace with `workspace_masks` ("d/path" or "f/path", null-terminated) over it, a cgroup
+// namespace rooted at the cgroup the parent just moved us into, the hostname, then the user
+// namespace — writes "u" to `control` and waits for "m" (maps written) — and no capabilities.
+ContainFailure ContainLaunch(const PreparedSandbox& prepared, int workspace_fd,
+                             const char* const* workspace_masks, const char* hostname, int control);
 
 std::string_view ContainStepName(ContainStep step);
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "sandbox/pool.h"
 #include "sandbox/process.h"
 #include "tests/support/test_support.h"
 
@@ -21,7 +22,9 @@ namespace {
 
 constexpr uid_t kUid = 100123;
 
-class SandboxTest : public ::testing::Test {
+// Every test runs twice: a sandbox started cold, and one taken from a pool of pre-forked ones
+// (the parameter), which must be exactly as tight.
+class SandboxTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
@@ -47,6 +50,14 @@ class SandboxTest : public ::testing::Test {
         .argv = {"/bin/sh", "-c", script},
         .env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}},
         .timeout_ms = timeout_ms};
+    std::unique_ptr<SandboxPool> pool;
+    if (warm()) {
+      auto started = SandboxPool::Start(box, 1);
+      EXPECT_TRUE(started.ok()) << started.status();
+      if (!started.ok()) return {};
+      pool = std::move(*started);
+      spec.pool = pool.get();
+    }
     spec.sandbox = std::move(box);
     Ran ran;
     auto r = RunProcess(spec, [&](std::string_view stream, std::string_view line) {
@@ -54,9 +65,13 @@ class SandboxTest : public ::testing::Test {
     });
     EXPECT_TRUE(r.ok()) << r.status();
     if (r.ok()) ran.result = *r;
+    if (pool) {
+      EXPECT_EQ(pool->stats().taken, 1) << "the run did not start warm";
+    }
     return ran;
   }
 
+  bool warm() const { return GetParam(); }
   std::string Probe() const { return "/workspace/try_syscall"; }
 
   testing::TempDir dir_;
@@ -65,19 +80,19 @@ class SandboxTest : public ::testing::Test {
 
 // --- Functional ---
 
-TEST_F(SandboxTest, RunsInWorkspaceWithHostnameAndExitCode) {
+TEST_P(SandboxTest, RunsInWorkspaceWithHostnameAndExitCode) {
   Ran r = Run("pwd; hostname; id -u; exit 3");
   EXPECT_EQ(r.result.exit_code, 3);
   EXPECT_EQ(r.result.reason, EndReason::kExited);
   EXPECT_EQ(r.out, "/workspace\nrun-42\n0\n") << r.err;
 }
 
-TEST_F(SandboxTest, MissingCommandIs127) {
+TEST_P(SandboxTest, MissingCommandIs127) {
   Ran r = Run("exec /no/such/command");
   EXPECT_EQ(r.result.exit_code, 127) << r.err;
 }
 
-TEST_F(SandboxTest, FilesInWorkspaceBelongToTheMappedHostUid) {
+TEST_P(SandboxTest, FilesInWorkspaceBelongToTheMappedHostUid) {
   Ran r = Run("echo made > made.txt && mkdir sub");
   ASSERT_EQ(r.result.exit_code, 0) << r.err;
   struct stat st {};
@@ -86,7 +101,7 @@ TEST_F(SandboxTest, FilesInWorkspaceBelongToTheMappedHostUid) {
   EXPECT_EQ(st.st_gid, kUid);
 }
 
-TEST_F(SandboxTest, ToolchainWorksInside) {
+TEST_P(SandboxTest, ToolchainWorksInside) {
   Ran r =
       Run("printf '#include <cstdio>\\nint main(){std::puts(\"compiled\");}\\n' > m.cc && "
           "g++ -o m m.cc && ./m && "
@@ -97,7 +112,7 @@ TEST_F(SandboxTest, ToolchainWorksInside) {
   EXPECT_EQ(r.out, "compiled\nmake-ok\n1\n") << r.err;
 }
 
-TEST_F(SandboxTest, LoopbackWorksInside) {
+TEST_P(SandboxTest, LoopbackWorksInside) {
   Ran r =
       Run("ip -brief link show lo 2>/dev/null | grep -q UP && echo lo-up || "
           "cat /sys/class/net/lo/operstate");
@@ -105,7 +120,7 @@ TEST_F(SandboxTest, LoopbackWorksInside) {
   EXPECT_NE(r.out.find("lo-up"), std::string::npos) << r.out << r.err;
 }
 
-TEST_F(SandboxTest, BadSpecsAreRefusedWithAReason) {
+TEST_P(SandboxTest, BadSpecsAreRefusedWithAReason) {
   SandboxSpec missing_ws{.workspace = dir_.path() / "nope"};
   EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(missing_ws)));
   SandboxSpec bad_root{.rootfs = dir_.path() / "no-root", .workspace = workspace_};
@@ -119,7 +134,7 @@ TEST_F(SandboxTest, BadSpecsAreRefusedWithAReason) {
   EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(tiny)));
 }
 
-TEST_F(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
+TEST_P(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
   auto layer = dir_.path() / "layer";
   std::filesystem::create_directories(layer / "opt/tool");
   std::ofstream(layer / "opt/tool/version") << "layer-1\n";
@@ -139,7 +154,7 @@ TEST_F(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
 
 // Sandboxes started from several threads at once: the child of clone() must not touch a lock
 // or a per-thread structure of the multi-threaded parent (glibc's setresuid() did).
-TEST_F(SandboxTest, ConcurrentStartsFromManyThreads) {
+TEST_P(SandboxTest, ConcurrentStartsFromManyThreads) {
   std::atomic<int> ok{0};
   // Threads being created and torn down meanwhile, as in a busy server: glibc's thread list is
   // in flux at the moment of clone().
@@ -147,13 +162,17 @@ TEST_F(SandboxTest, ConcurrentStartsFromManyThreads) {
   std::thread churner([&] {
     while (churn) std::thread([] {}).join();
   });
+  const SandboxSpec box{.workspace = workspace_, .host_uid = kUid, .host_gid = kUid};
+  std::unique_ptr<SandboxPool> pool;
+  if (warm()) pool = *SandboxPool::Start(box, 2);  // fewer than the threads: some start cold
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 8; ++i) {
         ProcessSpec spec{
             .argv = {"true"}, .env = {{"PATH", "/usr/bin:/bin"}}, .timeout_ms = 20'000};
-        spec.sandbox = SandboxSpec{.workspace = workspace_, .host_uid = kUid, .host_gid = kUid};
+        spec.sandbox = box;
+        spec.pool = pool.get();
         auto r = RunProcess(spec, nullptr);
         if (r.ok() && r->exit_code == 0 && r->reason == EndReason::kExited) ++ok;
       }
@@ -167,7 +186,7 @@ TEST_F(SandboxTest, ConcurrentStartsFromManyThreads) {
 
 // --- Escape battery ---
 
-TEST_F(SandboxTest, CannotReadMaskedDataDirOrShadow) {
+TEST_P(SandboxTest, CannotReadMaskedDataDirOrShadow) {
   auto data = dir_.path() / "platform-data";
   std::filesystem::create_directories(data);
   std::ofstream(data / "admin-token") << "s3cret-token\n";
@@ -178,7 +197,22 @@ TEST_F(SandboxTest, CannotReadMaskedDataDirOrShadow) {
   EXPECT_EQ(r.out, "/home:\n\n/root:\n") << r.out;  // both empty
 }
 
-TEST_F(SandboxTest, CannotWriteOutsideWorkspace) {
+// The platform's data dir may hold the workspace's parent, or lie inside the workspace: either
+// way its files stay hidden, under / and under /workspace.
+TEST_P(SandboxTest, MaskedDirInsideTheWorkspaceIsHiddenThere) {
+  auto data = workspace_ / "nightshift-data";
+  std::filesystem::create_directories(data);
+  std::ofstream(data / "admin-token") << "s3cret-token\n";
+  std::ofstream(workspace_ / "visible") << "visible\n";
+  Ran r =
+      Run("cat visible; cat nightshift-data/admin-token; ls -A nightshift-data; "
+          "echo x > nightshift-data/planted",
+          SandboxSpec{.masked = {data}});
+  EXPECT_EQ(r.out, "visible\n") << r.out << r.err;
+  EXPECT_FALSE(std::filesystem::exists(data / "planted"));
+}
+
+TEST_P(SandboxTest, CannotWriteOutsideWorkspace) {
   auto outside = dir_.path() / "outside";
   std::filesystem::create_directories(outside);
   Ran r = Run("echo x > " + (outside / "f").string() + "; echo y > /etc/nightshift-escape; true");
@@ -186,14 +220,14 @@ TEST_F(SandboxTest, CannotWriteOutsideWorkspace) {
   EXPECT_FALSE(std::filesystem::exists("/etc/nightshift-escape"));
 }
 
-TEST_F(SandboxTest, CannotSeeOrSignalHostProcesses) {
+TEST_P(SandboxTest, CannotSeeOrSignalHostProcesses) {
   Ran r = Run("ls /proc | grep -c '^[0-9]'; " + Probe() + " kill " + std::to_string(::getpid()));
   // sh, ls, grep, the probe and PID 1 at most.
   EXPECT_LE(std::stoi(r.out), 5) << r.out;
   EXPECT_NE(r.out.find("ESRCH"), std::string::npos) << r.out;
 }
 
-TEST_F(SandboxTest, CannotReachHostLoopbackServer) {
+TEST_P(SandboxTest, CannotReachHostLoopbackServer) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -209,7 +243,7 @@ TEST_F(SandboxTest, CannotReachHostLoopbackServer) {
   EXPECT_EQ(r.out, "refused\n");
 }
 
-TEST_F(SandboxTest, CannotMountOrRemount) {
+TEST_P(SandboxTest, CannotMountOrRemount) {
   Ran r = Run(Probe() + " mount; " + Probe() + " remount_root_rw; " + Probe() + " unshare_mount; " +
               Probe() + " unshare_user; " + Probe() + " chroot; " + Probe() + " sethostname; " +
               Probe() + " setns_pid1_net");
@@ -217,7 +251,7 @@ TEST_F(SandboxTest, CannotMountOrRemount) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 7) << r.out << r.err;
 }
 
-TEST_F(SandboxTest, SetuidBinaryGainsNothing) {
+TEST_P(SandboxTest, SetuidBinaryGainsNothing) {
   // A setuid-root `cat` and a file only host root may read, both in the workspace.
   auto secret = workspace_ / "secret";
   std::ofstream(secret) << "root-only\n";
@@ -228,7 +262,7 @@ TEST_F(SandboxTest, SetuidBinaryGainsNothing) {
   EXPECT_EQ(r.out.find("root-only"), std::string::npos) << r.out;
 }
 
-TEST_F(SandboxTest, CannotWriteProcSysOrLoadModules) {
+TEST_P(SandboxTest, CannotWriteProcSysOrLoadModules) {
   Ran r = Run("echo 1 > /proc/sys/kernel/sysrq && echo wrote-sysrq; " + Probe() + " init_module; " +
               Probe() + " finit_module; " + Probe() + " bpf");
   EXPECT_EQ(r.out.find("wrote-sysrq"), std::string::npos) << r.out;
@@ -236,13 +270,13 @@ TEST_F(SandboxTest, CannotWriteProcSysOrLoadModules) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out << r.err;
 }
 
-TEST_F(SandboxTest, CannotPtraceOutside) {
+TEST_P(SandboxTest, CannotPtraceOutside) {
   Ran r = Run(Probe() + " ptrace_attach " + std::to_string(::getpid()) + "; " + Probe() +
               " ptrace_attach 1");
   EXPECT_EQ(r.out.find("ok"), std::string::npos) << r.out;
 }
 
-TEST_F(SandboxTest, ForkBombStopsAtThePidsLimit) {
+TEST_P(SandboxTest, ForkBombStopsAtThePidsLimit) {
   SandboxSpec box;
   box.limits.pids = 64;
   Ran r = Run("bomb() { bomb | bomb & }; bomb; sleep 2; exit 1", box, /*timeout_ms=*/15'000);
@@ -251,7 +285,7 @@ TEST_F(SandboxTest, ForkBombStopsAtThePidsLimit) {
   EXPECT_LT(r.result.wall_ms, 14'000);
 }
 
-TEST_F(SandboxTest, MemoryHogIsOomKilledAndReported) {
+TEST_P(SandboxTest, MemoryHogIsOomKilledAndReported) {
   SandboxSpec box;
   box.limits.memory_bytes = 64 << 20;
   Ran r = Run("head -c 400m /dev/zero | tail > /dev/null", box);
@@ -260,7 +294,7 @@ TEST_F(SandboxTest, MemoryHogIsOomKilledAndReported) {
   EXPECT_GT(r.result.peak_memory_bytes, 32 << 20);
 }
 
-TEST_F(SandboxTest, TimeoutKillsATreeThatIgnoresSigtermAndDoubleForks) {
+TEST_P(SandboxTest, TimeoutKillsATreeThatIgnoresSigtermAndDoubleForks) {
   Ran r = Run("trap '' TERM; (trap '' TERM; sleep 3011 &) ; sleep 3012", {}, /*timeout_ms=*/1000);
   EXPECT_EQ(r.result.reason, EndReason::kTimedOut);
   EXPECT_LT(r.result.wall_ms, 5000);
@@ -273,6 +307,95 @@ TEST_F(SandboxTest, TimeoutKillsATreeThatIgnoresSigtermAndDoubleForks) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(left, "0\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(ColdAndWarm, SandboxTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Warm" : "Cold"; });
+
+// --- The pool itself ---
+
+class SandboxPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+    ASSERT_EQ(::chown(dir_.path().c_str(), kUid, kUid), 0);
+  }
+  SandboxSpec Shape() const {
+    return SandboxSpec{.workspace = dir_.path(), .host_uid = kUid, .host_gid = kUid};
+  }
+  StatusOr<ProcessResult> RunTrue(SandboxPool* pool, SandboxSpec box) {
+    ProcessSpec spec{.argv = {"true"}, .env = {{"PATH", "/usr/bin:/bin"}}, .timeout_ms = 20'000};
+    spec.sandbox = std::move(box);
+    spec.pool = pool;
+    return RunProcess(spec, nullptr);
+  }
+  // The pids of our waiting sandboxes: children of this process in another PID namespace.
+  static int WaitingSandboxes() {
+    return std::stoi(
+        testing::Shell("pgrep -P " + std::to_string(::getpid()) + " -x contain_test | wc -l")
+            .output);
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(SandboxPoolTest, RefillsAfterEachTake) {
+  auto pool = SandboxPool::Start(Shape(), 2);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*pool)->WaitFull(10'000));
+    auto r = RunTrue(pool->get(), Shape());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->exit_code, 0);
+  }
+  ASSERT_TRUE((*pool)->WaitFull(10'000));
+  auto stats = (*pool)->stats();
+  EXPECT_EQ(stats.taken, 3);
+  EXPECT_EQ(stats.idle, 2);
+  EXPECT_EQ(stats.spawned, 5);
+}
+
+TEST_F(SandboxPoolTest, OtherShapesStartCold) {
+  auto pool = SandboxPool::Start(Shape(), 1);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  SandboxSpec other = Shape();
+  other.masked = {"/opt"};
+  EXPECT_FALSE((*pool)->Matches(other));
+  auto r = RunTrue(pool->get(), other);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_EQ((*pool)->stats().taken, 0);
+}
+
+TEST_F(SandboxPoolTest, AWaitingSandboxThatDiedIsNotUsed) {
+  auto pool = SandboxPool::Start(Shape(), 1);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  ASSERT_TRUE((*pool)->WaitFull(10'000));
+  // Kill the waiting sandbox behind the pool's back (an operator, the OOM killer).
+  testing::Shell("pkill -KILL -P " + std::to_string(::getpid()) + " -x contain_test");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto r = RunTrue(pool->get(), Shape());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_EQ((*pool)->stats().taken, 0);
+  EXPECT_EQ((*pool)->stats().missed, 1);
+}
+
+TEST_F(SandboxPoolTest, DestroyingThePoolLeavesNoSandboxBehind) {
+  {
+    auto pool = SandboxPool::Start(Shape(), 3);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    ASSERT_TRUE((*pool)->WaitFull(10'000));
+    EXPECT_EQ(WaitingSandboxes(), 3);
+  }
+  EXPECT_EQ(WaitingSandboxes(), 0);
+}
+
+TEST_F(SandboxPoolTest, AShapeThatCannotWorkFailsAtStart) {
+  SandboxSpec bad = Shape();
+  bad.rootfs = dir_.path() / "missing";
+  auto pool = SandboxPool::Start(bad, 1);
+  EXPECT_TRUE(IsInvalidArgument(pool.status())) << pool.status();
+  EXPECT_TRUE(IsInvalidArgument(SandboxPool::Start(Shape(), 0).status()));
 }
 
 }  // namespace

@@ -23,6 +23,8 @@
 #include "core/clock.h"
 #include "sandbox/cgroups.h"
 #include "sandbox/contain_internal.h"
+#include "sandbox/launch.h"
+#include "sandbox/pool.h"
 #include "sandbox/seccomp.h"
 
 namespace nightshift::sandbox {
@@ -57,6 +59,13 @@ void CancelToken::Cancel() {
   (void)written;
 }
 
+using internal::ChildFailure;
+using internal::ChildStep;
+using internal::ExecOrFail;
+using internal::FailChild;
+using internal::kChildFailedExitCode;
+using internal::RedirectStdio;
+
 namespace {
 
 constexpr int64_t kOrphanGraceMs = 200;        // pipes stay open this long after the leader exits
@@ -66,48 +75,22 @@ constexpr int64_t kNoPidfdPollMs = 10;    // waitpid polling when pidfd_open is 
 constexpr int64_t kNoEventfdPollMs = 50;  // IsCancelled polling when the token has no eventfd
 constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr int kFinalDrainChunks = 16;  // bound (1 MiB) on draining pipes we are about to close
-constexpr int kChildFailedExitCode = 127;
 constexpr int kNotFoundExitCode = 127;
 constexpr int kCannotRunExitCode = 126;
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 
 constexpr std::array<std::string_view, 2> kStreamNames = {"stdout", "stderr"};
 
-// What the child reports through the close-on-exec pipe when it cannot reach execve().
-enum class ChildStep : int32_t { kSetsid = 1, kDeathSignal, kDevNull, kRedirect, kChdir, kExec };
-
-struct ChildFailure {
-  int32_t step;
-  int32_t error;
-};
-
-std::string_view ChildStepName(ChildStep step) {
-  switch (step) {
-    case ChildStep::kSetsid:
-      return "setsid";
-    case ChildStep::kDeathSignal:
-      return "prctl(PR_SET_PDEATHSIG)";
-    case ChildStep::kDevNull:
-      return "open /dev/null";
-    case ChildStep::kRedirect:
-      return "dup2";
-    case ChildStep::kChdir:
-      return "chdir";
-    case ChildStep::kExec:
-      return "execve";
-  }
-  return "child set-up";
-}
-
 // Everything the child needs, built before fork(): after fork in a multi-threaded process the
 // child may only make async-signal-safe calls (another thread may have held the malloc lock).
 struct ExecPlan {
   std::vector<std::string> argv_strings;
   std::vector<std::string> env_strings;
-  std::vector<std::string> candidates;  // paths to try with execve, in order
-  std::vector<char*> argv;              // null-terminated
-  std::vector<char*> envp;              // null-terminated
-  std::string working_dir;              // empty = inherit
+  std::vector<std::string> candidates;      // paths to try with execve, in order
+  std::vector<const char*> candidate_ptrs;  // null-terminated
+  std::vector<char*> argv;                  // null-terminated
+  std::vector<char*> envp;                  // null-terminated
+  std::string working_dir;                  // empty = inherit
   pid_t parent_pid = 0;
   struct sigaction default_action = {};
   sigset_t empty_mask = {};
@@ -170,6 +153,8 @@ ExecPlan MakeExecPlan(const ProcessSpec& spec) {
   for (const auto& [name, value] : spec.env) plan.env_strings.push_back(StrCat(name, "=", value));
   plan.candidates = ExecCandidates(spec.argv[0], spec.env);
   // Pointers are taken only once the strings will no longer move.
+  for (const std::string& c : plan.candidates) plan.candidate_ptrs.push_back(c.c_str());
+  plan.candidate_ptrs.push_back(nullptr);
   for (std::string& arg : plan.argv_strings) plan.argv.push_back(arg.data());
   plan.argv.push_back(nullptr);
   for (std::string& var : plan.env_strings) plan.envp.push_back(var.data());
@@ -214,46 +199,12 @@ StatusOr<Pipe> MakePipe(bool nonblocking_read) {
 
 // --- In the child: async-signal-safe calls only. ---
 
-[[noreturn]] void FailChild(int failure_fd, ChildStep step, int error) {
-  ChildFailure failure{static_cast<int32_t>(step), error};
-  ssize_t written = ::write(failure_fd, &failure, sizeof failure);  // atomic: < PIPE_BUF
-  (void)written;
-  ::_exit(kChildFailedExitCode);
-}
-
-// dup2(), except that a descriptor already in place must lose its close-on-exec flag (dup2 of
-// a descriptor onto itself is a no-op that keeps the flag).
-bool MoveFd(int fd, int target) {
-  if (fd == target) return ::fcntl(target, F_SETFD, 0) == 0;
-  while (::dup2(fd, target) < 0) {
-    if (errno != EINTR && errno != EBUSY) return false;
-  }
-  return true;
-}
-
-[[noreturn]] void ExecOrFail(const ExecPlan& plan, int failure_fd);
-
-// stdin from /dev/null, stdout and stderr onto the pipes, and every other descriptor marked
-// close-on-exec.
-void RedirectStdio(int stdout_fd, int stderr_fd, int failure_fd) {
-  int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (dev_null < 0) FailChild(failure_fd, ChildStep::kDevNull, errno);
-  // stdin first: if /dev/null landed on 1 or 2, those are overwritten next.
-  if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||
-      !MoveFd(stderr_fd, STDERR_FILENO)) {
-    FailChild(failure_fd, ChildStep::kRedirect, errno);
-  }
-  // Descriptors the supervisor's other threads opened without O_CLOEXEC (sockets, files) must not
-  // leak into the command. Before Linux 5.11 this fails with EINVAL and we rely on O_CLOEXEC.
-  ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
-}
-
 [[noreturn]] void RunChild(const ExecPlan& plan, int stdout_fd, int stderr_fd, int failure_fd) {
   // A new session makes us the leader of a new process group (pgid == pid), so the whole tree
   // can be signalled with kill(-pid) and no terminal signals reach it.
-  if (::setsid() < 0) FailChild(failure_fd, ChildStep::kSetsid, errno);
+  if (::setsid() < 0) FailChild(failure_fd, int32_t(ChildStep::kSetsid), errno);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-    FailChild(failure_fd, ChildStep::kDeathSignal, errno);
+    FailChild(failure_fd, int32_t(ChildStep::kDeathSignal), errno);
   // The supervisor may have died between fork() and prctl(): the death signal will never come,
   // and we have been re-parented.
   if (::getppid() != plan.parent_pid) ::_exit(kChildFailedExitCode);
@@ -267,123 +218,10 @@ void RedirectStdio(int stdout_fd, int stderr_fd, int failure_fd) {
   RedirectStdio(stdout_fd, stderr_fd, failure_fd);
 
   if (!plan.working_dir.empty() && ::chdir(plan.working_dir.c_str()) != 0) {
-    FailChild(failure_fd, ChildStep::kChdir, errno);
+    FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
   }
 
-  ExecOrFail(plan, failure_fd);
-}
-
-[[noreturn]] void ExecOrFail(const ExecPlan& plan, int failure_fd) {
-  // Like execvp(): keep looking past entries that do not exist, remember EACCES, stop at any
-  // other error. No /bin/sh fallback for ENOEXEC: a script without "#!" is not executable.
-  bool saw_eacces = false;
-  for (const std::string& candidate : plan.candidates) {
-    ::execve(candidate.c_str(), plan.argv.data(), plan.envp.data());
-    int error = errno;
-    if (error == EACCES) {
-      saw_eacces = true;
-    } else if (error != ENOENT && error != ENOTDIR && error != ESTALE && error != ENODEV &&
-               error != ETIMEDOUT && error != ELOOP && error != ENAMETOOLONG) {
-      FailChild(failure_fd, ChildStep::kExec, error);
-    }
-  }
-  FailChild(failure_fd, ChildStep::kExec, saw_eacces ? EACCES : ENOENT);
-}
-
-// The signal PID 1 of a sandbox last received, to forward to the rest of its namespace.
-volatile sig_atomic_t g_forward_signal = 0;
-void RecordSignal(int sig) { g_forward_signal = sig; }
-
-[[noreturn]] void FailContain(int failure_fd, internal::ContainStep step, int error) {
-  ChildFailure failure{static_cast<int32_t>(step), error};
-  ssize_t written = ::write(failure_fd, &failure, sizeof failure);
-  (void)written;
-  ::_exit(kChildFailedExitCode);
-}
-
-// The child of clone() into fresh mount/PID/net/UTS/IPC/cgroup namespaces: builds the sandbox
-// (Contain), then becomes its PID 1: forks the command, reaps every orphan, forwards SIGTERM,
-// SIGINT and SIGHUP, and exits with the command's status (128 + signal when it was killed).
-[[noreturn]] void RunSandboxChild(const ExecPlan& plan, const internal::PreparedSandbox& prepared,
-                                  const SeccompProgram* seccomp, int stdout_fd, int stderr_fd,
-                                  int failure_fd, int to_parent, int from_parent) {
-  using internal::ContainStep;
-  // PID 1 never execs, so close-on-exec protects nothing here: close every descriptor of the
-  // supervisor (its data-dir lock, listening socket, database) but our five pipes at once, or
-  // a lingering sandbox would hold them.
-  {
-    int keep[] = {stdout_fd, stderr_fd, failure_fd, to_parent, from_parent};
-    std::sort(std::begin(keep), std::end(keep));
-    unsigned int next = STDERR_FILENO + 1;
-    for (int fd : keep) {
-      if (static_cast<unsigned int>(fd) > next)
-        ::close_range(next, static_cast<unsigned int>(fd) - 1, 0);
-      next = static_cast<unsigned int>(fd) + 1;
-    }
-    ::close_range(next, ~0U, 0);
-  }
-  if (::setsid() < 0) FailChild(failure_fd, ChildStep::kSetsid, errno);
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
-    FailChild(failure_fd, ChildStep::kDeathSignal, errno);
-  }
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &plan.default_action, nullptr);
-  ::sigprocmask(SIG_SETMASK, &plan.empty_mask, nullptr);
-  // The parent puts us into the cgroup first; EOF instead of "g" means it died meanwhile
-  // (getppid() cannot tell: the parent is outside our PID namespace).
-  if (internal::ReadSyncByte(from_parent) != 'g') ::_exit(kChildFailedExitCode);
-  if (auto failed = internal::Contain(prepared, to_parent, from_parent)) {
-    FailContain(failure_fd, failed->first, failed->second);
-  }
-  ::close(to_parent);
-  ::close(from_parent);
-
-  RedirectStdio(stdout_fd, stderr_fd, failure_fd);  // the sandbox's own /dev/null now
-  const char* cwd = plan.working_dir.empty() ? "/workspace" : plan.working_dir.c_str();
-  if (::chdir(cwd) != 0) FailChild(failure_fd, ChildStep::kChdir, errno);
-
-  // A raw clone: glibc's fork() runs atfork handlers, which are not async-signal-safe.
-  const long payload = ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (payload < 0) FailContain(failure_fd, ContainStep::kInitFork, errno);
-  if (payload == 0) {
-    if (seccomp != nullptr) {
-      if (int error = InstallSeccompProgram(*seccomp); error != 0) {
-        FailContain(failure_fd, ContainStep::kSeccomp, error);
-      }
-    } else if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-      FailContain(failure_fd, ContainStep::kSeccomp, errno);
-    }
-    ExecOrFail(plan, failure_fd);
-  }
-
-  // PID 1. It holds nothing the supervisor waits on: the status pipe and the output pipes are
-  // the command's alone.
-  ::close(failure_fd);
-  ::close(stdout_fd);
-  ::close(stderr_fd);
-  int quiet = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (quiet >= 0) {
-    ::dup2(quiet, STDOUT_FILENO);
-    ::dup2(quiet, STDERR_FILENO);
-  }
-  struct sigaction forward {};
-  forward.sa_handler = RecordSignal;
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &forward, nullptr);
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(-1, &status, 0);
-    if (r == payload) {
-      // Leaving kills whatever else still runs in the namespace.
-      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-    }
-    if (r < 0 && errno == EINTR) {
-      if (int sig = g_forward_signal; sig != 0) {
-        g_forward_signal = 0;
-        ::kill(-1, sig);
-      }
-    } else if (r < 0) {
-      ::_exit(kChildFailedExitCode);
-    }
-  }
+  ExecOrFail(plan.candidate_ptrs.data(), plan.argv.data(), plan.envp.data(), failure_fd);
 }
 
 // --- In the supervisor. ---
@@ -656,32 +494,14 @@ int ExitCode(int wait_status) {
 
 }  // namespace
 
-// The parent's half of a sandbox start: the child joins the cgroup before it runs anything,
-// then gets its uid/gid maps once it has entered its user namespace. An EOF from the child
-// means it failed; the status pipe says why.
-Status HandshakeSandbox(pid_t pid, const internal::PreparedSandbox& prepared, Cgroup* cgroup,
-                        int to_child, int from_child) {
-  if (cgroup != nullptr) RETURN_IF_ERROR(cgroup->AddProcess(pid));
-  if (::write(to_child, "g", 1) != 1) return OkStatus();
-  char c = 0;
-  ssize_t n;
-  while ((n = ::read(from_child, &c, 1)) < 0 && errno == EINTR) {
-  }
-  if (n != 1 || c != 'u') return OkStatus();
-  const std::string proc = StrCat("/proc/", pid, "/");
-  // setgroups must be denied before an unprivileged gid_map would be accepted; for root it
-  // also keeps the sandbox from dropping into supplementary groups it was never given.
-  for (const auto& [file, content] : std::vector<std::pair<std::string, std::string>>{
-           {"setgroups", "deny"}, {"uid_map", prepared.uid_map}, {"gid_map", prepared.gid_map}}) {
-    UniqueFd fd(::open((proc + file).c_str(), O_WRONLY | O_CLOEXEC));
-    if (!fd.Valid() ||
-        ::write(fd.Get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
-      return ErrnoError("write", proc + file);
-    }
-  }
-  if (::write(to_child, "m", 1) != 1) return ErrnoError("write", "sandbox sync pipe");
-  return OkStatus();
+namespace internal {
+StatusOr<const SeccompProgram*> DefaultSeccomp() {
+  // The filter is the same for every sandbox: compile it once (~1 ms each time otherwise).
+  static const auto* compiled = new StatusOr<SeccompProgram>(BuildDefaultSeccompProgram());
+  if (!compiled->ok()) return compiled->status();
+  return &**compiled;
 }
+}  // namespace internal
 
 StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink,
                                    const CancelToken* cancel) {
@@ -694,80 +514,75 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     return result;
   }
 
-  // A sandbox is prepared here, in the parent: the child may not allocate.
-  std::unique_ptr<internal::PreparedSandbox> prepared;
-  std::unique_ptr<Cgroup> cgroup;
-  std::optional<SeccompProgram> seccomp;
-  Pipe to_child, from_child;
-  struct RemoveStaging {
-    internal::PreparedSandbox* p = nullptr;
-    ~RemoveStaging() {
-      if (p) internal::RemovePrepared(*p);
-    }
-  } remove_staging;
-  if (spec.sandbox) {
-    ASSIGN_OR_RETURN(prepared, internal::PrepareSandbox(*spec.sandbox));
-    remove_staging.p = prepared.get();
-    const CgroupLimits& limits = spec.sandbox->limits;
-    if (limits.memory_bytes > 0 || limits.pids > 0 || limits.cpus > 0) {
-      ASSIGN_OR_RETURN(cgroup, Cgroup::Create(prepared->staging.filename().string(), limits));
-    }
-    if (spec.sandbox->seccomp) {
-      // The filter is the same for every sandbox: compile it once (~1 ms each time otherwise).
-      static const auto* compiled = new StatusOr<SeccompProgram>(BuildDefaultSeccompProgram());
-      if (!compiled->ok()) return compiled->status();
-      seccomp = **compiled;
-    }
-    ASSIGN_OR_RETURN(to_child, MakePipe(/*nonblocking_read=*/false));
-    ASSIGN_OR_RETURN(from_child, MakePipe(/*nonblocking_read=*/false));
-  }
-
   const ExecPlan plan = MakeExecPlan(spec);
-  ASSIGN_OR_RETURN(Pipe out, MakePipe(/*nonblocking_read=*/true));
-  ASSIGN_OR_RETURN(Pipe err, MakePipe(/*nonblocking_read=*/true));
-  ASSIGN_OR_RETURN(Pipe failure, MakePipe(/*nonblocking_read=*/false));
-
-  // Block every signal across fork() so that none is handled in the child by one of the
-  // supervisor's handlers before the child has restored the default dispositions.
-  sigset_t all_signals;
-  sigset_t saved_mask;
-  sigfillset(&all_signals);
-  ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
-  pid_t pid = 0;
-  if (prepared) {
-    constexpr unsigned long kNamespaces =
-        CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP;
-    pid = static_cast<pid_t>(::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0));
-    if (pid == 0) {
-      RunSandboxChild(plan, *prepared, seccomp ? &*seccomp : nullptr, out.write.Get(),
-                      err.write.Get(), failure.write.Get(), from_child.write.Get(),
-                      to_child.read.Get());
+  // Declared before `child`, so they are cleaned up after its tree is gone.
+  std::unique_ptr<internal::WarmSandbox> warm;
+  // Tells the pool when our launch is over, so it refills between launches.
+  struct LaunchGuard {
+    SandboxPool* pool = nullptr;
+    void Done() {
+      if (pool != nullptr) pool->LaunchDone();
+      pool = nullptr;
     }
+    ~LaunchGuard() { Done(); }
+  } launch_guard;
+  std::unique_ptr<Cgroup> cgroup;
+  UniqueFd stdout_read, stderr_read, failure_read;
+  pid_t pid = 0;
+  if (spec.sandbox) {
+    if (spec.pool != nullptr) warm = spec.pool->Take(*spec.sandbox);
+    if (warm) launch_guard.pool = spec.pool;
+    if (!warm) {
+      const SeccompProgram* seccomp = nullptr;
+      if (spec.sandbox->seccomp) {
+        ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
+      }
+      ASSIGN_OR_RETURN(warm, internal::WarmSandbox::Spawn(*spec.sandbox, seccomp));
+    }
+    internal::LaunchRequest request{
+        .argv = plan.argv_strings,
+        .env = plan.env_strings,
+        .candidates = plan.candidates,
+        .working_dir = plan.working_dir,
+        .hostname = spec.sandbox->hostname.substr(0, 64),
+        .workspace = spec.sandbox->workspace,
+        .workspace_masks = internal::WorkspaceMasks(*spec.sandbox),
+        .limits = spec.sandbox->limits,
+        .cgroup_name = StrCat("sandbox-", warm->pid()),
+    };
+    ASSIGN_OR_RETURN(internal::Launched launched, warm->Launch(request));
+    pid = warm->Release();
+    cgroup = std::move(launched.cgroup);
+    stdout_read = std::move(launched.stdout_read);
+    stderr_read = std::move(launched.stderr_read);
+    failure_read = std::move(launched.failure_read);
   } else {
+    ASSIGN_OR_RETURN(Pipe out, MakePipe(/*nonblocking_read=*/true));
+    ASSIGN_OR_RETURN(Pipe err, MakePipe(/*nonblocking_read=*/true));
+    ASSIGN_OR_RETURN(Pipe failure, MakePipe(/*nonblocking_read=*/false));
+    // Block every signal across fork() so that none is handled in the child by one of the
+    // supervisor's handlers before the child has restored the default dispositions.
+    sigset_t all_signals;
+    sigset_t saved_mask;
+    sigfillset(&all_signals);
+    ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
     pid = ::fork();
     if (pid == 0) RunChild(plan, out.write.Get(), err.write.Get(), failure.write.Get());
+    const int fork_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
+    if (pid < 0) return ErrnoError("fork", spec.argv[0], fork_errno);
+    // Our copies of the write ends must go, or the pipes would never reach EOF.
+    stdout_read = std::move(out.read);
+    stderr_read = std::move(err.read);
+    failure_read = std::move(failure.read);
   }
-  const int fork_errno = errno;
-  ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
-  if (pid < 0) return ErrnoError("fork", spec.argv[0], fork_errno);
-
   ChildProcess child(pid);
-  // Our copies of the write ends must go, or the pipes would never reach EOF.
-  out.write.Reset();
-  err.write.Reset();
-  failure.write.Reset();
-  if (prepared) {
-    to_child.read.Reset();
-    from_child.write.Reset();
-    Status handshake =
-        HandshakeSandbox(pid, *prepared, cgroup.get(), to_child.write.Get(), from_child.read.Get());
-    to_child.write.Reset();
-    from_child.read.Reset();
-    if (!handshake.ok()) return handshake;  // ~ChildProcess kills the child
-  }
 
-  ASSIGN_OR_RETURN(std::optional<ChildFailure> child_failure, ReadChildFailure(failure.read.Get()));
-  failure.read.Reset();
+  auto read_failure = ReadChildFailure(failure_read.Get());
+  failure_read.Reset();
+  launch_guard.Done();
+  if (!read_failure.ok()) return read_failure.status();
+  const std::optional<ChildFailure>& child_failure = *read_failure;
   if (child_failure.has_value()) {
     RETURN_IF_ERROR(child.Wait(/*block=*/true));
     RETURN_IF_ERROR(child.KillGroupAndWait(kGroupGoneTimeoutMs));
@@ -803,7 +618,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       }
       result.exit_code = kCannotRunExitCode;
     } else {
-      return ErrnoError(ChildStepName(step), StrCat("in the child for ", spec.argv[0]), error);
+      return ErrnoError(internal::ChildStepName(step), StrCat("in the child for ", spec.argv[0]),
+                        error);
     }
     if (sink) sink("stderr", line);
     result.wall_ms = MonotonicMs() - start_ms;
@@ -812,7 +628,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
 
   const bool have_pidfd = child.OpenPidfd();
   LineSplitter lines(spec, sink);
-  std::array<UniqueFd, 2> pipes = {std::move(out.read), std::move(err.read)};
+  std::array<UniqueFd, 2> pipes = {std::move(stdout_read), std::move(stderr_read)};
   std::vector<char> buffer(kReadChunkBytes);
 
   // 0 = no deadline (a plain integer: GCC's -Wmaybe-uninitialized misfires on optional here).
@@ -918,7 +734,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   result.peak_memory_bytes = int64_t{usage.ru_maxrss} * 1024;
   // A sandbox's PID 1 exits with 128 + signal for a killed command.
   const bool killed = WIFSIGNALED(child.wait_status()) ||
-                      (prepared && result.exit_code > 128 && result.exit_code < 128 + NSIG);
+                      (spec.sandbox && result.exit_code > 128 && result.exit_code < 128 + NSIG);
   if (stop_reason.has_value()) {
     result.reason = *stop_reason;
   } else if (killed) {

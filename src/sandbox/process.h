@@ -24,6 +24,8 @@
 
 namespace nightshift::sandbox {
 
+class SandboxPool;
+
 // Wakes a supervising loop from another thread. Backed by an eventfd so that a poll(2) on the
 // child's pipes returns at once. Thread-safe; Cancel() is idempotent. If the eventfd cannot be
 // created (fd() < 0), RunProcess falls back to checking IsCancelled() every 50 ms.
@@ -53,6 +55,9 @@ struct ProcessSpec {
   // working_dir is a path inside the sandbox (empty = /workspace) and the process tree is the
   // sandbox's PID namespace, whose init (our PID 1) reaps orphans and forwards SIGTERM.
   std::optional<SandboxSpec> sandbox;
+  // Pre-forked sandboxes (pool.h), not owned; used when `sandbox` has the pool's shape and one
+  // is waiting, else the sandbox starts cold. The pool must outlive the call.
+  SandboxPool* pool = nullptr;
 };
 
 // kOom and kPidsLimit: the command failed after the kernel OOM-killed a process of its cgroup,

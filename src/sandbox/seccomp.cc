@@ -184,6 +184,12 @@ StatusOr<SeccompProgram> BuildDefaultSeccompProgram() {
   if (ctx == nullptr) return InternalError("libseccomp seccomp_init failed");
   // The bad-architecture action stays libseccomp's default, killing the thread: with every ABI
   // this kernel accepts added above, only a foreign ABI the kernel cannot run would meet it.
+  // A binary tree of syscall numbers rather than a linear list: installing a filter makes the
+  // kernel run it for every syscall number of every architecture (to cache the always-allowed
+  // ones), which with a linear list cost ~0.3 ms per sandbox.
+  if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0) {
+    return LibseccompError("seccomp_attr_set", "SCMP_FLTATR_CTL_OPTIMIZE", rc);
+  }
   RETURN_IF_ERROR(AddArchitectures(ctx.get()));
   RETURN_IF_ERROR(AddRules(ctx.get()));
   ASSIGN_OR_RETURN(auto instructions, ExportBpf(ctx.get()));

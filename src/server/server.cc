@@ -94,12 +94,22 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
       log::Get("server")->warn("runs execute WITHOUT a sandbox (--sandbox {}{})", options.sandbox,
                                options.sandbox == "auto" ? ", not root" : "");
     }
-    s->executor_ = std::make_unique<runner::RecipeExecutor>(
-        runner::RecipeOptions{.sandbox = sandboxed,
-                              .limits = {.memory_bytes = options.run_memory_bytes,
-                                         .pids = options.run_pids,
-                                         .cpus = options.run_cpus},
-                              .masked = {dir}});
+    runner::RecipeOptions recipe{.sandbox = sandboxed,
+                                 .limits = {.memory_bytes = options.run_memory_bytes,
+                                            .pids = options.run_pids,
+                                            .cpus = options.run_cpus},
+                                 .masked = {dir}};
+    if (sandboxed && options.warm_sandboxes > 0) {
+      auto pool = sandbox::SandboxPool::Start(recipe.SandboxShape(dir), options.warm_sandboxes);
+      if (pool.ok()) {
+        s->sandbox_pool_ = std::move(*pool);
+        recipe.pool = s->sandbox_pool_.get();
+      } else {
+        log::Get("server")->warn("no warm sandboxes, runs start theirs cold: {}",
+                                 pool.status().message());
+      }
+    }
+    s->executor_ = std::make_unique<runner::RecipeExecutor>(std::move(recipe));
     s->runner_ = std::make_unique<runner::Runner>(
         *s->lease_source_, *s->executor_,
         runner::RunnerOptions{.name = "embedded@" + Hostname(),

@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "sandbox/pool.h"
 #include "store/store.h"
 
 namespace httplib {
@@ -36,13 +37,15 @@ struct ServerOptions {
   std::filesystem::path data_dir = ".nightshift";
   int runner_slots = 2;  // 0: no embedded runner
   int64_t lease_ttl_ms = 15'000;
-  bool sync_full = false;
+  bool sync_full = false;  // fsync every commit (survives power loss), see SqliteOptions
   // "on": every run executes in a sandbox (needs root); "off": plain processes; "auto": on when
   // running as root.
   std::string sandbox = "auto";
   int64_t run_memory_bytes = 0;  // per-run sandbox limits (0 = none)
   int64_t run_pids = 0;
-  double run_cpus = 0;  // fsync every commit (survives power loss), see SqliteOptions
+  double run_cpus = 0;
+  // Sandboxes kept pre-forked for the next runs (0: every run starts its sandbox cold).
+  int warm_sandboxes = 2;
   size_t max_body_bytes = 1 << 20;
   int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
 };
@@ -74,6 +77,9 @@ class Server {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<runner::StoreLeaseSource> lease_source_;
+  // Before the runner: the pool's thread is the parent of every sandbox, so it must outlive
+  // the runs.
+  std::unique_ptr<sandbox::SandboxPool> sandbox_pool_;
   std::unique_ptr<runner::RecipeExecutor> executor_;
   std::unique_ptr<runner::Runner> runner_;
   std::unique_ptr<ApiContext> api_context_;

@@ -1,0 +1,420 @@
+#include "sandbox/launch.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>  // glibc 2.36: also the new mount API (open_tree, mount_setattr)
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace nightshift::sandbox::internal {
+namespace {
+
+constexpr uint64_t kBlobMagic = 0x6e733a6c61756e31;  // "ns:laun1"
+constexpr int kLaunchFds = 5;                        // blob, workspace, stdout, stderr, status
+
+// The blob: this header, `slot_count` uint64 slots (offsets from the blob's start, 0 = the
+// null terminating a list), then NUL-terminated strings.
+struct BlobHeader {
+  uint64_t magic;
+  uint64_t size;
+  uint64_t argv, envp, candidates, masks;  // index of each list's first slot
+  uint64_t hostname, working_dir;          // offsets of strings
+  uint64_t slot_count;
+};
+static_assert(sizeof(char*) == sizeof(uint64_t));
+
+// The command as the child sees it, once the blob's offsets are pointers.
+struct Command {
+  char* const* argv;
+  char* const* envp;
+  const char* const* candidates;
+  const char* const* masks;
+  const char* hostname;
+  const char* working_dir;
+};
+
+// In the child. Turns offsets into pointers in place (the mapping is private). False if the blob
+// is not one of ours.
+bool FixupBlob(char* base, size_t size, Command* command) {
+  if (size < sizeof(BlobHeader)) return false;
+  auto* header = reinterpret_cast<BlobHeader*>(base);
+  if (header->magic != kBlobMagic || header->size != size) return false;
+  auto* slots = reinterpret_cast<uint64_t*>(base + sizeof(BlobHeader));
+  if (sizeof(BlobHeader) + header->slot_count * sizeof(uint64_t) > size) return false;
+  for (uint64_t i = 0; i < header->slot_count; ++i) {
+    if (slots[i] >= size) return false;
+    slots[i] = slots[i] == 0 ? 0 : reinterpret_cast<uint64_t>(base + slots[i]);
+  }
+  if (header->hostname >= size || header->working_dir >= size) return false;
+  command->argv = reinterpret_cast<char* const*>(slots + header->argv);
+  command->envp = reinterpret_cast<char* const*>(slots + header->envp);
+  command->candidates = reinterpret_cast<const char* const*>(slots + header->candidates);
+  command->masks = reinterpret_cast<const char* const*>(slots + header->masks);
+  command->hostname = base + header->hostname;
+  command->working_dir = base + header->working_dir;
+  return true;
+}
+
+// The signal PID 1 of a sandbox last received, to forward to the rest of its namespace.
+volatile sig_atomic_t g_forward_signal = 0;
+void RecordSignal(int sig) { g_forward_signal = sig; }
+
+bool SendAll(int fd, const void* data, size_t size) {
+  return ::send(fd, data, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size);
+}
+
+[[noreturn]] void FailWarm(int control, ContainStep step, int error) {
+  ChildFailure failure{static_cast<int32_t>(step), error};
+  SendAll(control, &failure, sizeof failure);
+  ::_exit(kChildFailedExitCode);
+}
+
+// PID 1 once the command runs. It holds nothing the supervisor waits on: the status pipe and
+// the output pipes are the command's alone.
+[[noreturn]] void BeInit(pid_t payload) {
+  int quiet = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (quiet >= 0) {
+    ::dup2(quiet, STDOUT_FILENO);
+    ::dup2(quiet, STDERR_FILENO);
+  }
+  struct sigaction forward {};
+  forward.sa_handler = RecordSignal;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &forward, nullptr);
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(-1, &status, 0);
+    if (r == payload) {
+      // Leaving kills whatever else still runs in the namespace.
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+    if (r < 0 && errno == EINTR) {
+      if (int sig = g_forward_signal; sig != 0) {
+        g_forward_signal = 0;
+        ::kill(-1, sig);
+      }
+    } else if (r < 0) {
+      ::_exit(kChildFailedExitCode);
+    }
+  }
+}
+
+constexpr size_t kPayloadStackBytes = 64 * 1024;
+
+struct PayloadArgs {
+  const Command* command;
+  const SeccompProgram* seccomp;
+  int failure_fd;
+};
+
+// The command, between clone(CLONE_VM | CLONE_VFORK) and execve: system calls only.
+int StartPayload(void* arg) {
+  const auto& args = *static_cast<const PayloadArgs*>(arg);
+  if (args.seccomp != nullptr) {
+    if (int error = InstallSeccompProgram(*args.seccomp); error != 0) {
+      FailChild(args.failure_fd, int32_t(ContainStep::kSeccomp), error);
+    }
+  } else if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    FailChild(args.failure_fd, int32_t(ContainStep::kSeccomp), errno);
+  }
+  ExecOrFail(args.command->candidates, args.command->argv, args.command->envp, args.failure_fd);
+}
+
+// The child of Spawn. Async-signal-safe only.
+[[noreturn]] void RunWarmChild(const PreparedSandbox& prepared, const SeccompProgram* seccomp,
+                               int control) {
+  // PID 1 never execs, so close-on-exec protects nothing here: close every descriptor of the
+  // supervisor (its data-dir lock, listening socket, database) but the control socket, or a
+  // waiting sandbox would hold them.
+  CloseAllBut(&control, 1);
+  if (::setsid() < 0) FailWarm(control, ContainStep::kLaunch, errno);
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) FailWarm(control, ContainStep::kLaunch, errno);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  if (auto failed = ContainWarm(prepared)) FailWarm(control, failed->first, failed->second);
+  if (!SendAll(control, "r", 1)) ::_exit(kChildFailedExitCode);
+
+  // Wait for the command. EOF: the pool let us go.
+  char byte = 0;
+  struct iovec iov {
+    &byte, 1
+  };
+  alignas(struct cmsghdr) char control_buffer[CMSG_SPACE(sizeof(int) * kLaunchFds)];
+  struct msghdr message {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control_buffer;
+  message.msg_controllen = sizeof control_buffer;
+  ssize_t n;
+  while ((n = ::recvmsg(control, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n != 1 || byte != 'L') ::_exit(0);
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+      cmsg->cmsg_len != CMSG_LEN(sizeof(int) * kLaunchFds)) {
+    FailWarm(control, ContainStep::kLaunch, EPROTO);
+  }
+  int fds[kLaunchFds];
+  std::memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
+  const int blob_fd = fds[0], workspace_fd = fds[1], stdout_fd = fds[2], stderr_fd = fds[3],
+            failure_fd = fds[4];
+
+  struct stat st {};
+  if (::fstat(blob_fd, &st) != 0) FailChild(failure_fd, int32_t(ContainStep::kLaunch), errno);
+  void* mapped = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE, blob_fd, 0);
+  if (mapped == MAP_FAILED) FailChild(failure_fd, int32_t(ContainStep::kLaunch), errno);
+  ::close(blob_fd);
+  Command command{};
+  if (!FixupBlob(static_cast<char*>(mapped), static_cast<size_t>(st.st_size), &command)) {
+    FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
+  }
+
+  if (auto failed =
+          ContainLaunch(prepared, workspace_fd, command.masks, command.hostname, control)) {
+    FailChild(failure_fd, static_cast<int32_t>(failed->first), failed->second);
+  }
+  // A credential change clears the parent-death signal; ContainLaunch re-armed it.
+  ::close(control);
+
+  RedirectStdio(stdout_fd, stderr_fd, failure_fd);  // the sandbox's own /dev/null now
+  const char* cwd = command.working_dir[0] == '\0' ? "/workspace" : command.working_dir;
+  if (::chdir(cwd) != 0) FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
+
+  // The command shares our memory until it execs, like posix_spawn: we are a copy of the whole
+  // supervisor, and copying its page tables again would cost more than the rest of the launch.
+  // We are suspended meanwhile (CLONE_VFORK); it runs on a stack of its own.
+  void* stack = ::mmap(nullptr, kPayloadStackBytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) FailChild(failure_fd, int32_t(ContainStep::kInitFork), errno);
+  PayloadArgs args{&command, seccomp, failure_fd};
+  const int payload = ::clone(StartPayload, static_cast<char*>(stack) + kPayloadStackBytes,
+                              CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  if (payload < 0) FailChild(failure_fd, int32_t(ContainStep::kInitFork), errno);
+  ::munmap(stack, kPayloadStackBytes);
+  ::close(failure_fd);
+  ::close(stdout_fd);
+  ::close(stderr_fd);
+  BeInit(payload);
+}
+
+StatusOr<UniqueFd> MakeMemfd(const std::string& content) {
+  UniqueFd fd(::memfd_create("nightshift-launch", MFD_CLOEXEC));
+  if (!fd.Valid()) return ErrnoError("memfd_create", "launch");
+  if (::write(fd.Get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    return ErrnoError("write", "launch memfd");
+  }
+  return fd;
+}
+
+// The workspace as a detached mount: a recursive bind of the host directory, nosuid and nodev.
+StatusOr<UniqueFd> DetachedBind(const std::filesystem::path& dir) {
+  UniqueFd fd(
+      ::open_tree(AT_FDCWD, dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  if (!fd.Valid()) return ErrnoError("open_tree", dir.string());
+  struct mount_attr attr {};
+  attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (::mount_setattr(fd.Get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
+    return ErrnoError("mount_setattr", dir.string());
+  }
+  return fd;
+}
+
+StatusOr<std::pair<UniqueFd, UniqueFd>> Pipe2() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", "sandbox");
+  return std::make_pair(UniqueFd(fds[0]), UniqueFd(fds[1]));
+}
+
+Status SetNonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoError("fcntl", "O_NONBLOCK");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string BuildLaunchBlob(const LaunchRequest& request) {
+  std::vector<uint64_t> slots;
+  std::string strings;
+  const uint64_t slot_base = sizeof(BlobHeader);
+  // String offsets are fixed once the slot count is known: collect first, place after.
+  std::vector<std::pair<size_t, size_t>> pending;  // slot index → offset within `strings`
+  auto add_string = [&](const std::string& s) {
+    size_t at = strings.size();
+    strings.append(s);
+    strings.push_back('\0');
+    return at;
+  };
+  auto add_list = [&](const std::vector<std::string>& list) {
+    uint64_t first = slots.size();
+    for (const std::string& s : list) {
+      pending.push_back({slots.size(), add_string(s)});
+      slots.push_back(0);
+    }
+    slots.push_back(0);  // the terminating null
+    return first;
+  };
+  BlobHeader header{};
+  header.magic = kBlobMagic;
+  header.argv = add_list(request.argv);
+  header.envp = add_list(request.env);
+  header.candidates = add_list(request.candidates);
+  header.masks = add_list(request.workspace_masks);
+  const size_t hostname_at = add_string(request.hostname);
+  const size_t working_dir_at = add_string(request.working_dir);
+  header.slot_count = slots.size();
+  const uint64_t strings_base = slot_base + slots.size() * sizeof(uint64_t);
+  for (const auto& [slot, at] : pending) slots[slot] = strings_base + at;
+  header.hostname = strings_base + hostname_at;
+  header.working_dir = strings_base + working_dir_at;
+  header.size = strings_base + strings.size();
+  std::string blob(reinterpret_cast<const char*>(&header), sizeof header);
+  blob.append(reinterpret_cast<const char*>(slots.data()), slots.size() * sizeof(uint64_t));
+  blob.append(strings);
+  return blob;
+}
+
+StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& shape,
+                                                          const SeccompProgram* seccomp) {
+  std::unique_ptr<WarmSandbox> warm(new WarmSandbox());
+  ASSIGN_OR_RETURN(warm->prepared_, PrepareSandbox(shape));
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoError("socketpair", "sandbox control");
+  }
+  warm->control_ = UniqueFd(pair[0]);
+  UniqueFd child_end(pair[1]);
+
+  // Every signal blocked across clone(), so none reaches a supervisor handler in the child
+  // before it restores the defaults.
+  sigset_t all_signals, saved_mask;
+  sigfillset(&all_signals);
+  ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
+  constexpr unsigned long kNamespaces =
+      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
+  const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) RunWarmChild(*warm->prepared_, seccomp, child_end.Get());
+  const int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
+  if (pid < 0) return ErrnoError("clone", "sandbox", clone_errno);
+  warm->pid_ = static_cast<pid_t>(pid);
+  child_end.Reset();
+
+  ChildFailure failure{};
+  ssize_t n;
+  while ((n = ::recv(warm->control_.Get(), &failure, sizeof failure, 0)) < 0 && errno == EINTR) {
+  }
+  if (n == 1 && reinterpret_cast<const char*>(&failure)[0] == 'r') return warm;
+  if (n == sizeof failure) {
+    return ErrnoError(StrCat("sandbox: ", ContainStepName(static_cast<ContainStep>(failure.step))),
+                      "", failure.error);
+  }
+  return InternalError("sandbox: the child died while setting up");
+}
+
+WarmSandbox::~WarmSandbox() {
+  if (pid_ > 0 && !released_) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+bool WarmSandbox::Alive() const {
+  if (pid_ <= 0 || released_) return false;
+  // A waiting sandbox never writes; a readable or hung-up socket means it died.
+  struct pollfd p {
+    control_.Get(), POLLIN, 0
+  };
+  return ::poll(&p, 1, 0) == 0;
+}
+
+StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
+  if (released_ || !control_.Valid()) return FailedPreconditionError("sandbox already launched");
+  Launched launched;
+  const bool limited =
+      request.limits.memory_bytes > 0 || request.limits.pids > 0 || request.limits.cpus > 0;
+  if (limited) {
+    ASSIGN_OR_RETURN(launched.cgroup, Cgroup::Create(request.cgroup_name, request.limits));
+    RETURN_IF_ERROR(launched.cgroup->AddProcess(pid_));
+  }
+  ASSIGN_OR_RETURN(UniqueFd blob, MakeMemfd(BuildLaunchBlob(request)));
+  ASSIGN_OR_RETURN(UniqueFd workspace, DetachedBind(request.workspace));
+  ASSIGN_OR_RETURN(auto out, Pipe2());
+  ASSIGN_OR_RETURN(auto err, Pipe2());
+  ASSIGN_OR_RETURN(auto status, Pipe2());
+  RETURN_IF_ERROR(SetNonblocking(out.first.Get()));
+  RETURN_IF_ERROR(SetNonblocking(err.first.Get()));
+
+  const int fds[kLaunchFds] = {blob.Get(), workspace.Get(), out.second.Get(), err.second.Get(),
+                               status.second.Get()};
+  char byte = 'L';
+  struct iovec iov {
+    &byte, 1
+  };
+  alignas(struct cmsghdr) char control_buffer[CMSG_SPACE(sizeof fds)] = {};
+  struct msghdr message {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control_buffer;
+  message.msg_controllen = sizeof control_buffer;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+  std::memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+  if (::sendmsg(control_.Get(), &message, MSG_NOSIGNAL) != 1) {
+    return ErrnoError("sendmsg", "sandbox launch");
+  }
+  // Only the child holds the write ends now, so the pipes reach EOF when it is done.
+  out.second.Reset();
+  err.second.Reset();
+  status.second.Reset();
+  launched.stdout_read = std::move(out.first);
+  launched.stderr_read = std::move(err.first);
+  launched.failure_read = std::move(status.first);
+
+  // Once in its user namespace the child asks for its maps. Anything else: it failed, and the
+  // status pipe says why.
+  char c = 0;
+  ssize_t n;
+  while ((n = ::recv(control_.Get(), &c, 1, 0)) < 0 && errno == EINTR) {
+  }
+  if (n == 1 && c == 'u') {
+    const std::string proc = StrCat("/proc/", pid_, "/");
+    // setgroups must be denied before an unprivileged gid_map would be accepted; for root it
+    // also keeps the sandbox from dropping into supplementary groups it was never given.
+    for (const auto& [file, content] :
+         std::vector<std::pair<std::string, std::string>>{{"setgroups", "deny"},
+                                                          {"uid_map", prepared_->uid_map},
+                                                          {"gid_map", prepared_->gid_map}}) {
+      UniqueFd fd(::open((proc + file).c_str(), O_WRONLY | O_CLOEXEC));
+      if (!fd.Valid() || ::write(fd.Get(), content.data(), content.size()) !=
+                             static_cast<ssize_t>(content.size())) {
+        return ErrnoError("write", proc + file);
+      }
+    }
+    if (!SendAll(control_.Get(), "m", 1)) return ErrnoError("send", "sandbox control");
+  }
+  control_.Reset();
+  return launched;
+}
+
+}  // namespace nightshift::sandbox::internal

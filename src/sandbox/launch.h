@@ -1,0 +1,88 @@
+#pragma once
+
+// Starting a sandbox in two moves, so the expensive part can happen ahead of time (pool.h):
+//  1. Spawn: clone() into new mount/PID/net/UTS/IPC namespaces and run ContainWarm — the
+//     overlay root, /proc, /dev, /tmp, masks, pivot_root, loopback. The child then waits on a
+//     control socket, still privileged.
+//  2. Launch: the parent moves it into the run's cgroup and sends, with SCM_RIGHTS, the
+//     workspace as a detached mount, the output and status pipes, and the command (argv, env,
+//     PATH candidates, working dir, hostname) in a memfd. The child attaches the workspace,
+//     enters its cgroup and user namespaces (the parent writes the maps), drops every
+//     capability, and becomes PID 1: it forks the command (seccomp, execve), reaps orphans,
+//     forwards SIGTERM/SIGINT/SIGHUP and exits with the command's status.
+// The cold path does both at once. Internal to src/sandbox.
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/fs.h"
+#include "core/status.h"
+#include "sandbox/cgroups.h"
+#include "sandbox/child.h"
+#include "sandbox/contain.h"
+#include "sandbox/contain_internal.h"
+#include "sandbox/seccomp.h"
+
+namespace nightshift::sandbox::internal {
+
+// The per-command half of a sandbox.
+struct LaunchRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;         // "NAME=value"
+  std::vector<std::string> candidates;  // paths to try with execve, in order
+  std::string working_dir;              // inside the sandbox; empty = /workspace
+  std::string hostname;
+  std::filesystem::path workspace;           // host directory, bound at /workspace
+  std::vector<std::string> workspace_masks;  // "d/workspace/…" or "f/workspace/…"
+  CgroupLimits limits;
+  std::string cgroup_name;
+};
+
+struct Launched {
+  UniqueFd stdout_read, stderr_read, failure_read;  // the status pipe: EOF once exec'd
+  std::unique_ptr<Cgroup> cgroup;                   // null without limits
+};
+
+class WarmSandbox {
+ public:
+  // Clones from the calling thread, which the sandbox's parent-death signal is tied to: that
+  // thread must outlive the sandbox. Returns once ContainWarm is done (or failed: Internal
+  // naming the step).
+  static StatusOr<std::unique_ptr<WarmSandbox>> Spawn(const SandboxSpec& shape,
+                                                      const SeccompProgram* seccomp);
+  // Kills the sandbox if it was never handed over (Release).
+  ~WarmSandbox();
+  WarmSandbox(const WarmSandbox&) = delete;
+  WarmSandbox& operator=(const WarmSandbox&) = delete;
+
+  // Sends the command. On success the child runs it; a failure in the child after this point
+  // arrives on failure_read like any exec failure. An error here (the sandbox died while
+  // waiting, a mount or cgroup failed in the parent) leaves the sandbox to the destructor.
+  StatusOr<Launched> Launch(const LaunchRequest& request);
+
+  pid_t pid() const { return pid_; }
+  // The caller now owns the process (reaps it).
+  pid_t Release() {
+    released_ = true;
+    return pid_;
+  }
+  // Whether the sandbox still waits (has not died since Spawn).
+  bool Alive() const;
+
+ private:
+  WarmSandbox() = default;
+  pid_t pid_ = -1;
+  bool released_ = false;
+  UniqueFd control_;
+  std::unique_ptr<PreparedSandbox> prepared_;
+};
+
+// The memfd a launch sends: a header, pointer slots holding offsets (turned into pointers by the
+// child), then the strings. Exposed for tests.
+std::string BuildLaunchBlob(const LaunchRequest& request);
+
+}  // namespace nightshift::sandbox::internal

@@ -1,0 +1,75 @@
+#pragma once
+
+// A pool of pre-forked sandboxes: the namespaces, overlay root, /proc, /dev and masks are built
+// ahead of time by a background thread, so a run only pays for attaching its workspace, its
+// cgroup and its user namespace, and for exec (launch.h). RunProcess takes from the pool when
+// ProcessSpec::pool is set and the spec has the pool's shape, and starts cold otherwise.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/status.h"
+#include "sandbox/contain.h"
+
+namespace nightshift::sandbox {
+
+namespace internal {
+class WarmSandbox;
+}
+
+class SandboxPool {
+ public:
+  // Keeps `size` (≥ 1) sandboxes of `shape` waiting. The shape is everything in a SandboxSpec
+  // but the workspace, hostname and limits, which each run brings. Validates the shape (its
+  // workspace is not used but must be valid) and fails if a first sandbox cannot be built.
+  static StatusOr<std::unique_ptr<SandboxPool>> Start(const SandboxSpec& shape, int size);
+  // Kills the waiting sandboxes. The pool's thread is every sandbox's parent (their death signal
+  // is tied to it), so the pool must outlive every run that took one.
+  ~SandboxPool();
+  SandboxPool(const SandboxPool&) = delete;
+  SandboxPool& operator=(const SandboxPool&) = delete;
+
+  // Whether `spec` can use one of this pool's sandboxes.
+  bool Matches(const SandboxSpec& spec) const;
+  // A waiting sandbox, or null when none is ready (the caller starts one cold) or `spec` does
+  // not match. Thread-safe.
+  std::unique_ptr<internal::WarmSandbox> Take(const SandboxSpec& spec);
+
+  // Called by the taker once its command has exec'd. Refills wait until no launch is in
+  // progress (or kRefillHoldMs passed): on a small machine a refill's clone() and mounts would
+  // compete with the launch for the CPU and the kernel's namespace locks.
+  void LaunchDone();
+
+  // Blocks until `size` sandboxes wait, or `timeout_ms` passes. For benchmarks and tests.
+  bool WaitFull(int64_t timeout_ms);
+
+  struct Stats {
+    int64_t taken = 0;   // runs that started warm
+    int64_t missed = 0;  // runs of this shape that found the pool empty
+    int64_t spawned = 0;
+    int64_t spawn_failures = 0;
+    int idle = 0;
+  };
+  Stats stats() const;
+
+ private:
+  SandboxPool(const SandboxSpec& shape, int size);
+  void Fill();
+
+  const SandboxSpec shape_;
+  const int size_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<std::unique_ptr<internal::WarmSandbox>> idle_;
+  bool stopping_ = false;
+  int launching_ = 0;
+  Stats stats_;
+  std::thread filler_;
+};
+
+}  // namespace nightshift::sandbox
