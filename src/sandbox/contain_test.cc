@@ -87,6 +87,25 @@ TEST_P(SandboxTest, RunsInWorkspaceWithHostnameAndExitCode) {
   EXPECT_EQ(r.out, "/workspace\nrun-42\n0\n") << r.err;
 }
 
+// PID 1 reports the end itself when nothing else is left (the namespaces are torn down after
+// the call returns): the status and the command's CPU time still arrive.
+TEST_P(SandboxTest, ReportsStatusAndCpuTimeOfTheCommand) {
+  Ran r = Run("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 7");
+  EXPECT_EQ(r.result.exit_code, 7);
+  EXPECT_EQ(r.result.reason, EndReason::kExited);
+  EXPECT_GT(r.result.cpu_ms, 0);
+  EXPECT_GT(r.result.peak_memory_bytes, 0);
+}
+
+// When the command leaves a process behind, the call returns only once the sandbox has killed
+// it: nothing runs when RunProcess returns, without waiting.
+TEST_P(SandboxTest, ABackgroundProcessLeftBehindIsGoneOnReturn) {
+  Ran r = Run("sleep 3013 & echo started; exit 0");
+  EXPECT_EQ(r.result.exit_code, 0);
+  EXPECT_EQ(r.out, "started\n");
+  EXPECT_EQ(testing::Shell("pgrep -f 'sleep 301[3]' | wc -l").output, "0\n");
+}
+
 TEST_P(SandboxTest, MissingCommandIs127) {
   Ran r = Run("exec /no/such/command");
   EXPECT_EQ(r.result.exit_code, 127) << r.err;

@@ -8,13 +8,18 @@
 #include <sys/mman.h>
 #include <sys/mount.h>  // glibc 2.36: also the new mount API (open_tree, mount_setattr)
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 namespace nightshift::sandbox::internal {
 namespace {
@@ -81,7 +86,7 @@ bool SendAll(int fd, const void* data, size_t size) {
 
 // PID 1 once the command runs. It holds nothing the supervisor waits on: the status pipe and
 // the output pipes are the command's alone.
-[[noreturn]] void BeInit(pid_t payload) {
+[[noreturn]] void BeInit(pid_t payload, int control) {
   int quiet = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (quiet >= 0) {
     ::dup2(quiet, STDOUT_FILENO);
@@ -94,8 +99,22 @@ bool SendAll(int fd, const void* data, size_t size) {
     int status = 0;
     pid_t r = ::waitpid(-1, &status, 0);
     if (r == payload) {
-      // Leaving kills whatever else still runs in the namespace.
-      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      // Reap what already died; if nothing else is left, say so before our own (slow) exit.
+      // Otherwise leaving kills whatever still runs in the namespace, and the supervisor waits
+      // for that.
+      pid_t other;
+      while ((other = ::waitpid(-1, nullptr, WNOHANG)) > 0) {
+      }
+      if (other < 0 && errno == ECHILD) {
+        struct rusage usage {};
+        ::getrusage(RUSAGE_CHILDREN, &usage);
+        FinalReport report{'R', code, usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec,
+                           usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec,
+                           usage.ru_maxrss};
+        SendAll(control, &report, sizeof report);
+      }
+      ::_exit(code);
     }
     if (r < 0 && errno == EINTR) {
       if (int sig = g_forward_signal; sig != 0) {
@@ -188,8 +207,8 @@ int StartPayload(void* arg) {
           ContainLaunch(prepared, workspace_fd, command.masks, command.hostname, control)) {
     FailChild(failure_fd, static_cast<int32_t>(failed->first), failed->second);
   }
-  // A credential change clears the parent-death signal; ContainLaunch re-armed it.
-  ::close(control);
+  // A credential change clears the parent-death signal; ContainLaunch re-armed it. The control
+  // socket stays open (close-on-exec: the command does not get it) for the FinalReport.
 
   RedirectStdio(stdout_fd, stderr_fd, failure_fd);  // the sandbox's own /dev/null now
   const char* cwd = command.working_dir[0] == '\0' ? "/workspace" : command.working_dir;
@@ -209,7 +228,7 @@ int StartPayload(void* arg) {
   ::close(failure_fd);
   ::close(stdout_fd);
   ::close(stderr_fd);
-  BeInit(payload);
+  BeInit(payload, control);
 }
 
 StatusOr<UniqueFd> MakeMemfd(const std::string& content) {
@@ -413,8 +432,62 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
     }
     if (!SendAll(control_.Get(), "m", 1)) return ErrnoError("send", "sandbox control");
   }
-  control_.Reset();
+  launched.control = std::move(control_);
   return launched;
+}
+
+std::optional<FinalReport> ReadFinalReport(int control) {
+  FinalReport report{};
+  ssize_t n;
+  while ((n = ::recv(control, &report, sizeof report, MSG_DONTWAIT)) < 0 && errno == EINTR) {
+  }
+  if (n != sizeof report || report.tag != 'R') return std::nullopt;
+  return report;
+}
+
+namespace {
+
+// One thread for the whole process, started on first use: sandboxes' PID 1s that reported
+// and are exiting, with the cgroups they are still in.
+class BackgroundReaper {
+ public:
+  static BackgroundReaper& Get() {
+    static auto* reaper = new BackgroundReaper();  // never destroyed: used until exit
+    return *reaper;
+  }
+  void Add(pid_t pid, std::unique_ptr<Cgroup> cgroup) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back({pid, std::move(cgroup)});
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  BackgroundReaper() {
+    std::thread([this] { Loop(); }).detach();
+  }
+  void Loop() {
+    for (;;) {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return !queue_.empty(); });
+      auto [pid, cgroup] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      cgroup.reset();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::pair<pid_t, std::unique_ptr<Cgroup>>> queue_;
+};
+
+}  // namespace
+
+void ReapInBackground(pid_t pid, std::unique_ptr<Cgroup> cgroup) {
+  BackgroundReaper::Get().Add(pid, std::move(cgroup));
 }
 
 }  // namespace nightshift::sandbox::internal

@@ -45,7 +45,26 @@ struct LaunchRequest {
 struct Launched {
   UniqueFd stdout_read, stderr_read, failure_read;  // the status pipe: EOF once exec'd
   std::unique_ptr<Cgroup> cgroup;                   // null without limits
+  // Readable once PID 1 sends its FinalReport, or exits without one.
+  UniqueFd control;
 };
+
+// What PID 1 sends when the command has exited and nothing else is left in the sandbox, just
+// before it exits itself: the caller can then return at once and leave the kernel's teardown
+// of the namespaces (~1.5 ms) and the reaping to ReapInBackground.
+struct FinalReport {
+  int32_t tag;
+  int32_t exit_code;  // the command's status, 128 + signal when killed (PID 1's own exit code)
+  int64_t user_us, system_us, max_rss_kb;  // the command's (and its reaped children's) usage
+};
+
+// Reads a FinalReport from a readable `control`; nullopt if PID 1 exited without one (other
+// processes were still running: its exit kills them, and the caller must wait for that).
+std::optional<FinalReport> ReadFinalReport(int control);
+
+// Reaps `pid` (a sandbox's PID 1 that sent its FinalReport) on a background thread, then
+// removes `cgroup`, which cannot go before its last process.
+void ReapInBackground(pid_t pid, std::unique_ptr<Cgroup> cgroup);
 
 class WarmSandbox {
  public:

@@ -306,6 +306,8 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess() {
+    if (report_ && !handed_off_) HandOff(nullptr);
+    if (handed_off_) return;
     if (!reaped_) {
       // kill(pid) too: if we got here before the child's setsid(), there is no group yet. The
       // pid cannot have been recycled, since we have not reaped it.
@@ -314,6 +316,25 @@ class ChildProcess {
       (void)Wait(/*block=*/true);
     }
     if (!group_done_) (void)KillGroupAndWait(kGroupGoneTimeoutMs);
+  }
+
+  // A sandbox's PID 1 reported the command's end with nothing left running (launch.h): the
+  // leader counts as reaped, with the reported status and usage, and its group as gone. The
+  // process itself is reaped in the background by HandOff.
+  void Finished(const internal::FinalReport& report) {
+    report_ = true;
+    reaped_ = true;
+    group_done_ = true;
+    wait_status_ = W_EXITCODE(report.exit_code & 0xff, 0);
+    rusage_.ru_utime = {report.user_us / 1'000'000, report.user_us % 1'000'000};
+    rusage_.ru_stime = {report.system_us / 1'000'000, report.system_us % 1'000'000};
+    rusage_.ru_maxrss = report.max_rss_kb;
+    pidfd_.Reset();
+  }
+  bool finished_by_report() const { return report_; }
+  void HandOff(std::unique_ptr<Cgroup> cgroup) {
+    handed_off_ = true;
+    internal::ReapInBackground(pid_, std::move(cgroup));
   }
 
   // A pidfd becomes readable when the leader exits, so poll() notices without SIGCHLD. Returns
@@ -359,6 +380,7 @@ class ChildProcess {
   // REQUIRES: the leader has been reaped (else waitpid(-pgid) could take its status).
   // SIGKILLs whatever runs in the group and waits until nothing does.
   Status KillGroupAndWait(int64_t timeout_ms) {
+    if (report_) return OkStatus();  // the sandbox said it is empty
     group_done_ = true;
     const int64_t give_up_ms = MonotonicMs() + timeout_ms;
     for (;;) {
@@ -389,6 +411,8 @@ class ChildProcess {
 
   pid_t pid_;
   UniqueFd pidfd_;
+  bool report_ = false;
+  bool handed_off_ = false;
   bool reaped_ = false;
   bool group_done_ = false;
   int wait_status_ = 0;
@@ -528,6 +552,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   } launch_guard;
   std::unique_ptr<Cgroup> cgroup;
   UniqueFd stdout_read, stderr_read, failure_read;
+  UniqueFd sandbox_control;  // the FinalReport of a sandbox's PID 1
   pid_t pid = 0;
   if (spec.sandbox) {
     if (spec.pool != nullptr) warm = spec.pool->Take(*spec.sandbox);
@@ -556,6 +581,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     stdout_read = std::move(launched.stdout_read);
     stderr_read = std::move(launched.stderr_read);
     failure_read = std::move(launched.failure_read);
+    sandbox_control = std::move(launched.control);
   } else {
     ASSIGN_OR_RETURN(Pipe out, MakePipe(/*nonblocking_read=*/true));
     ASSIGN_OR_RETURN(Pipe err, MakePipe(/*nonblocking_read=*/true));
@@ -703,17 +729,23 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     if (!child.reaped() && !have_pidfd) wake_at(now_ms + kNoPidfdPollMs);
     if (cancel != nullptr && !cancel_seen && cancel->fd() < 0) wake_at(now_ms + kNoEventfdPollMs);
 
-    std::array<pollfd, 4> fds = {};
+    std::array<pollfd, 5> fds = {};
     fds[0] = {pipes[0].Get(), POLLIN, 0};
     fds[1] = {pipes[1].Get(), POLLIN, 0};
     // The eventfd stays readable once cancelled (we do not drain it: the token may be shared),
     // so it leaves the set once seen.
     fds[2] = {cancel != nullptr && !cancel_seen ? cancel->fd() : -1, POLLIN, 0};
     fds[3] = {child.reaped() ? -1 : child.pidfd(), POLLIN, 0};
+    fds[4] = {child.reaped() ? -1 : sandbox_control.Get(), POLLIN, 0};
     const int timeout = static_cast<int>(std::min<int64_t>(wait_ms, INT_MAX));
     if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("poll", StrCat("output of ", spec.argv[0]));
+    }
+    if (fds[4].fd >= 0 && fds[4].revents != 0) {
+      // The command is done and the sandbox empty: its PID 1 is on its way out.
+      if (auto report = internal::ReadFinalReport(sandbox_control.Get())) child.Finished(*report);
+      sandbox_control.Reset();
     }
     for (size_t i = 0; i < pipes.size(); ++i) {
       if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
@@ -743,6 +775,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     result.reason = EndReason::kExited;
   }
   if (cgroup) {
+    // Read before the hand-off below: the cgroup goes once its last process (PID 1) has.
     CgroupUsage cg = cgroup->ReadUsage();
     if (cg.cpu_usec > 0) result.cpu_ms = cg.cpu_usec / 1000;
     if (cg.peak_memory_bytes > 0) result.peak_memory_bytes = cg.peak_memory_bytes;
@@ -754,6 +787,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       }
     }
   }
+  if (child.finished_by_report()) child.HandOff(std::move(cgroup));
   result.output_truncated = lines.truncated();
   result.wall_ms = MonotonicMs() - start_ms;
   return result;
