@@ -41,6 +41,10 @@ Status ValidateSandboxSpec(const SandboxSpec& spec) {
   };
   if (spec.workspace.empty()) return InvalidArgumentError("a sandbox needs a workspace");
   RETURN_IF_ERROR(dir(spec.workspace, "workspace"));
+  if (!spec.workspace_layers.empty()) {
+    for (const auto& layer : spec.workspace_layers) RETURN_IF_ERROR(dir(layer, "workspace layer"));
+    RETURN_IF_ERROR(dir(spec.workspace_work, "workspace work dir"));
+  }
   if (!spec.rootfs.empty()) RETURN_IF_ERROR(dir(spec.rootfs, "rootfs"));
   for (const auto& layer : spec.layers) RETURN_IF_ERROR(dir(layer, "layer"));
   if (spec.limits.memory_bytes < 0 || spec.limits.pids < 0 || spec.limits.cpus < 0) {

@@ -26,6 +26,11 @@ struct SandboxSpec {
   std::filesystem::path rootfs;               // empty: the host root, read-only
   std::vector<std::filesystem::path> layers;  // overlay lower layers above the base, top first
   std::filesystem::path workspace;            // bind-mounted read-write at /workspace (required)
+  // Optional: /workspace is then an overlay of these read-only layers (top first) with
+  // `workspace` as its writable upper dir and `workspace_work` (empty, on the same filesystem)
+  // as overlayfs's work dir. How cached checkouts and prebuilds reach a run (src/workspace).
+  std::vector<std::filesystem::path> workspace_layers;
+  std::filesystem::path workspace_work;
   std::vector<std::filesystem::path> masked;  // host paths hidden (e.g. the platform data dir)
   std::string hostname = "sandbox";
   uid_t host_uid = 100000;  // root inside maps to this unprivileged host uid

@@ -203,6 +203,33 @@ TEST_P(SandboxTest, ConcurrentStartsFromManyThreads) {
   EXPECT_EQ(ok.load(), 32);
 }
 
+// The workspace as an overlay of read-only layers: the run sees their union and writes only to
+// its upper dir.
+TEST_P(SandboxTest, WorkspaceOverlayWritesOnlyToTheUpperDir) {
+  auto lower = dir_.path() / "lower", base = dir_.path() / "base";
+  auto upper = dir_.path() / "upper", work = dir_.path() / "work";
+  for (const auto& d : {lower, base, upper, work}) std::filesystem::create_directories(d);
+  std::ofstream(base / "a") << "base-a\n";
+  std::ofstream(base / "c") << "base-c\n";
+  std::ofstream(lower / "a") << "lower-a\n";  // the top layer wins
+  ASSERT_EQ(testing::Shell("chown -R " + std::to_string(kUid) + ":" + std::to_string(kUid) + " " +
+                           testing::ShellQuote(dir_.path().string()))
+                .exit_code,
+            0);
+  SandboxSpec box{.workspace = upper};
+  box.workspace_layers = {lower, base};
+  box.workspace_work = work;
+  Ran r = Run("pwd; cat a c; echo new > b; echo changed >> a; rm c; ls", box);
+  EXPECT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "/workspace\nlower-a\nbase-c\na\nb\n");
+  std::string line;
+  std::getline(std::ifstream(lower / "a"), line);
+  EXPECT_EQ(line, "lower-a");
+  EXPECT_TRUE(std::filesystem::exists(base / "c"));
+  EXPECT_TRUE(std::filesystem::exists(upper / "b"));
+  EXPECT_TRUE(std::filesystem::is_character_file(upper / "c"));  // the whiteout
+}
+
 // --- Escape battery ---
 
 TEST_P(SandboxTest, CannotReadMaskedDataDirOrShadow) {

@@ -253,6 +253,32 @@ StatusOr<UniqueFd> DetachedBind(const std::filesystem::path& dir) {
   return fd;
 }
 
+// The workspace as a detached overlay: read-only `layers` (top first) under the writable
+// `upper`. Built with the new mount API, so nothing is mounted in the supervisor's namespace.
+StatusOr<UniqueFd> DetachedOverlay(const std::vector<std::filesystem::path>& layers,
+                                   const std::filesystem::path& upper,
+                                   const std::filesystem::path& work) {
+  UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
+  if (!fs.Valid()) return ErrnoError("fsopen", "overlay");
+  std::string lower;
+  for (const auto& layer : layers) {
+    if (!lower.empty()) lower += ':';
+    lower += layer.string();
+  }
+  for (const auto& [key, value] : std::vector<std::pair<const char*, std::string>>{
+           {"lowerdir", lower}, {"upperdir", upper.string()}, {"workdir", work.string()}}) {
+    if (::fsconfig(fs.Get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) != 0) {
+      return ErrnoError("overlay option", StrCat(key, "=", value));
+    }
+  }
+  if (::fsconfig(fs.Get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return ErrnoError("mount", StrCat("the workspace overlay over ", upper.string()));
+  }
+  UniqueFd mount(::fsmount(fs.Get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+  if (!mount.Valid()) return ErrnoError("fsmount", "workspace overlay");
+  return mount;
+}
+
 StatusOr<std::pair<UniqueFd, UniqueFd>> Pipe2() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", "sandbox");
@@ -375,7 +401,13 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
     RETURN_IF_ERROR(launched.cgroup->AddProcess(pid_));
   }
   ASSIGN_OR_RETURN(UniqueFd blob, MakeMemfd(BuildLaunchBlob(request)));
-  ASSIGN_OR_RETURN(UniqueFd workspace, DetachedBind(request.workspace));
+  UniqueFd workspace;
+  if (request.workspace_layers.empty()) {
+    ASSIGN_OR_RETURN(workspace, DetachedBind(request.workspace));
+  } else {
+    ASSIGN_OR_RETURN(workspace, DetachedOverlay(request.workspace_layers, request.workspace,
+                                                request.workspace_work));
+  }
   ASSIGN_OR_RETURN(auto out, Pipe2());
   ASSIGN_OR_RETURN(auto err, Pipe2());
   ASSIGN_OR_RETURN(auto status, Pipe2());

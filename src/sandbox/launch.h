@@ -36,7 +36,9 @@ struct LaunchRequest {
   std::vector<std::string> candidates;  // paths to try with execve, in order
   std::string working_dir;              // inside the sandbox; empty = /workspace
   std::string hostname;
-  std::filesystem::path workspace;           // host directory, bound at /workspace
+  std::filesystem::path workspace;  // host directory, bound at /workspace, or the upper dir of:
+  std::vector<std::filesystem::path> workspace_layers;  // an overlay's read-only layers, top first
+  std::filesystem::path workspace_work;
   std::vector<std::string> workspace_masks;  // "d/workspace/…" or "f/workspace/…"
   CgroupLimits limits;
   std::string cgroup_name;

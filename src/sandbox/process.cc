@@ -571,6 +571,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         .working_dir = plan.working_dir,
         .hostname = spec.sandbox->hostname.substr(0, 64),
         .workspace = spec.sandbox->workspace,
+        .workspace_layers = spec.sandbox->workspace_layers,
+        .workspace_work = spec.sandbox->workspace_work,
         .workspace_masks = internal::WorkspaceMasks(*spec.sandbox),
         .limits = spec.sandbox->limits,
         .cgroup_name = StrCat("sandbox-", warm->pid()),
