@@ -304,6 +304,7 @@ StatusOr<std::string> Follow(ApiClient& api, int64_t run_id, bool json) {
 
 struct RunArgs {
   std::string repo;
+  std::string kind = "recipe";
   std::string recipe;
   std::string ref;
   std::optional<int> timeout_seconds;
@@ -313,7 +314,8 @@ struct RunArgs {
 };
 
 StatusOr<int> Run(ApiClient& api, const RunArgs& args) {
-  Json body = {{"repo", args.repo}, {"recipe", args.recipe}};
+  Json body = {{"repo", args.repo}, {"kind", args.kind}};
+  if (!args.recipe.empty()) body["recipe"] = args.recipe;
   if (!args.ref.empty()) body["ref"] = args.ref;
   if (args.timeout_seconds) body["timeout_seconds"] = *args.timeout_seconds;
   if (args.max_attempts) body["max_attempts"] = *args.max_attempts;
@@ -586,6 +588,16 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
   serve_cmd
+      ->add_option("--cache-size", serve_options.cache_size,
+                   "keep cached checkouts and prebuilds under this size (BYTES, or 512m, 20g)")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--mirror-max-age", serve_options.mirror_max_age_seconds,
+                   "reuse a repository mirror fetched less than this many seconds ago (0: fetch "
+                   "on every run)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  serve_cmd
       ->add_option("--durability", serve_options.durability,
                    "process: a commit survives any crash of the server; power: also power loss "
                    "(an fsync per commit)")
@@ -636,6 +648,18 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
                     "stream the run's output; exit 0 only if it succeeds");
   run_cmd->add_flag("--json", run_args.json,
                     "print the run as JSON (with --follow: then one JSON event per line)");
+
+  // prebuild
+  RunArgs prebuild_args{.kind = "prebuild", .follow = true};
+  bool prebuild_detach = false;
+  CLI::App* prebuild_cmd = app.add_subcommand(
+      "prebuild",
+      "build a repository's environment snapshot (its setup commands, run once) ahead of runs");
+  prebuild_cmd->add_option("REPO", prebuild_args.repo, "repository name")->required();
+  prebuild_cmd->add_option("--ref", prebuild_args.ref, "branch, tag or commit [default: HEAD]")
+      ->type_name("REF");
+  prebuild_cmd->add_flag("--detach", prebuild_detach, "start it and return; do not stream it");
+  prebuild_cmd->add_flag("--json", prebuild_args.json, "print the run (and its events) as JSON");
 
   // runs
   RunsArgs runs_args;
@@ -755,6 +779,9 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       result = RepoRemove(api, repo_remove_name);
     } else if (run_cmd->parsed()) {
       result = Run(api, run_args);
+    } else if (prebuild_cmd->parsed()) {
+      prebuild_args.follow = !prebuild_detach;
+      result = Run(api, prebuild_args);
     } else if (runs_cmd->parsed()) {
       result = Runs(api, runs_args);
     } else if (show_cmd->parsed()) {

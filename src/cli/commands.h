@@ -23,6 +23,8 @@ struct ServeOptions {
   int64_t run_pids = 0;
   double run_cpus = 0;
   int warm_sandboxes = 2;
+  std::string cache_size = "20g";
+  int mirror_max_age_seconds = 0;
 };
 
 // Runs the server until it stops; returns the process exit code.

@@ -34,6 +34,14 @@ int Serve(const nightshift::cli::ServeOptions& o) {
   options.run_pids = o.run_pids;
   options.run_cpus = o.run_cpus;
   options.warm_sandboxes = o.warm_sandboxes;
+  auto cache = nightshift::cli::ParseByteSize(o.cache_size);
+  if (!cache.ok() || *cache < (int64_t{1} << 20)) {
+    std::fprintf(stderr, "nightshift: --cache-size: %s\n",
+                 cache.ok() ? "must be at least 1m" : cache.status().message().c_str());
+    return 2;
+  }
+  options.cache_max_bytes = *cache;
+  options.mirror_max_age_ms = int64_t{o.mirror_max_age_seconds} * 1000;
   return nightshift::server::Serve(options);
 }
 

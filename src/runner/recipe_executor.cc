@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "core/clock.h"
 #include "core/json.h"
@@ -120,7 +121,132 @@ sandbox::SandboxSpec RecipeOptions::SandboxShape(const std::filesystem::path& wo
       .workspace = workspace, .masked = masked, .host_uid = sandbox_uid, .host_gid = sandbox_uid};
 }
 
+Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
+  workspace::Workspaces& spaces = *options_.workspaces;
+  const auto home = x.work_dir / "home";
+  std::error_code ec;
+  std::filesystem::create_directories(home, ec);
+  workspace::GitContext git{
+      .git = options_.git,
+      .home = home,
+      .cancel = &x.cancel,
+      .log = [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); }};
+  const std::string repo_key = StrCat(x.repo.id);
+  auto failed = [&](Phase& phase, const Status& st) -> Outcome {
+    if (st.code() == StatusCode::kCancelled || x.cancel.IsCancelled()) {
+      phase.End("cancelled");
+      return {RunState::kCancelled, std::nullopt, "cancelled"};
+    }
+    phase.End("failed");
+    return {RunState::kFailed, std::nullopt, st.message()};
+  };
+
+  Phase fetch_phase(x.events, "fetch");
+  auto mirror = spaces.Fetch(repo_key, x.repo.url, git);
+  if (!mirror.ok()) return failed(fetch_phase, mirror.status());
+  fetch_phase.End("ok");
+
+  Phase checkout_phase(x.events, "checkout");
+  auto prepared = spaces.Checkout(repo_key, x.repo.url, *mirror, x.run.ref, git);
+  if (!prepared.ok()) {
+    Status st = prepared.status();
+    if (st.code() == StatusCode::kNotFound) {
+      st = NotFoundError(StrCat(st.message(), " in repository ", x.repo.name));
+    }
+    return failed(checkout_phase, st);
+  }
+  workspace::RunWorkspace& ws = *prepared;
+  checkout_phase.End("ok");
+  x.events.Emit(
+      "checkout",
+      Json{{"commit", ws.commit}, {"ref", x.run.ref}, {"layers", ws.checkout.ids()}}.dump());
+  if (Status st = x.mark_running(ws.commit); !st.ok()) {
+    return {RunState::kCancelled, std::nullopt, st.message()};
+  }
+
+  const bool prebuild_run = x.run.kind == "prebuild";
+  Phase environment_phase(x.events, "environment");
+  if (Status st = spaces.Environment(
+          ws, repo_key, /*build=*/true, /*force=*/prebuild_run,
+          [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
+          &x.cancel);
+      !st.ok()) {
+    return failed(environment_phase,
+                  st.code() == StatusCode::kInvalidArgument
+                      ? InvalidArgumentError(StrCat("environment: ", st.message()))
+                      : st);
+  }
+  x.events.Emit("environment", Json{{"prebuild", ws.prebuild_status},
+                                    {"prebuild_id", ws.prebuild_id},
+                                    {"setup_commands", ws.environment.setup.size()},
+                                    {"sources", ws.environment.sources}}
+                                   .dump());
+  if (prebuild_run) {
+    if (ws.setup_pending) {
+      environment_phase.End("failed");
+      return {RunState::kFailed, std::nullopt, StrCat("prebuild ", ws.prebuild_status)};
+    }
+    environment_phase.End("ok");
+    return {RunState::kSucceeded, 0,
+            ws.prebuild_id.empty() ? "nothing to prebuild: the environment has no setup"
+                                   : StrCat("prebuild ", ws.prebuild_status)};
+  }
+
+  // The run's own writable layer, on the same filesystem as its work dir.
+  const auto upper = x.work_dir / "upper";
+  const auto work = x.work_dir / "overlay-work";
+  for (const auto& dir : {upper, work}) std::filesystem::create_directories(dir, ec);
+  if (ec || ::chown(upper.c_str(), options_.sandbox_uid, options_.sandbox_uid) != 0) {
+    return failed(environment_phase,
+                  InternalError(StrCat("cannot prepare ", upper.string(), ": ",
+                                       ec ? ec.message() : std::strerror(errno))));
+  }
+  const auto layers = ws.layers();
+  const std::string hostname = StrCat("run-", x.run.id);
+  if (ws.setup_pending) {
+    auto setup = spaces.RunSetup(
+        ws.environment, layers, upper, work, hostname,
+        [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
+        &x.cancel);
+    if (!setup.ok()) return failed(environment_phase, setup.status());
+    if (!setup->ok) return failed(environment_phase, FailedPreconditionError(setup->reason));
+  }
+  environment_phase.End("ok");
+
+  Phase agent_phase(x.events, "agent");
+  std::map<std::string, std::string> env = {
+      {"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"},
+      {"HOME", "/tmp"},
+      {"LANG", "C.UTF-8"},
+      {"TERM", "dumb"},
+  };
+  for (const auto& [name, value] : ws.environment.env) env[name] = value;
+  env["NIGHTSHIFT_RUN_ID"] = std::to_string(x.run.id);
+  env["NIGHTSHIFT_REPO"] = x.repo.name;
+  env["NIGHTSHIFT_COMMIT"] = ws.commit;
+  sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", x.run.recipe},
+                            .env = env,
+                            .timeout_ms = int64_t{x.run.timeout_seconds} * 1000};
+  spec.sandbox = options_.SandboxShape(upper);
+  spec.sandbox->workspace_layers = layers;
+  spec.sandbox->workspace_work = work;
+  spec.sandbox->hostname = hostname;
+  spec.sandbox->limits = options_.limits;
+  spec.pool = options_.pool;
+  auto result = sandbox::RunProcess(
+      spec, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
+      &x.cancel);
+  if (!result.ok()) return failed(agent_phase, result.status());
+  Outcome outcome = FromProcess(*result, "recipe", x.run.timeout_seconds);
+  agent_phase.End(outcome.state == RunState::kSucceeded ? "ok" : "failed");
+  return outcome;
+}
+
 Outcome RecipeExecutor::Execute(Execution& x) {
+  if (options_.sandbox && options_.workspaces != nullptr) return ExecuteLayered(x);
+  if (x.run.kind == "prebuild") {
+    return {RunState::kFailed, std::nullopt, "prebuilds need the sandbox (serve --sandbox on)"};
+  }
   const std::filesystem::path home = x.work_dir / "home";
   const std::filesystem::path checkout = x.work_dir / "repo";
   std::error_code ec;

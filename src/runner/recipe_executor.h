@@ -5,12 +5,16 @@
 
 #include "runner/executor.h"
 #include "sandbox/pool.h"
+#include "workspace/workspace.h"
 
 namespace nightshift::runner {
 
-// The deterministic agent: checks the repository out at the run's ref in a fresh directory
-// and runs the recipe there with `sh -c`. Phases (checkout, agent) are recorded as "phase"
-// events with their durations; git's and the recipe's output as "log" events.
+// The deterministic agent: gets the repository at the run's ref and runs the recipe there with
+// `sh -c`. In the sandbox, /workspace is an overlay of the cached checkout (and the prebuild
+// of its environment) under the run's own upper dir, and the phases are fetch, checkout,
+// environment and agent; without it, a fresh clone in the scratch dir (checkout, agent). A
+// "prebuild" run stops after the environment phase. Phases are recorded as "phase" events with
+// their durations; git's, setup's and the recipe's output as "log" events.
 struct RecipeOptions {
   // Run the recipe in a sandbox (src/sandbox/contain.h) with the checkout at /workspace.
   // Requires root. Off: a plain process group in the checkout (development, non-root).
@@ -20,6 +24,9 @@ struct RecipeOptions {
   uid_t sandbox_uid = 100000;                 // host uid of root inside; owns the checkout
   std::string git = "git";                    // looked up in PATH
   sandbox::SandboxPool* pool = nullptr;       // pre-forked sandboxes of SandboxShape(); not owned
+  // With the sandbox: mirrors, cached checkout layers and prebuilds (src/workspace); not
+  // owned. Null: every run clones the repository into its scratch dir.
+  workspace::Workspaces* workspaces = nullptr;
 
   // The sandbox every run gets, but for its workspace (here `workspace`), hostname and limits.
   sandbox::SandboxSpec SandboxShape(const std::filesystem::path& workspace) const;
@@ -31,6 +38,8 @@ class RecipeExecutor final : public Executor {
   Outcome Execute(Execution& execution) override;
 
  private:
+  // Phases fetch → checkout → environment → agent over the workspace layers.
+  Outcome ExecuteLayered(Execution& execution);
   const RecipeOptions options_;
 };
 

@@ -22,6 +22,8 @@ std::string_view ChildStepName(ChildStep step) {
       return "chdir";
     case ChildStep::kExec:
       return "execve";
+    case ChildStep::kMount:
+      return "mount the private overlay";
   }
   return "child set-up";
 }

@@ -13,7 +13,15 @@ inline constexpr int kChildFailedExitCode = 127;
 
 // A step a child reports through the close-on-exec status pipe when it cannot reach execve().
 // Sandbox set-up steps (ContainStep, contain_internal.h) share the numbering from 100 on.
-enum class ChildStep : int32_t { kSetsid = 1, kDeathSignal, kDevNull, kRedirect, kChdir, kExec };
+enum class ChildStep : int32_t {
+  kSetsid = 1,
+  kDeathSignal,
+  kDevNull,
+  kRedirect,
+  kChdir,
+  kExec,
+  kMount
+};
 
 struct ChildFailure {
   int32_t step;

@@ -260,13 +260,25 @@ StatusOr<UniqueFd> DetachedOverlay(const std::vector<std::filesystem::path>& lay
                                    const std::filesystem::path& work) {
   UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
   if (!fs.Valid()) return ErrnoError("fsopen", "overlay");
+  // fsconfig takes strings of at most 256 bytes: name each directory by a descriptor instead
+  // (/proc/self/fd/N, resolved now, in this process).
+  std::vector<UniqueFd> held;
+  auto short_name = [&](const std::filesystem::path& dir) -> StatusOr<std::string> {
+    UniqueFd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.Valid()) return ErrnoError("open", dir.string());
+    std::string name = StrCat("/proc/self/fd/", fd.Get());
+    held.push_back(std::move(fd));
+    return name;
+  };
   std::string lower;
   for (const auto& layer : layers) {
-    if (!lower.empty()) lower += ':';
-    lower += layer.string();
+    ASSIGN_OR_RETURN(std::string name, short_name(layer));
+    lower += (lower.empty() ? "" : ":") + name;
   }
+  ASSIGN_OR_RETURN(std::string upper_name, short_name(upper));
+  ASSIGN_OR_RETURN(std::string work_name, short_name(work));
   for (const auto& [key, value] : std::vector<std::pair<const char*, std::string>>{
-           {"lowerdir", lower}, {"upperdir", upper.string()}, {"workdir", work.string()}}) {
+           {"lowerdir", lower}, {"upperdir", upper_name}, {"workdir", work_name}}) {
     if (::fsconfig(fs.Get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) != 0) {
       return ErrnoError("overlay option", StrCat(key, "=", value));
     }

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -86,11 +88,12 @@ constexpr std::array<std::string_view, 2> kStreamNames = {"stdout", "stderr"};
 struct ExecPlan {
   std::vector<std::string> argv_strings;
   std::vector<std::string> env_strings;
-  std::vector<std::string> candidates;      // paths to try with execve, in order
-  std::vector<const char*> candidate_ptrs;  // null-terminated
-  std::vector<char*> argv;                  // null-terminated
-  std::vector<char*> envp;                  // null-terminated
-  std::string working_dir;                  // empty = inherit
+  std::vector<std::string> candidates;          // paths to try with execve, in order
+  std::vector<const char*> candidate_ptrs;      // null-terminated
+  std::vector<char*> argv;                      // null-terminated
+  std::vector<char*> envp;                      // null-terminated
+  std::string working_dir;                      // empty = inherit
+  std::string overlay_target, overlay_options;  // a PrivateOverlay, if any
   pid_t parent_pid = 0;
   struct sigaction default_action = {};
   sigset_t empty_mask = {};
@@ -120,6 +123,9 @@ Status ValidateSpec(const ProcessSpec& spec) {
     return InvalidArgumentError("process spec: timeout_ms and kill_grace_ms must be >= 0");
   }
   if (spec.max_line_bytes == 0) return InvalidArgumentError("process spec: max_line_bytes is 0");
+  if (spec.private_overlay && spec.sandbox) {
+    return InvalidArgumentError("process spec: private_overlay is for plain processes");
+  }
   return OkStatus();
 }
 
@@ -160,6 +166,14 @@ ExecPlan MakeExecPlan(const ProcessSpec& spec) {
   for (std::string& var : plan.env_strings) plan.envp.push_back(var.data());
   plan.envp.push_back(nullptr);
   plan.working_dir = spec.working_dir.native();
+  if (spec.private_overlay) {
+    const auto& o = *spec.private_overlay;
+    std::string lower;
+    for (const auto& layer : o.lowers) lower += (lower.empty() ? "" : ":") + layer.string();
+    plan.overlay_options =
+        StrCat("lowerdir=", lower, ",upperdir=", o.upper.string(), ",workdir=", o.work.string());
+    plan.overlay_target = o.target.string();
+  }
   plan.parent_pid = ::getpid();
   plan.default_action.sa_handler = SIG_DFL;
   sigemptyset(&plan.default_action.sa_mask);
@@ -217,6 +231,14 @@ StatusOr<Pipe> MakePipe(bool nonblocking_read) {
 
   RedirectStdio(stdout_fd, stderr_fd, failure_fd);
 
+  if (!plan.overlay_target.empty()) {
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("overlay", plan.overlay_target.c_str(), "overlay", MS_NOSUID | MS_NODEV,
+                plan.overlay_options.c_str()) != 0) {
+      FailChild(failure_fd, int32_t(ChildStep::kMount), errno);
+    }
+  }
   if (!plan.working_dir.empty() && ::chdir(plan.working_dir.c_str()) != 0) {
     FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
   }

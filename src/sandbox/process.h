@@ -55,6 +55,14 @@ struct ProcessSpec {
   // working_dir is a path inside the sandbox (empty = /workspace) and the process tree is the
   // sandbox's PID namespace, whose init (our PID 1) reaps orphans and forwards SIGTERM.
   std::optional<SandboxSpec> sandbox;
+  // Plain processes only (no `sandbox`): run in a private mount namespace with an overlay of
+  // `lowers` (top first) and `upper` mounted at `target` — how a workspace layer is built from
+  // the one below it (src/workspace). Needs root. Nothing is mounted in the caller's namespace.
+  struct PrivateOverlay {
+    std::vector<std::filesystem::path> lowers;
+    std::filesystem::path upper, work, target;
+  };
+  std::optional<PrivateOverlay> private_overlay;
   // Pre-forked sandboxes (pool.h), not owned; used when `sandbox` has the pool's shape and one
   // is waiting, else the sandbox starts cold. The pool must outlive the call.
   SandboxPool* pool = nullptr;

@@ -71,6 +71,7 @@ Json RunJson(const Run& r) {
   Json j = {{"id", r.id},
             {"repo", r.repo},
             {"ref", r.ref},
+            {"kind", r.kind},
             {"recipe", r.recipe},
             {"state", store::RunStateName(r.state)},
             {"attempt", r.attempt},
@@ -224,14 +225,24 @@ class Api {
     auto repo = JsonString(*body, "repo");
     auto recipe = JsonString(*body, "recipe");
     auto ref = JsonString(*body, "ref");
+    auto kind = JsonString(*body, "kind");
     auto timeout = JsonInt(*body, "timeout_seconds", 3600);
     auto attempts = JsonInt(*body, "max_attempts", 3);
-    for (const Status& st :
-         {repo.status(), recipe.status(), ref.status(), timeout.status(), attempts.status()}) {
+    for (const Status& st : {repo.status(), recipe.status(), ref.status(), kind.status(),
+                             timeout.status(), attempts.status()}) {
       if (!st.ok()) return SendError(res, st);
     }
+    if (kind->empty()) *kind = "recipe";
+    if (*kind != "recipe" && *kind != "prebuild") {
+      return SendError(res, InvalidArgumentError("'kind' must be \"recipe\" or \"prebuild\""));
+    }
     if (repo->empty()) return SendError(res, InvalidArgumentError("'repo' is required"));
-    if (recipe->empty()) return SendError(res, InvalidArgumentError("'recipe' is required"));
+    if (*kind == "recipe" && recipe->empty()) {
+      return SendError(res, InvalidArgumentError("'recipe' is required"));
+    }
+    if (*kind == "prebuild" && !recipe->empty()) {
+      return SendError(res, InvalidArgumentError("a prebuild takes no 'recipe'"));
+    }
     if (recipe->size() > 64 * 1024) {
       return SendError(res, InvalidArgumentError("'recipe' is longer than 64 KiB"));
     }
@@ -246,6 +257,7 @@ class Api {
         ctx_.store.CreateRun(store::RunSpec{.repo = *repo,
                                             .ref = *ref,
                                             .recipe = *recipe,
+                                            .kind = *kind,
                                             .timeout_seconds = static_cast<int32_t>(*timeout),
                                             .max_attempts = static_cast<int32_t>(*attempts)});
     if (!run.ok()) return SendError(res, run.status());

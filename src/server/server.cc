@@ -109,6 +109,16 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                  pool.status().message());
       }
     }
+    if (sandboxed) {
+      s->workspaces_ = std::make_unique<workspace::Workspaces>(
+          workspace::WorkspaceOptions{.data_dir = dir,
+                                      .cache_max_bytes = options.cache_max_bytes,
+                                      .mirror_max_age_ms = options.mirror_max_age_ms,
+                                      .sandbox = recipe.SandboxShape(dir),
+                                      .pool = recipe.pool,
+                                      .git = recipe.git});
+      recipe.workspaces = s->workspaces_.get();
+    }
     s->executor_ = std::make_unique<runner::RecipeExecutor>(std::move(recipe));
     s->runner_ = std::make_unique<runner::Runner>(
         *s->lease_source_, *s->executor_,

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "sandbox/pool.h"
 #include "store/store.h"
+#include "workspace/workspace.h"
 
 namespace httplib {
 class Server;
@@ -46,6 +47,9 @@ struct ServerOptions {
   double run_cpus = 0;
   // Sandboxes kept pre-forked for the next runs (0: every run starts its sandbox cold).
   int warm_sandboxes = 2;
+  // The workspace cache (checkouts and prebuilds) is kept under this size, LRU first.
+  int64_t cache_max_bytes = int64_t{20} << 30;
+  int64_t mirror_max_age_ms = 0;  // 0: fetch the repository on every run
   size_t max_body_bytes = 1 << 20;
   int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
 };
@@ -80,6 +84,7 @@ class Server {
   // Before the runner: the pool's thread is the parent of every sandbox, so it must outlive
   // the runs.
   std::unique_ptr<sandbox::SandboxPool> sandbox_pool_;
+  std::unique_ptr<workspace::Workspaces> workspaces_;
   std::unique_ptr<runner::RecipeExecutor> executor_;
   std::unique_ptr<runner::Runner> runner_;
   std::unique_ptr<ApiContext> api_context_;

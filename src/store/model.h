@@ -25,9 +25,10 @@ struct Repository {
 };
 
 struct RunSpec {
-  std::string repo;    // repository name
-  std::string ref;     // branch, tag or sha; empty = the repository's HEAD
-  std::string recipe;  // shell command run in the checkout
+  std::string repo;             // repository name
+  std::string ref;              // branch, tag or sha; empty = the repository's HEAD
+  std::string recipe;           // shell command run in the checkout
+  std::string kind = "recipe";  // or "prebuild": build the environment snapshot, no recipe
   int32_t timeout_seconds = 3600;
   int32_t max_attempts = 3;
 };
@@ -38,6 +39,7 @@ struct Run {
   std::string repo;
   std::string ref;
   std::string recipe;
+  std::string kind = "recipe";
   RunState state = RunState::kQueued;
   int32_t attempt = 0;  // attempts started so far
   int32_t max_attempts = 3;

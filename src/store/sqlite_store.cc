@@ -68,6 +68,11 @@ CREATE TABLE run_events (
   PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 )sql",
+      // 2: what a run does — "recipe" (run `recipe` in the sandbox) or "prebuild" (build the
+      // repository's environment snapshot at `ref`; no agent).
+      R"sql(
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'recipe';
+)sql",
   };
   return *migrations;
 }
@@ -75,7 +80,8 @@ CREATE TABLE run_events (
 constexpr char kRunColumns[] =
     "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
     "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
-    "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq";
+    "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq, "
+    "r.kind";
 constexpr char kRunFrom[] = " FROM runs r JOIN repositories p ON p.id = r.repo_id ";
 
 Run ReadRun(const Statement& s) {
@@ -99,6 +105,7 @@ Run ReadRun(const Statement& s) {
   r.finished_ms = s.Int(16);
   r.updated_ms = s.Int(17);
   r.last_event_seq = s.Int(18);
+  r.kind = s.Text(19);
   return r;
 }
 
@@ -355,8 +362,8 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
       ASSIGN_OR_RETURN(
           Statement s,
           writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
-                           "timeout_seconds, created_ms, updated_ms) "
-                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ? FROM repositories "
+                           "timeout_seconds, created_ms, updated_ms, kind) "
+                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ? FROM repositories "
                            "WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
       s.Bind(1, spec.ref)
           .Bind(2, spec.recipe)
@@ -364,7 +371,8 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           .Bind(4, int64_t{spec.timeout_seconds})
           .Bind(5, now)
           .Bind(6, now)
-          .Bind(7, spec.repo);
+          .Bind(7, spec.kind)
+          .Bind(8, spec.repo);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
       id = s.Int(0);

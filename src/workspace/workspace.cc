@@ -1,0 +1,207 @@
+#include "workspace/workspace.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/json.h"
+
+namespace nightshift::workspace {
+namespace {
+
+// Bumped when what a prebuild contains changes meaning.
+constexpr const char* kPrebuildFormat = "nightshift-prebuild-1";
+
+const std::vector<std::string>& EnvironmentFiles() {
+  static const auto* files =
+      new std::vector<std::string>{".devcontainer/devcontainer.json", ".devcontainer.json",
+                                   ".nightshift/environment.yml", ".nightshift/environment.yaml"};
+  return *files;
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char byte : digest) {
+    out += hex[byte >> 4];
+    out += hex[byte & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::filesystem::path> RunWorkspace::layers() const {
+  std::vector<std::filesystem::path> all = checkout.dirs();
+  if (prebuild) all.insert(all.end(), prebuild->dirs().begin(), prebuild->dirs().end());
+  return all;
+}
+
+StatusOr<std::string> ReadThroughLayers(const std::vector<std::filesystem::path>& layers,
+                                        const std::filesystem::path& relative) {
+  for (const auto& layer : layers) {
+    const auto path = layer / relative;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) break;  // a whiteout
+    if (!S_ISREG(st.st_mode)) {
+      return InvalidArgumentError(StrCat(relative.string(), " must be a regular file"));
+    }
+    return ReadFile(path);
+  }
+  return NotFoundError(StrCat(relative.string(), " not found"));
+}
+
+Workspaces::Workspaces(WorkspaceOptions options)
+    : options_(std::move(options)),
+      mirrors_(options_.data_dir / "mirrors", options_.mirror_max_age_ms),
+      cache_(CacheOptions{.root = options_.data_dir / "cache",
+                          .max_bytes = options_.cache_max_bytes,
+                          .sandbox_uid = options_.sandbox.host_uid}) {
+  if (sodium_init() < 0) std::abort();
+  if (options_.sandbox.rootfs.empty()) {
+    struct utsname name {};
+    ::uname(&name);
+    auto os_release = ReadFile("/etc/os-release");
+    base_root_id_ = StrCat("host\n", os_release.ok() ? *os_release : std::string(), "\n",
+                           static_cast<const char*>(name.machine));
+  } else {
+    base_root_id_ = StrCat("rootfs\n", options_.sandbox.rootfs.string());
+  }
+  for (const auto& layer : options_.sandbox.layers) base_root_id_ += "\nlayer " + layer.string();
+}
+
+StatusOr<std::filesystem::path> Workspaces::Fetch(const std::string& repo_key,
+                                                  const std::string& url, const GitContext& git) {
+  return mirrors_.Sync(repo_key, url, git);
+}
+
+StatusOr<RunWorkspace> Workspaces::Checkout(const std::string& repo_key, const std::string& url,
+                                            const std::filesystem::path& mirror,
+                                            const std::string& ref, const GitContext& git) {
+  RunWorkspace workspace;
+  ASSIGN_OR_RETURN(workspace.commit, Mirrors::Resolve(mirror, ref, git));
+  ASSIGN_OR_RETURN(workspace.checkout,
+                   cache_.Checkout(repo_key, mirror, url, workspace.commit, git));
+  return workspace;
+}
+
+std::string Workspaces::PrebuildKey(const EnvironmentSpec& environment,
+                                    const std::vector<std::filesystem::path>& layers) const {
+  std::string material =
+      StrCat(kPrebuildFormat, "\n", base_root_id_, "\n", environment.Canonical());
+  std::vector<std::string> locks = DefaultLockFiles();
+  locks.insert(locks.end(), environment.lock_files.begin(), environment.lock_files.end());
+  for (const std::string& lock : locks) {
+    auto content = ReadThroughLayers(layers, lock);
+    if (!content.ok()) continue;
+    material += StrCat("\nlock ", lock, " ", Sha256Hex(*content));
+  }
+  return Sha256Hex(material);
+}
+
+Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_key, bool build,
+                               bool force, const sandbox::LineSink& log,
+                               const sandbox::CancelToken* cancel) {
+  // The environment files, as the checkout shows them, copied out for the parser.
+  ASSIGN_OR_RETURN(auto view, MakeTempDir("nightshift-env"));
+  struct Remove {
+    std::filesystem::path p;
+    ~Remove() { RemoveTreeQuietly(p); }
+  } remove{view};
+  for (const std::string& file : EnvironmentFiles()) {
+    auto content = ReadThroughLayers(workspace.checkout.dirs(), file);
+    if (content.status().code() == StatusCode::kNotFound) continue;
+    if (!content.ok()) return content.status();
+    std::error_code ec;
+    std::filesystem::create_directories((view / file).parent_path(), ec);
+    RETURN_IF_ERROR(WriteFileAtomic(view / file, *content));
+  }
+  ASSIGN_OR_RETURN(workspace.environment, LoadEnvironment(view));
+  workspace.prebuild_status = "none";
+  if (workspace.environment.setup.empty()) return OkStatus();
+
+  workspace.prebuild_id =
+      StrCat("pb-", repo_key, "-",
+             PrebuildKey(workspace.environment, workspace.checkout.dirs()).substr(0, 24));
+  if (auto found = cache_.FindPrebuild(workspace.prebuild_id)) {
+    workspace.prebuild = std::move(*found);
+    workspace.prebuild_status = "reused";
+    return OkStatus();
+  }
+  if (force) cache_.ForgetPrebuildFailure(workspace.prebuild_id);
+  if (auto failed = cache_.PrebuildFailure(workspace.prebuild_id); failed || !build) {
+    workspace.setup_pending = true;
+    workspace.prebuild_status =
+        failed ? StrCat("failed: ", *failed) : std::string("not built (running setup)");
+    return OkStatus();
+  }
+  const auto checkout_layers = workspace.checkout.dirs();
+  auto built = cache_.Prebuild(
+      workspace.prebuild_id,
+      [&](const std::filesystem::path& upper, const std::filesystem::path& work) -> Status {
+        ASSIGN_OR_RETURN(SetupOutcome outcome, RunSetup(workspace.environment, checkout_layers,
+                                                        upper, work, "prebuild", log, cancel));
+        if (!outcome.ok) return FailedPreconditionError(outcome.reason);
+        return OkStatus();
+      });
+  if (built.ok()) {
+    workspace.prebuild = std::move(*built);
+    workspace.prebuild_status = "built";
+    return OkStatus();
+  }
+  if (built.status().code() == StatusCode::kCancelled) return built.status();
+  workspace.setup_pending = true;
+  workspace.prebuild_status = StrCat("failed: ", built.status().message());
+  return OkStatus();
+}
+
+StatusOr<SetupOutcome> Workspaces::RunSetup(
+    const EnvironmentSpec& environment, const std::vector<std::filesystem::path>& layers,
+    const std::filesystem::path& upper, const std::filesystem::path& work,
+    const std::string& hostname, const sandbox::LineSink& log, const sandbox::CancelToken* cancel) {
+  const int64_t deadline_ms = MonotonicMs() + environment.setup_timeout_seconds * 1000;
+  std::map<std::string, std::string> env = {
+      {"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"},
+      {"HOME", "/tmp"},
+      {"LANG", "C.UTF-8"},
+      {"TERM", "dumb"},
+      {"CI", "true"},
+      {"NIGHTSHIFT_SETUP", "1"}};
+  for (const auto& [name, value] : environment.env) env[name] = value;
+  for (size_t i = 0; i < environment.setup.size(); ++i) {
+    const std::string& command = environment.setup[i];
+    if (log) log("stderr", StrCat("[setup ", i + 1, "/", environment.setup.size(), "] ", command));
+    const int64_t left_ms = deadline_ms - MonotonicMs();
+    if (left_ms <= 0) {
+      return SetupOutcome{
+          false, StrCat("setup timed out after ", environment.setup_timeout_seconds, " s")};
+    }
+    sandbox::ProcessSpec spec{
+        .argv = {"/bin/sh", "-c", command}, .env = env, .timeout_ms = left_ms};
+    spec.sandbox = options_.sandbox;
+    spec.sandbox->workspace = upper;
+    spec.sandbox->workspace_layers = layers;
+    spec.sandbox->workspace_work = work;
+    spec.sandbox->hostname = hostname;
+    spec.pool = options_.pool;
+    ASSIGN_OR_RETURN(sandbox::ProcessResult result, sandbox::RunProcess(spec, log, cancel));
+    if (result.reason == sandbox::EndReason::kCancelled) return CancelledError("cancelled");
+    if (result.reason == sandbox::EndReason::kExited && result.exit_code == 0) continue;
+    std::string how = result.reason == sandbox::EndReason::kExited
+                          ? StrCat("exited with status ", result.exit_code)
+                          : std::string(sandbox::EndReasonName(result.reason));
+    if (result.reason == sandbox::EndReason::kTimedOut) {
+      how = StrCat("timed out (setup_timeout ", environment.setup_timeout_seconds, " s)");
+    }
+    return SetupOutcome{false, StrCat("setup command ", i + 1, " (", command, ") ", how)};
+  }
+  return SetupOutcome{true, ""};
+}
+
+}  // namespace nightshift::workspace

@@ -1,0 +1,102 @@
+#pragma once
+
+// Getting a run's workspace ready: the repository's mirror fetched, the requested ref's
+// checkout as cached layers, and its environment (environment.h) — a prebuild snapshot reused
+// or built, or the setup left for the run to do. The runner calls one step per phase and
+// records each as a run event.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "sandbox/pool.h"
+#include "sandbox/process.h"
+#include "workspace/cache.h"
+#include "workspace/environment.h"
+#include "workspace/git.h"
+#include "workspace/mirror.h"
+
+namespace nightshift::workspace {
+
+struct WorkspaceOptions {
+  std::filesystem::path data_dir;  // holds mirrors/ and cache/
+  int64_t cache_max_bytes = int64_t{20} << 30;
+  int64_t mirror_max_age_ms = 0;  // 0: fetch on every run
+  // The sandbox setup commands run in (its workspace fields are filled in per run).
+  sandbox::SandboxSpec sandbox;
+  sandbox::SandboxPool* pool = nullptr;
+  std::string git = "git";
+};
+
+// Where a run's /workspace comes from: an overlay of `layers` (top first) under the run's own
+// upper dir.
+struct RunWorkspace {
+  std::string commit;
+  LayerLease checkout;
+  std::optional<LayerLease> prebuild;
+  EnvironmentSpec environment;
+  std::string prebuild_id;      // empty when the environment has no setup
+  std::string prebuild_status;  // "none", "reused", "built", or "failed: <why>"
+  bool setup_pending = false;   // no prebuild: the run runs setup itself
+
+  std::vector<std::filesystem::path> layers() const;
+};
+
+// What a setup command run produced.
+struct SetupOutcome {
+  bool ok = false;
+  std::string reason;  // when not ok: which command, and how it ended
+};
+
+class Workspaces {
+ public:
+  explicit Workspaces(WorkspaceOptions options);
+
+  // Phase "fetch": the repository's mirror, up to date.
+  StatusOr<std::filesystem::path> Fetch(const std::string& repo_key, const std::string& url,
+                                        const GitContext& git);
+  // Phase "checkout": `ref` resolved in the mirror, and its layers.
+  StatusOr<RunWorkspace> Checkout(const std::string& repo_key, const std::string& url,
+                                  const std::filesystem::path& mirror, const std::string& ref,
+                                  const GitContext& git);
+  // Phase "environment": reads the environment files through the layers and, when it has
+  // setup, reuses or builds the prebuild (`build` false: only reuse). A failed prebuild is not
+  // an error: the run falls back to running setup itself (setup_pending), and the failure is
+  // remembered so later runs with the same key do not retry it; `force` retries.
+  // InvalidArgument for an invalid environment file (FILE:LINE:COLUMN: reason).
+  Status Environment(RunWorkspace& workspace, const std::string& repo_key, bool build, bool force,
+                     const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
+
+  // Runs the environment's setup commands, in order, in a sandbox whose /workspace is `layers`
+  // under `upper` (with `work` as overlayfs's work dir). Output goes to `log`.
+  StatusOr<SetupOutcome> RunSetup(const EnvironmentSpec& environment,
+                                  const std::vector<std::filesystem::path>& layers,
+                                  const std::filesystem::path& upper,
+                                  const std::filesystem::path& work, const std::string& hostname,
+                                  const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
+
+  // The prebuild key of `environment` for the checkout in `layers`: a hash of the spec, the
+  // base root and the lock files' contents.
+  std::string PrebuildKey(const EnvironmentSpec& environment,
+                          const std::vector<std::filesystem::path>& layers) const;
+
+  LayerCache& cache() { return cache_; }
+  const WorkspaceOptions& options() const { return options_; }
+
+ private:
+  const WorkspaceOptions options_;
+  Mirrors mirrors_;
+  LayerCache cache_;
+  std::string base_root_id_;
+};
+
+// The content of `relative` as the overlay of `layers` (top first) shows it: the topmost layer
+// that has it wins, a whiteout hides it. NotFound if absent.
+StatusOr<std::string> ReadThroughLayers(const std::vector<std::filesystem::path>& layers,
+                                        const std::filesystem::path& relative);
+
+}  // namespace nightshift::workspace
