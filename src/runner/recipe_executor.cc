@@ -329,8 +329,41 @@ Outcome RecipeExecutor::Execute(Execution& x) {
     return {RunState::kCancelled, std::nullopt, st.message()};
   }
 
-  Phase agent_phase(x.events, "agent");
+  // The environment, without the sandbox: setup runs in the checkout before every run (there
+  // are no prebuild layers to keep its result in).
+  Phase environment_phase(x.events, "environment");
+  auto environment = workspace::LoadEnvironment(checkout);
+  if (!environment.ok()) {
+    environment_phase.End("failed");
+    return {RunState::kFailed, std::nullopt,
+            StrCat("environment: ", environment.status().message())};
+  }
   auto recipe_env = env;
+  for (const auto& [name, value] : environment->env) recipe_env[name] = value;
+  for (size_t i = 0; i < environment->setup.size(); ++i) {
+    x.events.Log("stderr", StrCat("[setup ", i + 1, "/", environment->setup.size(), "] ",
+                                  environment->setup[i]));
+    sandbox::ProcessSpec setup{.argv = {"/bin/sh", "-c", environment->setup[i]},
+                               .working_dir = checkout,
+                               .env = recipe_env,
+                               .timeout_ms = environment->setup_timeout_seconds * 1000};
+    auto r = sandbox::RunProcess(
+        setup, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
+        &x.cancel);
+    if (!r.ok()) {
+      environment_phase.End("failed");
+      return {RunState::kFailed, std::nullopt, r.status().ToString()};
+    }
+    Outcome o =
+        FromProcess(*r, StrCat("setup command ", i + 1), environment->setup_timeout_seconds);
+    if (o.state != RunState::kSucceeded) {
+      environment_phase.End("failed");
+      return o;
+    }
+  }
+  environment_phase.End("ok");
+
+  Phase agent_phase(x.events, "agent");
   recipe_env["NIGHTSHIFT_RUN_ID"] = std::to_string(x.run.id);
   recipe_env["NIGHTSHIFT_REPO"] = x.repo.name;
   recipe_env["NIGHTSHIFT_COMMIT"] = commit;

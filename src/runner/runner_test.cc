@@ -104,7 +104,27 @@ TEST_F(RunnerTest, RecipeRunsInACheckoutAtTheRefAndStreamsOutput) {
   for (const auto& e : *store_->ListEvents(run.id, 0, 1000)) {
     if (e.kind == "phase" && Json::parse(e.data).contains("duration_ms")) ++phases;
   }
-  EXPECT_EQ(phases, 2);
+  EXPECT_EQ(phases, 3);  // checkout, environment, agent
+}
+
+// Without the sandbox there are no prebuild layers: setup runs in the clone before the recipe.
+TEST_F(RunnerTest, EnvironmentSetupRunsBeforeTheRecipeWithoutTheSandbox) {
+  testing::CommitFiles(dir_.path() / "origin",
+                       {{".nightshift/environment.yml",
+                         "setup: echo made-by-setup > made.txt\nenv:\n  GREETING: hi\n"}},
+                       "env");
+  StartRunner();
+  store::Run run = Create("cat made.txt; echo $GREETING");
+  store::Run done = WaitFinished(run.id);
+  ASSERT_EQ(done.state, RunState::kSucceeded) << done.reason;
+  EXPECT_EQ(Lines(run.id), (std::vector<std::string>{"made-by-setup", "hi"}));
+
+  testing::CommitFiles(dir_.path() / "origin", {{".nightshift/environment.yml", "setup: exit 4\n"}},
+                       "broken");
+  store::Run broken = WaitFinished(Create("echo never").id);
+  EXPECT_EQ(broken.state, RunState::kFailed);
+  EXPECT_EQ(broken.reason, "setup command 1 exited with status 4");
+  EXPECT_TRUE(Lines(broken.id).empty());
 }
 
 TEST_F(RunnerTest, RecipeRunsInASandbox) {

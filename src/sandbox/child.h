@@ -11,6 +11,11 @@ namespace nightshift::sandbox::internal {
 
 inline constexpr int kChildFailedExitCode = 127;
 
+// For code that may run on a stack of its own in a child sharing the parent's memory
+// (clone(CLONE_VM | CLONE_VFORK)): AddressSanitizer would take the stack switch for a bug and
+// print a warning into the command's stderr before every noreturn call.
+#define NS_CHILD_NO_ASAN __attribute__((no_sanitize("address")))
+
 // A step a child reports through the close-on-exec status pipe when it cannot reach execve().
 // Sandbox set-up steps (ContainStep, contain_internal.h) share the numbering from 100 on.
 enum class ChildStep : int32_t {
@@ -31,7 +36,7 @@ struct ChildFailure {
 std::string_view ChildStepName(ChildStep step);
 
 // Writes {step, error} to `failure_fd` (one atomic write) and exits 127.
-[[noreturn]] void FailChild(int failure_fd, int32_t step, int error);
+[[noreturn]] NS_CHILD_NO_ASAN void FailChild(int failure_fd, int32_t step, int error);
 
 // stdin from /dev/null, stdout and stderr onto the given descriptors, and every other
 // descriptor marked close-on-exec. Fails the child on error.
@@ -39,8 +44,8 @@ void RedirectStdio(int stdout_fd, int stderr_fd, int failure_fd);
 
 // Tries each null-terminated `candidates` path with execve, like execvp(): past entries that do
 // not exist, remembering EACCES. Reports kExec with ENOENT, EACCES or the first other error.
-[[noreturn]] void ExecOrFail(const char* const* candidates, char* const* argv, char* const* envp,
-                             int failure_fd);
+[[noreturn]] NS_CHILD_NO_ASAN void ExecOrFail(const char* const* candidates, char* const* argv,
+                                              char* const* envp, int failure_fd);
 
 // Closes every descriptor above stderr except those in `keep` (unsorted, at most 8).
 void CloseAllBut(const int* keep, int count);

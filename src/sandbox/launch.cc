@@ -136,7 +136,7 @@ struct PayloadArgs {
 };
 
 // The command, between clone(CLONE_VM | CLONE_VFORK) and execve: system calls only.
-int StartPayload(void* arg) {
+NS_CHILD_NO_ASAN int StartPayload(void* arg) {
   const auto& args = *static_cast<const PayloadArgs*>(arg);
   if (args.seccomp != nullptr) {
     if (int error = InstallSeccompProgram(*args.seccomp); error != 0) {
