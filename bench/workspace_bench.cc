@@ -195,8 +195,8 @@ int Main(int argc, char** argv) {
     auto r = testing::Shell(
         "git clone -q " + repo.string() + " " + target.string() + " && cd " + target.string() +
         " && sh -c '" + kSetup + "'" +
-        (have_bwrap ? " && bwrap --ro-bind / / --bind " + target.string() +
-                          " /workspace --chdir /workspace --unshare-all --die-with-parent true"
+        (have_bwrap ? " && bwrap --ro-bind / / --bind " + target.string() + " " + target.string() +
+                          " --chdir " + target.string() + " --unshare-all --die-with-parent true"
                     : std::string()));
     if (r.exit_code != 0) std::fprintf(stderr, "baseline failed: %s\n", r.output.c_str());
     baseline.push_back(static_cast<double>(MonotonicNs() - t0) / 1e6);

@@ -102,13 +102,61 @@ cd "$DEST"
 "$GIT" update-index -q --refresh >/dev/null || true
 )";
 
+// Only what changed between the two commits is touched: a plain `git checkout` would stat every
+// file of the work tree, and the first look at each file through a fresh overlay is the most
+// expensive part of a delta. The objects the base lacks come from the mirror as one pack.
 constexpr const char* kDeltaCheckout = R"(set -e
-"$GIT" fetch --quiet --no-tags -- "$MIRROR" "$COMMIT" '+refs/heads/*:refs/remotes/origin/*'
-"$GIT" checkout --quiet --detach "$COMMIT"
-"$GIT" diff --name-only -z --no-renames --diff-filter=d "$BASE" "$COMMIT" |
-  xargs -0 -r touch -c -h -m -d "@$STAMP" --
-"$GIT" update-index -q --refresh >/dev/null || true
+"$GIT" -C "$MIRROR" rev-list --objects "$COMMIT" --not "$BASE" |
+  "$GIT" -C "$MIRROR" pack-objects -q --stdout | "$GIT" index-pack --stdin > /dev/null
+"$GIT" diff-tree -r -z --no-renames --no-commit-id --name-only --diff-filter=d "$BASE" "$COMMIT" > "$LISTS/changed"
+"$GIT" diff-tree -r -z --no-renames --no-commit-id --name-only --diff-filter=D "$BASE" "$COMMIT" > "$LISTS/deleted"
+if [ -s "$LISTS/deleted" ]; then
+  "$GIT" rm -q --ignore-unmatch --pathspec-from-file="$LISTS/deleted" --pathspec-file-nul
+fi
+if [ -s "$LISTS/changed" ]; then
+  "$GIT" checkout -q "$COMMIT" --pathspec-from-file="$LISTS/changed" --pathspec-file-nul
+fi
+"$GIT" update-ref --no-deref HEAD "$COMMIT"
+xargs -0 -r touch -c -h -m -d "@$STAMP" -- < "$LISTS/changed"
+xargs -0 -r "$GIT" update-index -q -- < "$LISTS/changed"
 )";
+
+// The mirror's branches and tags as the checkout's origin/* and tags, in a packed-refs file
+// of the new layer (over the base's).
+Status WriteRemoteRefs(const std::filesystem::path& mirror, const std::filesystem::path& layer) {
+  std::map<std::string, std::string> refs;  // refname in the mirror → sha
+  if (auto packed = ReadFile(mirror / "packed-refs"); packed.ok()) {
+    size_t at = 0;
+    while (at < packed->size()) {
+      size_t end = packed->find('\n', at);
+      if (end == std::string::npos) end = packed->size();
+      std::string_view line(packed->data() + at, end - at);
+      at = end + 1;
+      if (line.size() < 42 || line[0] == '#' || line[0] == '^' || line[40] != ' ') continue;
+      refs[std::string(line.substr(41))] = std::string(line.substr(0, 40));
+    }
+  }
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(mirror / "refs", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    auto sha = ReadFile(it->path());
+    if (!sha.ok() || sha->size() < 40) continue;
+    refs[it->path().lexically_relative(mirror).generic_string()] = sha->substr(0, 40);
+  }
+  std::string out = "# pack-refs with: sorted \n";
+  std::map<std::string, std::string> mapped;
+  for (const auto& [name, sha] : refs) {
+    if (name.starts_with("refs/heads/")) {
+      mapped["refs/remotes/origin/" + name.substr(11)] = sha;
+    } else if (name.starts_with("refs/tags/")) {
+      mapped[name] = sha;
+    }
+  }
+  for (const auto& [name, sha] : mapped) out += StrCat(sha, " ", name, "\n");
+  std::filesystem::create_directories(layer / ".git", ec);
+  return WriteFileAtomic(layer / ".git" / "packed-refs", out);
+}
 
 }  // namespace
 
@@ -236,11 +284,14 @@ Status LayerCache::BuildDelta(const std::filesystem::path& dir, const LayerLease
   std::error_code ec;
   for (const auto& d : {dir, work, merged}) std::filesystem::create_directories(d, ec);
   if (ec) return InternalError(StrCat("cannot create build dirs: ", ec.message()));
+  RETURN_IF_ERROR(WriteRemoteRefs(mirror, dir));
   return RunScript(git, merged, kDeltaCheckout,
-                   {{"MIRROR", mirror.string()},
+                   {{"LISTS", dir.parent_path().string()},
+                    {"MIRROR", mirror.string()},
                     {"BASE", base_commit},
                     {"COMMIT", commit},
-                    {"STAMP", StampSeconds()}},
+                    {"STAMP", StampSeconds()},
+                    {"GIT_LITERAL_PATHSPECS", "1"}},
                    "checkout",
                    sandbox::ProcessSpec::PrivateOverlay{
                        .lowers = base.dirs(), .upper = dir, .work = work, .target = merged});
@@ -282,21 +333,31 @@ StatusOr<LayerLease> LayerCache::Checkout(const std::string& repo_key,
     }
     if (!best.empty()) base = LeaseLocked(best);
   }
-  ASSIGN_OR_RETURN(auto build_dir, NewBuildDir(id));
-  const auto layer = build_dir / "layer";
+  ASSIGN_OR_RETURN(std::filesystem::path build_dir, NewBuildDir(id));
+  auto layer = [&] { return build_dir / "layer"; };
   Meta meta{.kind = "checkout", .repo = repo_key, .commit = commit};
   Status built;
   if (base) {
     meta.parent = base->ids().front();
     meta.depth = base_meta.depth + 1;
-    built = BuildDelta(layer, *base, base_meta.commit, mirror, commit, git);
-  } else {
-    built = BuildFull(layer, mirror, url, commit, git);
+    built = BuildDelta(layer(), *base, base_meta.commit, mirror, commit, git);
+    if (!built.ok() && built.code() != StatusCode::kCancelled) {
+      // The base's commit may be gone from the mirror (a force-push, then gc): start over.
+      log::Get("workspace")
+          ->warn("cache: delta {} over {} failed ({}); full checkout instead", id, meta.parent,
+                 built.message());
+      RemoveTreeQuietly(build_dir);
+      ASSIGN_OR_RETURN(build_dir, NewBuildDir(id));
+      meta.parent.clear();
+      meta.depth = 0;
+      base.reset();
+    }
   }
-  if (built.ok()) built = ChownLayer(layer, options_.sandbox_uid);
+  if (!base) built = BuildFull(layer(), mirror, url, commit, git);
+  if (built.ok()) built = ChownLayer(layer(), options_.sandbox_uid);
   if (built.ok()) {
-    meta.bytes = TreeBytes(layer);
-    built = Install(layer, id, meta);
+    meta.bytes = TreeBytes(layer());
+    built = Install(layer(), id, meta);
   }
   RemoveTreeQuietly(build_dir);
   if (!built.ok()) return built;

@@ -94,7 +94,7 @@ Status Mirrors::Create(const std::filesystem::path& path, const std::string& url
 }
 
 StatusOr<std::filesystem::path> Mirrors::Sync(const std::string& key, const std::string& url,
-                                              const GitContext& git) {
+                                              const GitContext& git, bool recreate) {
   std::error_code ec;
   std::filesystem::create_directories(root_, ec);
   if (ec) return InternalError(StrCat("cannot create ", root_.string(), ": ", ec.message()));
@@ -102,7 +102,7 @@ StatusOr<std::filesystem::path> Mirrors::Sync(const std::string& key, const std:
   const std::filesystem::path path = PathOf(key);
   auto recorded_url = ReadFile(path / kUrlFile);
   const bool exists = std::filesystem::is_regular_file(path / "HEAD", ec);
-  if (!exists) {
+  if (!exists || recreate) {
     RETURN_IF_ERROR(Create(path, url, git));
     return path;
   }
@@ -116,14 +116,17 @@ StatusOr<std::filesystem::path> Mirrors::Sync(const std::string& key, const std:
       return path;
     }
   }
-  std::vector<std::string> args = {"fetch", "--prune", "--no-tags", "--quiet", "origin"};
+  // No maintenance run and no FETCH_HEAD: each costs a process or a write on every run's path.
+  std::vector<std::string> args = {
+      "fetch", "--prune", "--no-tags", "--quiet", "--no-auto-maintenance", "--no-write-fetch-head",
+      "origin"};
   args.insert(args.end(), kRefspecs.begin(), kRefspecs.end());
   ASSIGN_OR_RETURN(GitOutput fetched, RunGit(git, path, args));
-  if (fetched.exit_code == 0 && Intact(path, git)) {
+  if (fetched.exit_code == 0) {
     (void)WriteFileAtomic(path / kFetchedFile, "");
     return path;
   }
-  if (fetched.exit_code == 0 || !Intact(path, git)) {
+  if (!Intact(path, git)) {
     // Corrupt (lost objects, a broken HEAD or config): fetch it all again.
     RETURN_IF_ERROR(Create(path, url, git));
     return path;

@@ -22,12 +22,14 @@ class Mirrors {
       : root_(std::move(root)), max_age_ms_(max_age_ms) {}
 
   // Brings the mirror named `key` (a repository's stable id) up to date with `url` and returns
-  // its path. Unavailable with git's reason when the URL cannot be fetched.
+  // its path. Unavailable with git's reason when the URL cannot be fetched. `recreate`: clone
+  // it again first (the caller found it corrupt: a ref whose objects are gone).
   StatusOr<std::filesystem::path> Sync(const std::string& key, const std::string& url,
-                                       const GitContext& git);
+                                       const GitContext& git, bool recreate = false);
 
   // The commit `ref` names in `mirror`: a branch, a tag, or a commit id (full or abbreviated);
-  // empty = the default branch. NotFound naming the ref otherwise.
+  // empty = the default branch. NotFound naming the ref otherwise; Internal if git cannot
+  // read it (a corrupt mirror: a ref whose objects are gone).
   static StatusOr<std::string> Resolve(const std::filesystem::path& mirror, const std::string& ref,
                                        const GitContext& git);
 

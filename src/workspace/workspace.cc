@@ -85,7 +85,14 @@ StatusOr<RunWorkspace> Workspaces::Checkout(const std::string& repo_key, const s
                                             const std::filesystem::path& mirror,
                                             const std::string& ref, const GitContext& git) {
   RunWorkspace workspace;
-  ASSIGN_OR_RETURN(workspace.commit, Mirrors::Resolve(mirror, ref, git));
+  auto commit = Mirrors::Resolve(mirror, ref, git);
+  if (!commit.ok() && commit.status().code() == StatusCode::kInternal) {
+    // Corrupt (the fetch was a no-op over lost objects): clone it again, once.
+    RETURN_IF_ERROR(mirrors_.Sync(repo_key, url, git, /*recreate=*/true).status());
+    commit = Mirrors::Resolve(mirror, ref, git);
+  }
+  if (!commit.ok()) return commit.status();
+  workspace.commit = *commit;
   ASSIGN_OR_RETURN(workspace.checkout,
                    cache_.Checkout(repo_key, mirror, url, workspace.commit, git));
   return workspace;

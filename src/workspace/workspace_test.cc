@@ -104,13 +104,16 @@ TEST_F(WorkspaceTest, UnreachableUrlIsAClearErrorAndLeavesNothing) {
 }
 
 TEST_F(WorkspaceTest, CorruptMirrorIsRecreated) {
+  Workspaces spaces(Options());
   Mirrors mirrors(data_ / "mirrors");
-  auto mirror = mirrors.Sync("1", repo_.string(), git_);
+  auto mirror = spaces.Fetch("1", repo_.string(), git_);
   ASSERT_TRUE(mirror.ok()) << mirror.status();
-  // Lose every object.
+  // Lose every object: the fetch is a no-op, the checkout finds out and clones again.
   testing::Shell("rm -rf " + (*mirror / "objects").string() + "/* ");
-  ASSERT_TRUE(mirrors.Sync("1", repo_.string(), git_).ok());
-  EXPECT_EQ(*Mirrors::Resolve(*mirror, "main", git_), first_);
+  ASSERT_TRUE(spaces.Fetch("1", repo_.string(), git_).ok());
+  auto ws = spaces.Checkout("1", repo_.string(), *mirror, "main", git_);
+  ASSERT_TRUE(ws.ok()) << ws.status();
+  EXPECT_EQ(ws->commit, first_);
   // A broken HEAD.
   std::ofstream(*mirror / "HEAD") << "garbage\n";
   ASSERT_TRUE(mirrors.Sync("1", repo_.string(), git_).ok());
@@ -183,13 +186,42 @@ TEST_F(WorkspaceTest, ANewCommitIsADeltaHoldingOnlyWhatChanged) {
   int code = 0;
   std::string out = InWorkspace(next->checkout.dirs(),
                                 "cat src/a.txt src/b.txt new.txt; ls gone.txt 2>/dev/null; "
-                                "git status --porcelain; git rev-parse HEAD",
+                                "git status --porcelain; git rev-parse HEAD origin/main; "
+                                "git log --oneline | wc -l; git diff-files --name-only; "
+                                "idx=$(stat -c %Y .git/index); git ls-files --debug | "
+                                "awk -v idx=$idx '/mtime:/ {split($2, t, \":\"); "
+                                "if (t[1] >= idx) n++} END {print n + 0}'",
                                 &code);
   EXPECT_EQ(code, 0) << out;
-  EXPECT_EQ(out, "a2\nb1\nn\n" + second + "\n");
+  // The new objects are there (log, origin/main), nothing is racily clean.
+  EXPECT_EQ(out, "a2\nb1\nn\n" + second + "\n" + second + "\n3\n0\n");
   // The first commit's layers are unchanged and still usable.
   EXPECT_EQ(InWorkspace(base->checkout.dirs(), "cat src/a.txt gone.txt; git status --porcelain"),
             "a1\nbye\n");
+}
+
+// A force-push, then gc in the mirror: the cached checkout's commit is gone, so the next commit
+// cannot be a delta over it. It becomes a full checkout.
+TEST_F(WorkspaceTest, ADeltaWhoseBaseIsGoneFromTheMirrorBecomesAFullCheckout) {
+  Workspaces spaces(Options());
+  auto mirror = spaces.Fetch("1", repo_.string(), git_);
+  ASSERT_TRUE(spaces.Checkout("1", repo_.string(), *mirror, "main", git_).ok());
+  ASSERT_EQ(testing::Shell("cd " + repo_.string() +
+                           " && echo rewritten > README && git add -A && "
+                           "git -c user.name=t -c user.email=t@t commit -q --amend -m rewritten && "
+                           "git reflog expire --all --expire=now && git gc -q --prune=now")
+                .exit_code,
+            0);
+  ASSERT_TRUE(spaces.Fetch("1", repo_.string(), git_).ok());
+  ASSERT_EQ(
+      testing::Shell("git -C " + mirror->string() + " reflog expire --all --expire=now && git -C " +
+                     mirror->string() + " gc -q --prune=now")
+          .exit_code,
+      0);
+  auto ws = spaces.Checkout("1", repo_.string(), *mirror, "main", git_);
+  ASSERT_TRUE(ws.ok()) << ws.status() << log_;
+  EXPECT_EQ(ws->checkout.dirs().size(), 1u);
+  EXPECT_EQ(InWorkspace(ws->checkout.dirs(), "cat README; git status --porcelain"), "rewritten\n");
 }
 
 TEST_F(WorkspaceTest, GitDoesNotRehashTheCheckout) {
