@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/stats.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "sandbox/pool.h"
@@ -24,18 +25,6 @@
 
 namespace nightshift::bench {
 namespace {
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 sandbox::ProcessSpec Ours(const std::filesystem::path& ws, std::vector<std::string> argv,
                           bool seccomp) {

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "bench/stats.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "tests/support/server_process.h"
@@ -26,18 +27,6 @@ namespace nightshift::bench {
 namespace {
 
 constexpr char kSetup[] = "sleep 5 && mkdir -p .deps && echo ready > .deps/ready";
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 // "…THH:MM:SS.mmmZ" → milliseconds of the day.
 int64_t DayMs(const std::string& ts) {

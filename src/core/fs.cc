@@ -1,6 +1,7 @@
 #include "core/fs.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,6 +42,15 @@ Status WriteAll(int fd, std::string_view content, const std::filesystem::path& p
 }
 
 }  // namespace
+
+StatusOr<FileLock> FileLock::Acquire(const std::filesystem::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd.Valid()) return ErrnoError("open", path.string());
+  while (::flock(fd.Get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return ErrnoError("flock", path.string());
+  }
+  return FileLock(std::move(fd));
+}
 
 StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

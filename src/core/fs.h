@@ -28,6 +28,17 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// An exclusive flock(2) on a lock file, held while the object lives: serializes threads (each
+// acquisition opens the file anew) and processes alike. Blocks until acquired.
+class FileLock {
+ public:
+  static StatusOr<FileLock> Acquire(const std::filesystem::path& path);
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // closing releases the lock
+};
+
 StatusOr<std::string> ReadFile(const std::filesystem::path& path);
 
 // Writes through a temporary file and rename(2), so readers see the old or the new content.

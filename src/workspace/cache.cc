@@ -16,23 +16,6 @@
 namespace nightshift::workspace {
 namespace {
 
-// An exclusive flock on `path` while alive: one builder per layer, across threads.
-class BuildLock {
- public:
-  static StatusOr<BuildLock> Acquire(const std::filesystem::path& path) {
-    UniqueFd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
-    if (!fd.Valid()) return ErrnoError("open", path.string());
-    while (::flock(fd.Get(), LOCK_EX) != 0) {
-      if (errno != EINTR) return ErrnoError("flock", path.string());
-    }
-    return BuildLock(std::move(fd));
-  }
-
- private:
-  explicit BuildLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
-};
-
 int64_t MtimeMs(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
@@ -306,8 +289,8 @@ StatusOr<LayerLease> LayerCache::Checkout(const std::string& repo_key,
     std::lock_guard lock(mu_);
     if (auto lease = LeaseLocked(id)) return std::move(*lease);
   }
-  ASSIGN_OR_RETURN(BuildLock build_lock,
-                   BuildLock::Acquire(options_.root / "locks" / (id + ".lock")));
+  ASSIGN_OR_RETURN(FileLock build_lock,
+                   FileLock::Acquire(options_.root / "locks" / (id + ".lock")));
   // The base of a delta: this repository's most recently used checkout that is not too deep.
   std::optional<LayerLease> base;
   Meta base_meta;
@@ -390,8 +373,8 @@ void LayerCache::ForgetPrebuildFailure(const std::string& id) {
 
 StatusOr<LayerLease> LayerCache::Prebuild(const std::string& id, const Builder& build) {
   if (auto lease = FindPrebuild(id)) return std::move(*lease);
-  ASSIGN_OR_RETURN(BuildLock build_lock,
-                   BuildLock::Acquire(options_.root / "locks" / (id + ".lock")));
+  ASSIGN_OR_RETURN(FileLock build_lock,
+                   FileLock::Acquire(options_.root / "locks" / (id + ".lock")));
   if (auto lease = FindPrebuild(id)) return std::move(*lease);
   ASSIGN_OR_RETURN(auto build_dir, NewBuildDir(id));
   const auto upper = build_dir / "layer";

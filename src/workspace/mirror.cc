@@ -18,23 +18,6 @@ constexpr const char* kFetchedFile = "nightshift-fetched";  // its mtime: the la
 const std::vector<std::string> kRefspecs = {"+refs/heads/*:refs/heads/*",
                                             "+refs/tags/*:refs/tags/*"};
 
-// An exclusive flock on `path`, released on destruction.
-class FileLock {
- public:
-  static StatusOr<FileLock> Acquire(const std::filesystem::path& path) {
-    UniqueFd fd(::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
-    if (!fd.Valid()) return ErrnoError("open", path.string());
-    while (::flock(fd.Get(), LOCK_EX) != 0) {
-      if (errno != EINTR) return ErrnoError("flock", path.string());
-    }
-    return FileLock(std::move(fd));
-  }
-
- private:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;  // closing releases the lock
-};
-
 bool FreshEnough(const std::filesystem::path& stamp, int64_t max_age_ms) {
   if (max_age_ms <= 0) return false;
   struct stat st {};
