@@ -49,8 +49,8 @@ bool MoveFd(int fd, int target) {
 
 }  // namespace
 
-void RedirectStdio(int stdout_fd, int stderr_fd, int failure_fd) {
-  int dev_null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int failure_fd) {
+  int dev_null = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (dev_null < 0) FailChild(failure_fd, static_cast<int32_t>(ChildStep::kDevNull), errno);
   // stdin first: if /dev/null landed on 1 or 2, those are overwritten next.
   if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||

@@ -50,6 +50,7 @@ class SandboxTest : public ::testing::TestWithParam<bool> {
         .argv = {"/bin/sh", "-c", script},
         .env = {{"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, {"HOME", "/tmp"}},
         .timeout_ms = timeout_ms};
+    spec.stdin_data = stdin_;
     std::unique_ptr<SandboxPool> pool;
     if (warm()) {
       auto started = SandboxPool::Start(box, 1);
@@ -76,6 +77,7 @@ class SandboxTest : public ::testing::TestWithParam<bool> {
 
   testing::TempDir dir_;
   std::filesystem::path workspace_;
+  std::string stdin_;  // the next Run's stdin
 };
 
 // --- Functional ---
@@ -104,6 +106,14 @@ TEST_P(SandboxTest, ABackgroundProcessLeftBehindIsGoneOnReturn) {
   EXPECT_EQ(r.result.exit_code, 0);
   EXPECT_EQ(r.out, "started\n");
   EXPECT_EQ(testing::Shell("pgrep -f 'sleep 301[3]' | wc -l").output, "0\n");
+}
+
+TEST_P(SandboxTest, StdinReachesTheCommand) {
+  stdin_ = std::string(200'000, 'x') + "\nlast line\n";
+  Ran r = Run("wc -c; tail -1");
+  EXPECT_EQ(r.out, "200011\nlast line\n");
+  stdin_.clear();
+  EXPECT_EQ(Run("cat; echo eof").out, "eof\n");
 }
 
 TEST_P(SandboxTest, MissingCommandIs127) {

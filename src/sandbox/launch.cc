@@ -25,7 +25,7 @@ namespace nightshift::sandbox::internal {
 namespace {
 
 constexpr uint64_t kBlobMagic = 0x6e733a6c61756e31;  // "ns:laun1"
-constexpr int kLaunchFds = 5;                        // blob, workspace, stdout, stderr, status
+constexpr int kLaunchFds = 6;  // blob, workspace, stdout, stderr, status, stdin
 
 // The blob: this header, `slot_count` uint64 slots (offsets from the blob's start, 0 = the
 // null terminating a list), then NUL-terminated strings.
@@ -190,7 +190,7 @@ NS_CHILD_NO_ASAN int StartPayload(void* arg) {
   int fds[kLaunchFds];
   std::memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
   const int blob_fd = fds[0], workspace_fd = fds[1], stdout_fd = fds[2], stderr_fd = fds[3],
-            failure_fd = fds[4];
+            failure_fd = fds[4], stdin_fd = fds[5];
 
   struct stat st {};
   if (::fstat(blob_fd, &st) != 0) FailChild(failure_fd, int32_t(ContainStep::kLaunch), errno);
@@ -210,7 +210,7 @@ NS_CHILD_NO_ASAN int StartPayload(void* arg) {
   // A credential change clears the parent-death signal; ContainLaunch re-armed it. The control
   // socket stays open (close-on-exec: the command does not get it) for the FinalReport.
 
-  RedirectStdio(stdout_fd, stderr_fd, failure_fd);  // the sandbox's own /dev/null now
+  RedirectStdio(stdin_fd, stdout_fd, stderr_fd, failure_fd);
   const char* cwd = command.working_dir[0] == '\0' ? "/workspace" : command.working_dir;
   if (::chdir(cwd) != 0) FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
 
@@ -426,8 +426,11 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   RETURN_IF_ERROR(SetNonblocking(out.first.Get()));
   RETURN_IF_ERROR(SetNonblocking(err.first.Get()));
 
-  const int fds[kLaunchFds] = {blob.Get(), workspace.Get(), out.second.Get(), err.second.Get(),
-                               status.second.Get()};
+  // stdin: the request's data in a memfd, read from its start (empty: EOF at once).
+  ASSIGN_OR_RETURN(UniqueFd input, MakeMemfd(request.stdin_data));
+  if (::lseek(input.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
+  const int fds[kLaunchFds] = {blob.Get(),          workspace.Get(),     out.second.Get(),
+                               err.second.Get(),    status.second.Get(), input.Get()};
   char byte = 'L';
   struct iovec iov {
     &byte, 1

@@ -42,6 +42,7 @@ struct LaunchRequest {
   std::vector<std::string> workspace_masks;  // "d/workspace/…" or "f/workspace/…"
   CgroupLimits limits;
   std::string cgroup_name;
+  std::string stdin_data;  // the command's stdin (empty: at EOF)
 };
 
 struct Launched {

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -213,7 +214,8 @@ StatusOr<Pipe> MakePipe(bool nonblocking_read) {
 
 // --- In the child: async-signal-safe calls only. ---
 
-[[noreturn]] void RunChild(const ExecPlan& plan, int stdout_fd, int stderr_fd, int failure_fd) {
+[[noreturn]] void RunChild(const ExecPlan& plan, int stdin_fd, int stdout_fd, int stderr_fd,
+                           int failure_fd) {
   // A new session makes us the leader of a new process group (pgid == pid), so the whole tree
   // can be signalled with kill(-pid) and no terminal signals reach it.
   if (::setsid() < 0) FailChild(failure_fd, int32_t(ChildStep::kSetsid), errno);
@@ -229,7 +231,7 @@ StatusOr<Pipe> MakePipe(bool nonblocking_read) {
   for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &plan.default_action, nullptr);
   ::sigprocmask(SIG_SETMASK, &plan.empty_mask, nullptr);
 
-  RedirectStdio(stdout_fd, stderr_fd, failure_fd);
+  RedirectStdio(stdin_fd, stdout_fd, stderr_fd, failure_fd);
 
   if (!plan.overlay_target.empty()) {
     if (::unshare(CLONE_NEWNS) != 0 ||
@@ -598,6 +600,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         .workspace_masks = internal::WorkspaceMasks(*spec.sandbox),
         .limits = spec.sandbox->limits,
         .cgroup_name = StrCat("sandbox-", warm->pid()),
+        .stdin_data = spec.stdin_data,
     };
     ASSIGN_OR_RETURN(internal::Launched launched, warm->Launch(request));
     pid = warm->Release();
@@ -610,6 +613,17 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     ASSIGN_OR_RETURN(Pipe out, MakePipe(/*nonblocking_read=*/true));
     ASSIGN_OR_RETURN(Pipe err, MakePipe(/*nonblocking_read=*/true));
     ASSIGN_OR_RETURN(Pipe failure, MakePipe(/*nonblocking_read=*/false));
+    UniqueFd input;  // stdin_data in a memfd, read from its start
+    if (!spec.stdin_data.empty()) {
+      input.Reset(::memfd_create("nightshift-stdin", MFD_CLOEXEC));
+      if (!input.Valid() ||
+          ::write(input.Get(), spec.stdin_data.data(), spec.stdin_data.size()) !=
+              static_cast<ssize_t>(spec.stdin_data.size()) ||
+          ::lseek(input.Get(), 0, SEEK_SET) != 0) {
+        return ErrnoError("memfd", "stdin of " + spec.argv[0]);
+      }
+      ASSIGN_OR_RETURN(input, AboveStdio(std::move(input)));
+    }
     // Block every signal across fork() so that none is handled in the child by one of the
     // supervisor's handlers before the child has restored the default dispositions.
     sigset_t all_signals;
@@ -617,7 +631,9 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     sigfillset(&all_signals);
     ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
     pid = ::fork();
-    if (pid == 0) RunChild(plan, out.write.Get(), err.write.Get(), failure.write.Get());
+    if (pid == 0) {
+      RunChild(plan, input.Get(), out.write.Get(), err.write.Get(), failure.write.Get());
+    }
     const int fork_errno = errno;
     ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
     if (pid < 0) return ErrnoError("fork", spec.argv[0], fork_errno);

@@ -51,6 +51,7 @@ struct ProcessSpec {
   int64_t kill_grace_ms = 500;                 // SIGTERM → SIGKILL delay
   size_t max_line_bytes = 16 * 1024;           // longer lines are split
   size_t max_output_bytes = 16 * 1024 * 1024;  // past this, output is dropped (and said so)
+  std::string stdin_data;  // the command's stdin, from a memfd; empty: /dev/null
   // Run inside a sandbox (contain.h): namespaces, overlay root, cgroup limits, seccomp. Then
   // working_dir is a path inside the sandbox (empty = /workspace) and the process tree is the
   // sandbox's PID namespace, whose init (our PID 1) reaps orphans and forwards SIGTERM.
@@ -93,7 +94,8 @@ using LineSink = std::function<void(std::string_view stream, std::string_view li
 //  - The child runs in a new session/process group, with PR_SET_PDEATHSIG(SIGKILL) so it dies
 //    if the supervising process dies (the death signal is tied to the calling thread, which is
 //    busy in this call for the child's whole life); stdin is /dev/null; signal dispositions and
-//    mask are reset to the defaults; no descriptor other than 0, 1, 2 is inherited.
+//    mask are reset to the defaults; no descriptor other than 0, 1, 2 is inherited. stdin is
+//    `stdin_data` (or /dev/null).
 //  - On timeout or cancel, the whole process group gets SIGTERM, then SIGKILL after
 //    kill_grace_ms; the result is kTimedOut / kCancelled with the leader's exit code (128 +
 //    signal when it was killed by a signal).
