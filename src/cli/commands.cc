@@ -304,8 +304,10 @@ StatusOr<std::string> Follow(ApiClient& api, int64_t run_id, bool json) {
 
 struct RunArgs {
   std::string repo;
-  std::string kind = "recipe";
+  std::string kind;  // empty: "agent" with a task, else "recipe"
   std::string recipe;
+  std::string task;
+  std::string model;
   std::string ref;
   std::optional<int> timeout_seconds;
   std::optional<int> max_attempts;
@@ -314,8 +316,11 @@ struct RunArgs {
 };
 
 StatusOr<int> Run(ApiClient& api, const RunArgs& args) {
-  Json body = {{"repo", args.repo}, {"kind", args.kind}};
+  Json body = {{"repo", args.repo}};
+  if (!args.kind.empty()) body["kind"] = args.kind;
   if (!args.recipe.empty()) body["recipe"] = args.recipe;
+  if (!args.task.empty()) body["task"] = args.task;
+  if (!args.model.empty()) body["model"] = args.model;
   if (!args.ref.empty()) body["ref"] = args.ref;
   if (args.timeout_seconds) body["timeout_seconds"] = *args.timeout_seconds;
   if (args.max_attempts) body["max_attempts"] = *args.max_attempts;
@@ -588,6 +593,10 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
   serve_cmd
+      ->add_option("--config", serve_options.config,
+                   "YAML file: models and agent budgets (docs/agents.md)")
+      ->type_name("FILE");
+  serve_cmd
       ->add_option("--cache-size", serve_options.cache_size,
                    "keep cached checkouts and prebuilds under this size (BYTES, or 512m, 20g)")
       ->capture_default_str();
@@ -629,11 +638,19 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   RunArgs run_args;
   int timeout_seconds = 0;
   int max_attempts = 0;
-  CLI::App* run_cmd = app.add_subcommand("run", "start a run of a recipe in a repository");
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "start a run in a repository: a recipe (a command) or the agent on a task");
   run_cmd->add_option("--repo", run_args.repo, "repository name")->type_name("NAME")->required();
-  run_cmd->add_option("--recipe", run_args.recipe, "shell command to run in the checkout")
-      ->type_name("CMD")
-      ->required();
+  CLI::Option* recipe_opt =
+      run_cmd->add_option("--recipe", run_args.recipe, "shell command to run in the checkout")
+          ->type_name("CMD");
+  CLI::Option* task_opt =
+      run_cmd->add_option("--task", run_args.task, "what the built-in agent should do")
+          ->type_name("TEXT");
+  recipe_opt->excludes(task_opt);
+  run_cmd->add_option("--model", run_args.model, "model for --task [default: default]")
+      ->type_name("NAME")
+      ->needs(task_opt);
   run_cmd->add_option("--ref", run_args.ref, "branch, tag or commit [default: HEAD]")
       ->type_name("REF");
   CLI::Option* timeout_opt =
@@ -758,6 +775,10 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
     return serve(serve_options);
   }
 
+  if (run_cmd->parsed() && run_args.recipe.empty() && run_args.task.empty()) {
+    std::cerr << "nightshift: run needs --recipe CMD or --task TEXT\n";
+    return 2;
+  }
   if (timeout_opt->count() > 0) run_args.timeout_seconds = timeout_seconds;
   if (attempts_opt->count() > 0) run_args.max_attempts = max_attempts;
   if (limit_opt->count() > 0) runs_args.limit = runs_limit;

@@ -25,6 +25,7 @@ struct ServeOptions {
   int warm_sandboxes = 2;
   std::string cache_size = "20g";
   int mirror_max_age_seconds = 0;
+  std::string config;
 };
 
 // Runs the server until it stops; returns the process exit code.

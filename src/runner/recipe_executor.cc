@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "agent/loop.h"
 #include "core/clock.h"
 #include "core/json.h"
 
@@ -79,6 +80,85 @@ Status ChownTree(const std::filesystem::path& root, uid_t uid) {
   }
   if (ec) return InternalError(StrCat("walk ", root.string(), ": ", ec.message()));
   return OkStatus();
+}
+
+// The run's sandbox for the agent's tools: each call is one sandboxed `sh -c`, with the run's
+// workspace overlay, limits and environment.
+class RunSandbox final : public agent::Sandbox {
+ public:
+  explicit RunSandbox(sandbox::ProcessSpec base) : base_(std::move(base)) {}
+  StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
+                       const std::string& stdin_data, int64_t timeout_ms,
+                       const sandbox::CancelToken* cancel) override {
+    sandbox::ProcessSpec spec = base_;
+    spec.argv = {"/bin/sh", "-c", script};
+    for (const auto& [name, value] : env) spec.env[name] = value;
+    spec.stdin_data = stdin_data;
+    spec.timeout_ms = timeout_ms;
+    spec.max_line_bytes = 1 << 20;
+    Result out;
+    auto r = sandbox::RunProcess(
+        spec,
+        [&](std::string_view, std::string_view line) {
+          out.output.append(line);
+          out.output.push_back('\n');
+        },
+        cancel);
+    if (!r.ok()) return r.status();
+    out.exit_code = r->exit_code;
+    out.timed_out = r->reason == sandbox::EndReason::kTimedOut;
+    return out;
+  }
+
+ private:
+  const sandbox::ProcessSpec base_;
+};
+
+class EventsSink final : public agent::EventSink {
+ public:
+  explicit EventsSink(EventWriter& events) : events_(events) {}
+  void Emit(std::string_view kind, const Json& data) override {
+    events_.Emit(std::string(kind), data.dump(-1, ' ', false, Json::error_handler_t::replace));
+  }
+
+ private:
+  EventWriter& events_;
+};
+
+constexpr size_t kMaxDiffBytes = 1 << 20;
+
+// What the run changed, as a "result" event: the diff of /workspace against the checked-out
+// commit (new files included), for people and for the change request that follows.
+void EmitResult(Execution& x, agent::Sandbox& sandbox, const std::string& summary) {
+  auto r = sandbox.Run(
+      "git add -A -N . >/dev/null 2>&1; git -c core.quotepath=off diff HEAD --numstat; "
+      "echo '@@nightshift-diff@@'; git -c core.quotepath=off diff HEAD",
+      {}, "", 60'000, &x.cancel);
+  Json result = {{"summary", summary}};
+  if (r.ok() && r->exit_code == 0) {
+    const std::string& out = r->output;
+    const size_t marker = out.find("@@nightshift-diff@@\n");
+    if (marker != std::string::npos) {
+      Json files = Json::array();
+      size_t at = 0;
+      while (at < marker) {
+        size_t end = out.find('\n', at);
+        std::string line = out.substr(at, end - at);
+        at = end + 1;
+        size_t t1 = line.find('\t'), t2 = line.find('\t', t1 + 1);
+        if (t1 == std::string::npos || t2 == std::string::npos) continue;
+        files.push_back({{"path", line.substr(t2 + 1)},
+                         {"added", line.substr(0, t1)},
+                         {"removed", line.substr(t1 + 1, t2 - t1 - 1)}});
+      }
+      std::string diff = out.substr(marker + 20);
+      result["files"] = std::move(files);
+      result["diff_truncated"] = diff.size() > kMaxDiffBytes;
+      if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
+      result["diff"] = std::move(diff);
+    }
+  }
+  x.events.Emit("result", result.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 }  // namespace
@@ -224,22 +304,74 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   env["NIGHTSHIFT_RUN_ID"] = std::to_string(x.run.id);
   env["NIGHTSHIFT_REPO"] = x.repo.name;
   env["NIGHTSHIFT_COMMIT"] = ws.commit;
-  sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", x.run.recipe},
-                            .env = env,
-                            .timeout_ms = int64_t{x.run.timeout_seconds} * 1000};
+  sandbox::ProcessSpec spec{.env = env, .timeout_ms = int64_t{x.run.timeout_seconds} * 1000};
   spec.sandbox = options_.SandboxShape(upper);
   spec.sandbox->workspace_layers = layers;
   spec.sandbox->workspace_work = work;
   spec.sandbox->hostname = hostname;
   spec.sandbox->limits = options_.limits;
   spec.pool = options_.pool;
-  auto result = sandbox::RunProcess(
-      spec, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
-      &x.cancel);
-  if (!result.ok()) return failed(agent_phase, result.status());
-  Outcome outcome = FromProcess(*result, "recipe", x.run.timeout_seconds);
-  agent_phase.End(outcome.state == RunState::kSucceeded ? "ok" : "failed");
+  RunSandbox run_sandbox(spec);
+
+  Outcome outcome;
+  std::string summary;
+  if (x.run.kind == "agent") {
+    outcome = RunBuiltinAgent(x, run_sandbox, &summary);
+  } else {
+    spec.argv = {"/bin/sh", "-c", x.run.recipe};
+    auto result = sandbox::RunProcess(
+        spec, [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
+        &x.cancel);
+    if (!result.ok()) return failed(agent_phase, result.status());
+    outcome = FromProcess(*result, "recipe", x.run.timeout_seconds);
+  }
+  agent_phase.End(outcome.state == RunState::kSucceeded   ? "ok"
+                  : outcome.state == RunState::kCancelled ? "cancelled"
+                                                          : "failed");
+  if (outcome.state != RunState::kCancelled) EmitResult(x, run_sandbox, summary);
   return outcome;
+}
+
+Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,
+                                        std::string* summary) {
+  if (options_.agent == nullptr) {
+    return {RunState::kFailed, std::nullopt, "no model is configured (serve --config FILE)"};
+  }
+  const std::string name = x.run.model.empty() ? "default" : x.run.model;
+  auto model = options_.agent->models.find(name);
+  if (model == options_.agent->models.end()) {
+    return {RunState::kFailed, std::nullopt, StrCat("unknown model '", name, "'")};
+  }
+  auto client = agent::MakeModelClient(model->second);
+  if (!client.ok()) return {RunState::kFailed, std::nullopt, client.status().message()};
+  agent::LoopInput input{
+      .task = x.run.task,
+      .model = model->second,
+      .budgets = options_.agent->budgets,
+      .tool_output_bytes = static_cast<size_t>(options_.agent->tool_output_bytes),
+      .command_timeout_ms = options_.agent->command_timeout_ms};
+  const int64_t run_ms = int64_t{x.run.timeout_seconds} * 1000;
+  if (input.budgets.max_wall_ms == 0 || input.budgets.max_wall_ms > run_ms) {
+    input.budgets.max_wall_ms = run_ms;
+  }
+  for (const auto& [n, m] : options_.agent->models) {
+    if (!m.api_key.empty()) input.secrets.push_back(m.api_key);
+  }
+  EventsSink sink(x.events);
+  agent::LoopResult result = agent::RunAgentLoop(**client, input, sandbox, sink, &x.cancel);
+  *summary = result.summary;
+  switch (result.end) {
+    case agent::LoopResult::End::kFinished:
+      return {RunState::kSucceeded, 0, ""};
+    case agent::LoopResult::End::kCancelled:
+      return {RunState::kCancelled, std::nullopt, "cancelled"};
+    case agent::LoopResult::End::kBudget:
+      return {RunState::kFailed, std::nullopt,
+              StrCat("the agent stopped: ", result.reason, " (its work so far is in the result)")};
+    case agent::LoopResult::End::kModelError:
+      return {RunState::kFailed, std::nullopt, result.reason};
+  }
+  return {RunState::kFailed, std::nullopt, "unknown end"};
 }
 
 Outcome RecipeExecutor::Execute(Execution& x) {

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/config.h"
+#include "agent/tools.h"
 #include "runner/executor.h"
 #include "sandbox/pool.h"
 #include "workspace/workspace.h"
@@ -27,6 +29,8 @@ struct RecipeOptions {
   // With the sandbox: mirrors, cached checkout layers and prebuilds (src/workspace); not
   // owned. Null: every run clones the repository into its scratch dir.
   workspace::Workspaces* workspaces = nullptr;
+  // Models and budgets for runs of kind "agent"; not owned. Null: no agent runs.
+  const agent::AgentConfig* agent = nullptr;
 
   // The sandbox every run gets, but for its workspace (here `workspace`), hostname and limits.
   sandbox::SandboxSpec SandboxShape(const std::filesystem::path& workspace) const;
@@ -40,6 +44,8 @@ class RecipeExecutor final : public Executor {
  private:
   // Phases fetch → checkout → environment → agent over the workspace layers.
   Outcome ExecuteLayered(Execution& execution);
+  // The built-in agent (agent/loop.h) on the run's task, its tools in `sandbox`.
+  Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox, std::string* summary);
   const RecipeOptions options_;
 };
 

@@ -429,8 +429,8 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   // stdin: the request's data in a memfd, read from its start (empty: EOF at once).
   ASSIGN_OR_RETURN(UniqueFd input, MakeMemfd(request.stdin_data));
   if (::lseek(input.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
-  const int fds[kLaunchFds] = {blob.Get(),          workspace.Get(),     out.second.Get(),
-                               err.second.Get(),    status.second.Get(), input.Get()};
+  const int fds[kLaunchFds] = {blob.Get(),       workspace.Get(),     out.second.Get(),
+                               err.second.Get(), status.second.Get(), input.Get()};
   char byte = 'L';
   struct iovec iov {
     &byte, 1

@@ -73,6 +73,8 @@ Json RunJson(const Run& r) {
             {"ref", r.ref},
             {"kind", r.kind},
             {"recipe", r.recipe},
+            {"task", r.task},
+            {"model", r.model},
             {"state", store::RunStateName(r.state)},
             {"attempt", r.attempt},
             {"max_attempts", r.max_attempts},
@@ -226,22 +228,48 @@ class Api {
     auto recipe = JsonString(*body, "recipe");
     auto ref = JsonString(*body, "ref");
     auto kind = JsonString(*body, "kind");
+    auto task = JsonString(*body, "task");
+    auto model = JsonString(*body, "model");
     auto timeout = JsonInt(*body, "timeout_seconds", 3600);
     auto attempts = JsonInt(*body, "max_attempts", 3);
     for (const Status& st : {repo.status(), recipe.status(), ref.status(), kind.status(),
-                             timeout.status(), attempts.status()}) {
+                             task.status(), model.status(), timeout.status(), attempts.status()}) {
       if (!st.ok()) return SendError(res, st);
     }
-    if (kind->empty()) *kind = "recipe";
-    if (*kind != "recipe" && *kind != "prebuild") {
-      return SendError(res, InvalidArgumentError("'kind' must be \"recipe\" or \"prebuild\""));
+    if (kind->empty()) *kind = task->empty() ? "recipe" : "agent";
+    if (*kind != "recipe" && *kind != "agent" && *kind != "prebuild") {
+      return SendError(
+          res, InvalidArgumentError("'kind' must be \"recipe\", \"agent\" or \"prebuild\""));
     }
     if (repo->empty()) return SendError(res, InvalidArgumentError("'repo' is required"));
     if (*kind == "recipe" && recipe->empty()) {
-      return SendError(res, InvalidArgumentError("'recipe' is required"));
+      return SendError(res,
+                       InvalidArgumentError("'recipe' (or a 'task' for the agent) is required"));
     }
-    if (*kind == "prebuild" && !recipe->empty()) {
-      return SendError(res, InvalidArgumentError("a prebuild takes no 'recipe'"));
+    if (*kind != "recipe" && !recipe->empty()) {
+      return SendError(res,
+                       InvalidArgumentError(StrCat("a run of kind ", *kind, " takes no 'recipe'")));
+    }
+    if (*kind != "agent" && (!task->empty() || !model->empty())) {
+      return SendError(res, InvalidArgumentError("'task' and 'model' are for runs of kind agent"));
+    }
+    if (*kind == "agent") {
+      if (task->empty()) return SendError(res, InvalidArgumentError("'task' is required"));
+      if (task->size() > 64 * 1024) {
+        return SendError(res, InvalidArgumentError("'task' is longer than 64 KiB"));
+      }
+      if (ctx_.models.empty()) {
+        return SendError(res, FailedPreconditionError(
+                                  "no model is configured: start the server with --config FILE "
+                                  "(docs/agents.md)"));
+      }
+      const std::string wanted = model->empty() ? "default" : *model;
+      if (std::find(ctx_.models.begin(), ctx_.models.end(), wanted) == ctx_.models.end()) {
+        std::string names;
+        for (const auto& m : ctx_.models) names += (names.empty() ? "" : ", ") + m;
+        return SendError(res, InvalidArgumentError(StrCat("unknown model '", wanted,
+                                                          "' (configured: ", names, ")")));
+      }
     }
     if (recipe->size() > 64 * 1024) {
       return SendError(res, InvalidArgumentError("'recipe' is longer than 64 KiB"));
@@ -258,6 +286,8 @@ class Api {
                                             .ref = *ref,
                                             .recipe = *recipe,
                                             .kind = *kind,
+                                            .task = *task,
+                                            .model = *model,
                                             .timeout_seconds = static_cast<int32_t>(*timeout),
                                             .max_attempts = static_cast<int32_t>(*attempts)});
     if (!run.ok()) return SendError(res, run.status());

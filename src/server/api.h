@@ -3,6 +3,7 @@
 // The REST API under /api/v1 (docs/api.md is the contract) and /healthz.
 
 #include <string>
+#include <vector>
 
 #include "server/event_hub.h"
 #include "store/store.h"
@@ -17,7 +18,8 @@ struct ApiContext {
   store::Store& store;
   EventHub& hub;
   std::string admin_token;
-  int64_t keepalive_ms = 15'000;  // SSE comment interval
+  int64_t keepalive_ms = 15'000;    // SSE comment interval
+  std::vector<std::string> models;  // the configured model names, for runs of kind "agent"
 };
 
 // Registers every route, the bearer-token check and the JSON error bodies on `http`.

@@ -78,6 +78,10 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   }
   s->admin_token_ = token;
 
+  s->agent_config_ = std::make_unique<agent::AgentConfig>();
+  if (!options.config_file.empty()) {
+    ASSIGN_OR_RETURN(*s->agent_config_, agent::LoadAgentConfig(options.config_file));
+  }
   ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get(),
                                                      {.synchronous_full = options.sync_full}));
   s->hub_ = std::make_unique<EventHub>();
@@ -98,7 +102,8 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                  .limits = {.memory_bytes = options.run_memory_bytes,
                                             .pids = options.run_pids,
                                             .cpus = options.run_cpus},
-                                 .masked = {dir}};
+                                 .masked = {dir},
+                                 .agent = s->agent_config_.get()};
     if (sandboxed && options.warm_sandboxes > 0) {
       auto pool = sandbox::SandboxPool::Start(recipe.SandboxShape(dir), options.warm_sandboxes);
       if (pool.ok()) {
@@ -157,6 +162,7 @@ Status Server::Start() {
     listen_fd = fd;
   });
   api_context_ = std::make_unique<ApiContext>(ApiContext{*store_, *hub_, admin_token_});
+  for (const auto& [name, model] : agent_config_->models) api_context_->models.push_back(name);
   RegisterApi(*http_, *api_context_);
 
   port_ = options_.port == 0

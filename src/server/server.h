@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/config.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "sandbox/pool.h"
@@ -50,6 +51,9 @@ struct ServerOptions {
   // The workspace cache (checkouts and prebuilds) is kept under this size, LRU first.
   int64_t cache_max_bytes = int64_t{20} << 30;
   int64_t mirror_max_age_ms = 0;  // 0: fetch the repository on every run
+  // YAML: models and agent budgets (agent/config.h, docs/agents.md). Empty: no models, so no
+  // runs of kind "agent".
+  std::filesystem::path config_file;
   size_t max_body_bytes = 1 << 20;
   int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
 };
@@ -85,6 +89,7 @@ class Server {
   // the runs.
   std::unique_ptr<sandbox::SandboxPool> sandbox_pool_;
   std::unique_ptr<workspace::Workspaces> workspaces_;
+  std::unique_ptr<agent::AgentConfig> agent_config_;
   std::unique_ptr<runner::RecipeExecutor> executor_;
   std::unique_ptr<runner::Runner> runner_;
   std::unique_ptr<ApiContext> api_context_;

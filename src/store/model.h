@@ -25,10 +25,14 @@ struct Repository {
 };
 
 struct RunSpec {
-  std::string repo;             // repository name
-  std::string ref;              // branch, tag or sha; empty = the repository's HEAD
-  std::string recipe;           // shell command run in the checkout
-  std::string kind = "recipe";  // or "prebuild": build the environment snapshot, no recipe
+  std::string repo;    // repository name
+  std::string ref;     // branch, tag or sha; empty = the repository's HEAD
+  std::string recipe;  // shell command run in the checkout
+  // "recipe": run `recipe` in the sandbox; "agent": the built-in agent works on `task` with
+  // `model` (empty: the default); "prebuild": build the environment snapshot, nothing else.
+  std::string kind = "recipe";
+  std::string task;
+  std::string model;
   int32_t timeout_seconds = 3600;
   int32_t max_attempts = 3;
 };
@@ -40,6 +44,8 @@ struct Run {
   std::string ref;
   std::string recipe;
   std::string kind = "recipe";
+  std::string task;
+  std::string model;
   RunState state = RunState::kQueued;
   int32_t attempt = 0;  // attempts started so far
   int32_t max_attempts = 3;

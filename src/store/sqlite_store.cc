@@ -73,6 +73,11 @@ CREATE TABLE run_events (
       R"sql(
 ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'recipe';
 )sql",
+      // 3: the built-in agent's task and model (kind "agent").
+      R"sql(
+ALTER TABLE runs ADD COLUMN task TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return *migrations;
 }
@@ -81,7 +86,7 @@ constexpr char kRunColumns[] =
     "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
     "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
     "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq, "
-    "r.kind";
+    "r.kind, r.task, r.model";
 constexpr char kRunFrom[] = " FROM runs r JOIN repositories p ON p.id = r.repo_id ";
 
 Run ReadRun(const Statement& s) {
@@ -106,6 +111,8 @@ Run ReadRun(const Statement& s) {
   r.updated_ms = s.Int(17);
   r.last_event_seq = s.Int(18);
   r.kind = s.Text(19);
+  r.task = s.Text(20);
+  r.model = s.Text(21);
   return r;
 }
 
@@ -362,8 +369,8 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
       ASSIGN_OR_RETURN(
           Statement s,
           writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
-                           "timeout_seconds, created_ms, updated_ms, kind) "
-                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ? FROM repositories "
+                           "timeout_seconds, created_ms, updated_ms, kind, task, model) "
+                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ? FROM repositories "
                            "WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
       s.Bind(1, spec.ref)
           .Bind(2, spec.recipe)
@@ -372,7 +379,9 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           .Bind(5, now)
           .Bind(6, now)
           .Bind(7, spec.kind)
-          .Bind(8, spec.repo);
+          .Bind(8, spec.task)
+          .Bind(9, spec.model)
+          .Bind(10, spec.repo);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
       id = s.Int(0);

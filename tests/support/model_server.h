@@ -27,7 +27,8 @@
 // Steps are numbered from 1 in errors ("step 2 (anthropic): ..."). Every POST to either endpoint
 // consumes the next step, whichever protocol it uses; a request past the last step gets a 500
 // and the error "unexpected request N ...". Unknown keys anywhere in a step are rejected, so a
-// misspelt expectation cannot pass silently.
+// misspelt expectation cannot pass silently; "about" (a note, ignored) is allowed at the top
+// level and in steps, as are other top-level keys.
 //
 // respond, one of:
 //   - "status" other than 200, with optional "headers" and "body": sent as is.
@@ -123,12 +124,12 @@ class ModelServer {
   int port_ = 0;
 
   mutable std::mutex mu_;
-  std::vector<std::string> errors_;     // GUARDED_BY(mu_)
-  std::vector<Json> requests_;          // GUARDED_BY(mu_)
-  size_t next_step_ = 0;                // GUARDED_BY(mu_)
-  int assistant_turns_served_ = 0;      // GUARDED_BY(mu_) normal turns, not error/raw steps
-  int64_t last_tool_call_number_ = 0;   // GUARDED_BY(mu_)
-  std::set<std::string> issued_ids_;    // GUARDED_BY(mu_)
+  std::vector<std::string> errors_;    // GUARDED_BY(mu_)
+  std::vector<Json> requests_;         // GUARDED_BY(mu_)
+  size_t next_step_ = 0;               // GUARDED_BY(mu_)
+  int assistant_turns_served_ = 0;     // GUARDED_BY(mu_) normal turns, not error/raw steps
+  int64_t last_tool_call_number_ = 0;  // GUARDED_BY(mu_)
+  std::set<std::string> issued_ids_;   // GUARDED_BY(mu_)
 };
 
 }  // namespace nightshift::testing

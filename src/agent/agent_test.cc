@@ -1,0 +1,346 @@
+// The agent runtime against real things: a real sandbox over a temp workspace for the tools,
+// and the scripted model server (tests/support/model_server.h) speaking both providers' HTTP
+// protocols on loopback, replaying the scenario files in tests/scenarios.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "agent/config.h"
+#include "agent/loop.h"
+#include "agent/model.h"
+#include "agent/tools.h"
+#include "gtest/gtest.h"
+#include "tests/support/model_server.h"
+#include "tests/support/test_support.h"
+
+namespace nightshift::agent {
+namespace {
+
+constexpr uid_t kUid = 100123;
+
+// Tools run in a real sandbox with `dir` at /workspace.
+class TempSandbox final : public Sandbox {
+ public:
+  explicit TempSandbox(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
+                       const std::string& stdin_data, int64_t timeout_ms,
+                       const sandbox::CancelToken* cancel) override {
+    sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", script},
+                              .env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/tmp"}},
+                              .timeout_ms = timeout_ms,
+                              .max_line_bytes = 1 << 20,
+                              .stdin_data = stdin_data};
+    for (const auto& [k, v] : env) spec.env[k] = v;
+    spec.sandbox = sandbox::SandboxSpec{.workspace = dir_, .host_uid = kUid, .host_gid = kUid};
+    Result out;
+    auto r = sandbox::RunProcess(
+        spec,
+        [&](std::string_view, std::string_view line) {
+          out.output.append(line);
+          out.output.push_back('\n');
+        },
+        cancel);
+    if (!r.ok()) return r.status();
+    out.exit_code = r->exit_code;
+    out.timed_out = r->reason == sandbox::EndReason::kTimedOut;
+    ++runs;
+    return out;
+  }
+  int runs = 0;
+
+ private:
+  std::filesystem::path dir_;
+};
+
+class RecordingSink final : public EventSink {
+ public:
+  void Emit(std::string_view kind, const Json& data) override {
+    events.push_back({std::string(kind), data});
+  }
+  std::vector<std::pair<std::string, Json>> events;
+  int Count(const std::string& kind) const {
+    int n = 0;
+    for (const auto& [k, d] : events) n += k == kind;
+    return n;
+  }
+};
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "the tools run in the sandbox, which needs root";
+    ws_ = dir_.path() / "ws";
+    std::filesystem::create_directories(ws_);
+    Write("calc.sh", "add() { echo $(( $1 - $2 )); }\n");
+    Write("test.sh",
+          ". ./calc.sh\n[ \"$(add 2 3)\" = 5 ] && echo 'tests passed' || "
+          "{ echo \"FAIL: add 2 3 = $(add 2 3)\"; exit 1; }\n");
+    std::filesystem::create_symlink("/etc", ws_ / "escape");
+    Chown();
+  }
+  void Write(const std::string& path, const std::string& content) {
+    std::filesystem::create_directories((ws_ / path).parent_path());
+    std::ofstream(ws_ / path, std::ios::binary) << content;
+  }
+  void Chown() {
+    testing::Shell("chown -R -h " + std::to_string(kUid) + ":" + std::to_string(kUid) + " " +
+                   ws_.string());
+  }
+  std::string Read(const std::string& path) {
+    std::ifstream in(ws_ / path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  Tools::Result Call(const std::string& name, const std::string& arguments) {
+    TempSandbox sandbox(ws_);
+    Tools tools(sandbox, Redactor({"super-secret-api-key-123"}), 2048, 10'000);
+    auto r = tools.Call(ToolCall{.id = "1", .name = name, .arguments = arguments}, nullptr);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Tools::Result{};
+  }
+  ModelConfig Model(const testing::ModelServer& server, const std::string& provider) {
+    return ModelConfig{
+        .name = "default",
+        .provider = provider,
+        .base_url = provider == "openai" ? server.openai_base_url() : server.anthropic_base_url(),
+        .model = "scripted-1",
+        .api_key = "test-key-abcdefgh",
+        .input_cost_per_mtok = 3.0,
+        .output_cost_per_mtok = 15.0,
+        .timeout_ms = 5000,
+        .max_retries = 3,
+        .retry_base_ms = 10,
+        .retry_max_ms = 200};
+  }
+  Json Scenario(const std::string& name) {
+    auto s = testing::ModelServer::LoadScenario(std::filesystem::path(SCENARIOS_DIR) / name);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : Json();
+  }
+  LoopResult RunLoop(const std::string& scenario, const std::string& provider, Budgets budgets = {},
+                     std::vector<std::string>* errors = nullptr) {
+    testing::ModelServer server(Scenario(scenario));
+    EXPECT_TRUE(server.ok());
+    auto client = MakeModelClient(Model(server, provider));
+    TempSandbox sandbox(ws_);
+    LoopResult result = RunAgentLoop(**client,
+                                     LoopInput{.task = "Fix the failing test (sh test.sh).",
+                                               .model = Model(server, provider),
+                                               .budgets = budgets},
+                                     sandbox, sink_, nullptr);
+    if (errors != nullptr) {
+      *errors = server.errors();
+    } else {
+      for (const auto& e : server.errors()) ADD_FAILURE() << "model server: " << e;
+    }
+    return result;
+  }
+
+  testing::TempDir dir_;
+  std::filesystem::path ws_;
+  RecordingSink sink_;
+};
+
+// --- Tools ---
+
+TEST_F(AgentTest, ReadWriteEditKeepExactBytes) {
+  Write("no-newline.txt", "first\nsecond");
+  Chown();
+  EXPECT_EQ(Call("read_file", R"({"path": "no-newline.txt"})").output,
+            "     1\tfirst\n     2\tsecond\n");
+  EXPECT_EQ(Call("read_file", R"({"path": "/workspace/no-newline.txt", "start_line": 2})").output,
+            "     2\tsecond\n");
+  auto edited = Call("edit_file",
+                     R"({"path": "no-newline.txt", "old_string": "second", "new_string": "2nd"})");
+  EXPECT_FALSE(edited.is_error) << edited.output;
+  EXPECT_EQ(Read("no-newline.txt"), "first\n2nd");  // no newline added
+  auto written = Call("write_file", R"({"path": "new/dir/file.txt", "content": "a\n\tb"})");
+  EXPECT_FALSE(written.is_error) << written.output;
+  EXPECT_EQ(Read("new/dir/file.txt"), "a\n\tb");
+  struct stat st {};
+  ASSERT_EQ(::stat((ws_ / "new/dir/file.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kUid);  // written from inside the sandbox
+}
+
+TEST_F(AgentTest, EditNeedsOneExactMatch) {
+  Write("twice.txt", "x = 1\nx = 1\n");
+  Chown();
+  auto twice =
+      Call("edit_file", R"({"path": "twice.txt", "old_string": "x = 1", "new_string": "y"})");
+  EXPECT_TRUE(twice.is_error);
+  EXPECT_NE(twice.output.find("more than once"), std::string::npos);
+  auto missing =
+      Call("edit_file", R"({"path": "twice.txt", "old_string": "z", "new_string": "y"})");
+  EXPECT_TRUE(missing.is_error);
+  EXPECT_EQ(Read("twice.txt"), "x = 1\nx = 1\n");
+}
+
+TEST_F(AgentTest, BadCallsAreToolErrors) {
+  struct Case {
+    const char* name;
+    const char* args;
+    const char* says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"read_file", "{oops", "invalid JSON arguments"},
+           {"read_file", "[1, 2]", "must be a JSON object"},
+           {"rm_rf", "{}", "unknown tool 'rm_rf'"},
+           {"read_file", "{}", "missing required argument 'path'"},
+           {"read_file", R"({"path": 7})", "argument 'path' must be a string"},
+           {"read_file", R"({"path": "/etc/passwd"})", "path outside /workspace"},
+           {"read_file", R"({"path": "a/../../x"})", "path outside /workspace"},
+           {"read_file", R"({"path": "escape/passwd"})", "leaves /workspace"},
+           {"write_file", R"({"path": "escape/evil", "content": "x"})", "leaves /workspace"},
+           {"read_file", R"({"path": "nope.txt"})", "no such file"},
+           {"read_file", R"({"path": "calc.sh", "start_line": -1})", "non-negative integer"},
+           {"search", R"({"pattern": ""})", "pattern is empty"},
+       }) {
+    auto r = Call(c.name, c.args);
+    EXPECT_TRUE(r.is_error) << c.name << " " << c.args << ": " << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << c.args << " → " << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/etc/evil"));
+}
+
+TEST_F(AgentTest, ListSearchAndRunCommand) {
+  EXPECT_EQ(Call("list_files", "{}").output, "calc.sh\nescape\ntest.sh\n");
+  EXPECT_EQ(Call("list_files", R"({"pattern": "t*.sh"})").output, "test.sh\n");
+  EXPECT_EQ(Call("search", R"J({"pattern": "add\\(\\)"})J").output,
+            "calc.sh:1:add() { echo $(( $1 - $2 )); }\n");
+  EXPECT_EQ(Call("search", R"({"pattern": "nothing-here"})").output, "no matches");
+  auto failing = Call("run_command", R"({"command": "sh test.sh"})");
+  EXPECT_FALSE(failing.is_error);  // a failing command is a result, not a tool error
+  EXPECT_EQ(failing.output, "exit code 1\nFAIL: add 2 3 = -1\n");
+  auto slow = Call("run_command", R"({"command": "sleep 30", "timeout_seconds": 1})");
+  EXPECT_EQ(slow.output.rfind("timed out after 1 s", 0), 0u) << slow.output;
+}
+
+TEST_F(AgentTest, OutputIsBoundedHeadAndTailAndSecretsAreRedacted) {
+  auto big = Call("run_command", R"({"command": "seq 1 5000"})");
+  EXPECT_LT(big.output.size(), 2200u);
+  EXPECT_EQ(big.output.rfind("exit code 0\n1\n2\n3\n", 0), 0u);
+  EXPECT_NE(big.output.find("bytes cut"), std::string::npos);
+  EXPECT_NE(big.output.find("4999\n5000\n"), std::string::npos);
+  Write(".env",
+        "API_KEY=super-secret-api-key-123\nGITHUB=ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"
+        "AWS=AKIAABCDEFGHIJKLMNOP\n");
+  Chown();
+  auto read = Call("read_file", R"({"path": ".env"})");
+  EXPECT_EQ(read.output.find("super-secret"), std::string::npos) << read.output;
+  EXPECT_EQ(read.output.find("ghp_"), std::string::npos) << read.output;
+  EXPECT_EQ(read.output.find("AKIA"), std::string::npos) << read.output;
+  EXPECT_NE(read.output.find("API_KEY=[REDACTED]"), std::string::npos) << read.output;
+}
+
+TEST(WorkspacePath, ConfinesPaths) {
+  EXPECT_EQ(*WorkspacePath("a/b"), "/workspace/a/b");
+  EXPECT_EQ(*WorkspacePath("./a/../b/"), "/workspace/b");
+  EXPECT_EQ(*WorkspacePath("/workspace/x"), "/workspace/x");
+  EXPECT_EQ(*WorkspacePath(""), "/workspace");
+  for (const char* bad : {"..", "../x", "/etc", "/workspace/../etc", "/workspacex/y"}) {
+    EXPECT_FALSE(WorkspacePath(bad).ok()) << bad;
+  }
+}
+
+TEST(RetryAfter, SecondsAndDates) {
+  EXPECT_EQ(RetryAfterMs("3", 0), 3000);
+  EXPECT_EQ(RetryAfterMs("", 0), -1);
+  EXPECT_EQ(RetryAfterMs("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470000), 10'000);
+  EXPECT_EQ(RetryAfterMs("soon", 0), -1);
+}
+
+TEST(Config, ParsesModelsAndBudgetsAndRejectsMistakes) {
+  auto config = ParseAgentConfig(
+      "models:\n  default:\n    provider: anthropic\n    model: claude-x\n    api_key_env: KEY\n"
+      "    input_cost_per_mtok: 3\nagent:\n  max_steps: 7\n  max_cost_usd: 0.5\n",
+      "nightshift.yml", {{"KEY", "k-123"}});
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ModelConfig& m = config->models.at("default");
+  EXPECT_EQ(m.base_url, "https://api.anthropic.com");
+  EXPECT_EQ(m.api_key, "k-123");
+  EXPECT_EQ(config->budgets.max_steps, 7);
+  auto missing_key = ParseAgentConfig(
+      "models:\n  default:\n    provider: openai\n    model: m\n    api_key_env: NOPE\n",
+      "nightshift.yml", {});
+  EXPECT_NE(missing_key.status().message().find("NOPE"), std::string::npos);
+  auto typo = ParseAgentConfig("modles: {}\n", "nightshift.yml", {});
+  EXPECT_EQ(typo.status().message(),
+            "nightshift.yml:1:1: unknown key 'modles' (expected models, agent)");
+  auto provider = ParseAgentConfig("models:\n  d:\n    provider: gemini\n    model: m\n", "f", {});
+  EXPECT_FALSE(provider.ok());
+}
+
+// --- The loop, against the scripted model server, for both providers ---
+
+class AgentLoopTest : public AgentTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(AgentLoopTest, FixesTheFailingTestAndFinishes) {
+  LoopResult r = RunLoop("fix_add.json", GetParam());
+  EXPECT_EQ(r.end, LoopResult::End::kFinished) << r.reason;
+  EXPECT_EQ(r.summary, "Fixed add() in calc.sh (it subtracted); sh test.sh passes.");
+  EXPECT_EQ(r.steps, 5);
+  EXPECT_EQ(r.usage.input_tokens, 1200 + 1400 + 1600 + 1700 + 1800);
+  EXPECT_EQ(r.usage.output_tokens, 40 + 30 + 60 + 30 + 50);
+  EXPECT_NEAR(r.cost_usd, (7700 * 3.0 + 210 * 15.0) / 1e6, 1e-9);
+  EXPECT_EQ(Read("calc.sh"), "add() { echo $(( $1 + $2 )); }\n");
+  // The transcript: every request, response, call and result.
+  EXPECT_EQ(sink_.Count("model_request"), 5);
+  EXPECT_EQ(sink_.Count("model_response"), 5);
+  EXPECT_EQ(sink_.Count("tool_call"), 5);
+  EXPECT_EQ(sink_.Count("tool_result"), 5);
+  EXPECT_EQ(sink_.Count("agent_end"), 1);
+}
+
+TEST_P(AgentLoopTest, MalformedToolCallsGoBackToTheModelAsErrors) {
+  LoopResult r = RunLoop("malformed.json", GetParam());
+  EXPECT_EQ(r.end, LoopResult::End::kFinished) << r.reason;
+  EXPECT_EQ(r.steps, 8);
+  EXPECT_EQ(Read("calc.sh"), "add() { echo $(( $1 - $2 )); }\n");  // nothing changed
+}
+
+TEST_P(AgentLoopTest, TheStepBudgetEndsTheRunKeepingItsWork) {
+  LoopResult r = RunLoop("budget.json", GetParam(), Budgets{.max_steps = 3});
+  EXPECT_EQ(r.end, LoopResult::End::kBudget);
+  EXPECT_EQ(r.reason, "step budget of 3 used up");
+  EXPECT_EQ(Read("notes.txt"), "step 1\nstep 2\nstep 3\n");
+}
+
+TEST_P(AgentLoopTest, TheCostBudgetEndsTheRun) {
+  // fix_add's first answer costs 1200 × $3/M + 40 × $15/M = $0.0042.
+  std::vector<std::string> errors;
+  LoopResult r = RunLoop("fix_add.json", GetParam(), Budgets{.max_cost_usd = 0.004}, &errors);
+  EXPECT_EQ(r.end, LoopResult::End::kBudget);
+  EXPECT_EQ(r.steps, 1);
+  EXPECT_NE(r.reason.find("cost budget"), std::string::npos) << r.reason;
+}
+
+TEST_P(AgentLoopTest, RetriesA429A503AndABadBody) {
+  LoopResult r = RunLoop("flaky_api.json", GetParam());
+  EXPECT_EQ(r.end, LoopResult::End::kFinished) << r.reason;
+  EXPECT_EQ(r.summary, "done after retries");
+  bool four_attempts = false;
+  for (const auto& [kind, data] : sink_.events) {
+    if (kind == "model_response" && data.value("attempts", 0) == 4) four_attempts = true;
+  }
+  EXPECT_TRUE(four_attempts);
+}
+
+TEST_P(AgentLoopTest, AnApiThatStaysDownFailsWithTheReason) {
+  testing::ModelServer server(Scenario("api_down.json"));
+  ModelConfig model = Model(server, GetParam());
+  model.max_retries = 2;
+  auto client = MakeModelClient(model);
+  TempSandbox sandbox(ws_);
+  LoopResult r = RunAgentLoop(**client, LoopInput{.task = "anything", .model = model}, sandbox,
+                              sink_, nullptr);
+  EXPECT_EQ(r.end, LoopResult::End::kModelError);
+  EXPECT_EQ(r.reason, "model API: HTTP 500: internal error (after 3 attempts)");
+  EXPECT_EQ(server.steps_served(), 3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Providers, AgentLoopTest, ::testing::Values("openai", "anthropic"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace nightshift::agent

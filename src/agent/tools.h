@@ -1,0 +1,87 @@
+#pragma once
+
+// The agent's tools, run inside the run's sandbox: read_file, write_file, edit_file,
+// list_files, search, run_command, finish. Arguments come from the model and are untrusted:
+// invalid JSON, an unknown tool, a missing or mistyped field, a path outside /workspace — each
+// is a tool error the model reads, never a failure of the run. Outputs are bounded (head and
+// tail kept, the cut marked) and secrets are redacted before they reach the model.
+
+#include <cstdint>
+#include <map>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "agent/model.h"
+#include "core/status.h"
+#include "sandbox/process.h"
+
+namespace nightshift::agent {
+
+// What the tools run in: `sh -c script` in the run's sandbox, working directory /workspace.
+class Sandbox {
+ public:
+  struct Result {
+    int exit_code = 0;
+    std::string output;  // stdout and stderr as they arrived, bounded by the caller's cap
+    bool timed_out = false;
+  };
+  virtual ~Sandbox() = default;
+  virtual StatusOr<Result> Run(const std::string& script,
+                               const std::map<std::string, std::string>& env,
+                               const std::string& stdin_data, int64_t timeout_ms,
+                               const sandbox::CancelToken* cancel) = 0;
+};
+
+// Replaces secrets with [REDACTED]: given values (API keys, tokens) and well-known token
+// shapes (cloud keys, GitHub/GitLab/Slack tokens, private key blocks, bearer tokens).
+class Redactor {
+ public:
+  explicit Redactor(std::vector<std::string> secrets = {});
+  std::string operator()(std::string text) const;
+
+ private:
+  std::vector<std::string> secrets_;
+  std::vector<std::regex> patterns_;
+};
+
+// Keeps the first and last `max_bytes / 2` bytes of `text`, marking what was cut.
+std::string Bound(const std::string& text, size_t max_bytes);
+
+// "/workspace/<p>" for a path relative to /workspace or inside it, normalized; InvalidArgument
+// for anything that leaves it (absolute elsewhere, "..").
+StatusOr<std::string> WorkspacePath(const std::string& path);
+
+class Tools {
+ public:
+  Tools(Sandbox& sandbox, Redactor redactor, size_t output_bytes, int64_t command_timeout_ms)
+      : sandbox_(sandbox),
+        redactor_(std::move(redactor)),
+        output_bytes_(output_bytes),
+        command_timeout_ms_(command_timeout_ms) {}
+
+  static const std::vector<ToolSpec>& Specs();
+
+  struct Result {
+    std::string output;  // what the model reads: bounded and redacted
+    bool is_error = false;
+    bool finish = false;  // `finish` was called; output is its summary
+  };
+  // Never fails the run: what goes wrong becomes an error result. Only a cancel is reported
+  // as Cancelled.
+  StatusOr<Result> Call(const ToolCall& call, const sandbox::CancelToken* cancel);
+
+ private:
+  StatusOr<Result> Dispatch(const std::string& name, const Json& args,
+                            const sandbox::CancelToken* cancel);
+  StatusOr<Result> InSandbox(const std::string& script, std::map<std::string, std::string> env,
+                             const std::string& stdin_data, int64_t timeout_ms,
+                             const sandbox::CancelToken* cancel, bool prefix_exit_code = false);
+
+  Sandbox& sandbox_;
+  const Redactor redactor_;
+  const size_t output_bytes_;
+  const int64_t command_timeout_ms_;
+};
+
+}  // namespace nightshift::agent
