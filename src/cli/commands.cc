@@ -170,6 +170,49 @@ class EventPrinter {
       ToStderr(line);
     } else if (kind == "checkout") {
       ToStderr(StrCat("[checkout] ", Text(data, "commit"), " (", Text(data, "ref", "HEAD"), ")"));
+    } else if (kind == "model_request" || kind == "agent_start") {
+      // The request is the conversation so far: its new parts show up as responses and
+      // tool results. --json has everything.
+    } else if (kind == "model_response") {
+      if (std::string error = Text(data, "error", ""); !error.empty()) {
+        ToStderr(StrCat("[model] step ", Int(data, "step").value_or(0), ": ", OneLine(error)));
+      } else {
+        if (std::string text = Text(data, "text", ""); !text.empty()) {
+          ToStderr(StrCat("[model] ", OneLine(text)));
+        }
+        ToStderr(StrCat("[model] step ", Int(data, "step").value_or(0), ": ",
+                        Int(data, "input_tokens").value_or(0), " in / ",
+                        Int(data, "output_tokens").value_or(0), " out tokens, ",
+                        Int(data, "latency_ms").value_or(0), " ms"));
+      }
+    } else if (kind == "tool_call") {
+      ToStderr(StrCat("[tool] ", Text(data, "name", "?"), " ",
+                      OneLine(Text(data, "arguments", ""), 160)));
+    } else if (kind == "tool_result") {
+      const std::string output = Text(data, "output", "");
+      ToStderr(StrCat("[tool] ", Text(data, "name", "?"),
+                      data.value("is_error", false) ? " error: " : " -> ", OneLine(output, 160)));
+    } else if (kind == "agent_end") {
+      const Json* cost = Field(data, "cost_usd");
+      ToStderr(StrCat(
+          "[agent] ", Text(data, "end", "?"), " after ", Int(data, "steps").value_or(0), " steps, ",
+          Int(data, "input_tokens").value_or(0) + Int(data, "output_tokens").value_or(0),
+          " tokens, $", cost != nullptr && cost->is_number() ? cost->dump() : "0",
+          Text(data, "reason", "").empty() ? "" : ": " + Text(data, "reason", "")));
+    } else if (kind == "result") {
+      if (std::string summary = Text(data, "summary", ""); !summary.empty()) {
+        ToStderr(StrCat("[result] ", summary));
+      }
+      // The diff itself is in the event (--json, the API); here, which files changed.
+      if (const Json* files = Field(data, "files");
+          files != nullptr && files->is_array() && !files->empty()) {
+        std::string names;
+        for (const Json& f : *files) {
+          names += (names.empty() ? "" : ", ") + Text(f, "path", "?") + " (+" +
+                   Text(f, "added", "?") + " -" + Text(f, "removed", "?") + ")";
+        }
+        ToStderr(StrCat("[result] ", files->size(), " file(s) changed: ", OneLine(names, 400)));
+      }
     } else {
       ToStderr(StrCat("[", OneLine(kind), "] ", Dump(data)));
     }
