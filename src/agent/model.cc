@@ -3,7 +3,7 @@
 #include <ctime>
 #include <thread>
 
-#include "agent/http.h"
+#include "core/http.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -131,7 +131,8 @@ class HttpModelClient final : public ModelClient {
     for (int attempt = 0;; ++attempt) {
       int64_t wait_ms =
           std::min(config_.retry_max_ms, config_.retry_base_ms << std::min(attempt, 20));
-      auto response = HttpPost(url, headers, body, config_.timeout_ms, cancel);
+      auto response = HttpRequest("POST", url, headers, body, config_.timeout_ms,
+                                  [cancel] { return cancel != nullptr && cancel->IsCancelled(); });
       if (!response.ok() && response.status().code() == StatusCode::kCancelled) {
         return response.status();
       }
@@ -152,7 +153,7 @@ class HttpModelClient final : public ModelClient {
         return UnavailableError(StrCat("model API: ", ErrorMessage(*response)));
       } else {
         last_error = ErrorMessage(*response);
-        if (int64_t asked = RetryAfterMs(response->retry_after, SystemClock::Get().NowMs());
+        if (int64_t asked = RetryAfterMs(response->Header("retry-after"), SystemClock::Get().NowMs());
             asked >= 0) {
           wait_ms = std::min(asked, config_.retry_max_ms);
         }

@@ -1,4 +1,4 @@
-#include "agent/http.h"
+#include "core/http.h"
 
 #include <curl/curl.h>
 
@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 
-namespace nightshift::agent {
+namespace nightshift {
 namespace {
 
 size_t OnBody(char* data, size_t size, size_t count, void* out) {
@@ -17,33 +17,31 @@ size_t OnBody(char* data, size_t size, size_t count, void* out) {
 
 size_t OnHeader(char* data, size_t size, size_t count, void* out) {
   std::string_view line(data, size * count);
-  constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size()) {
-    std::string lower(line.substr(0, kName.size()));
-    std::transform(lower.begin(), lower.end(), lower.begin(),
+  const size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string name(line.substr(0, colon));
+    std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (lower == kName) {
-      std::string value(line.substr(kName.size()));
-      value.erase(0, value.find_first_not_of(" \t"));
-      value.erase(value.find_last_not_of(" \t\r\n") + 1);
-      *static_cast<std::string*>(out) = value;
-    }
+    std::string value(line.substr(colon + 1));
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t\r\n") + 1);
+    (*static_cast<std::map<std::string, std::string>*>(out))[name] = value;
   }
   return size * count;
 }
 
 // Non-zero aborts the transfer.
-int OnProgress(void* cancel, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto* token = static_cast<const sandbox::CancelToken*>(cancel);
-  return token != nullptr && token->IsCancelled() ? 1 : 0;
+int OnProgress(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* check = static_cast<const std::function<bool()>*>(cancelled);
+  return *check && (*check)() ? 1 : 0;
 }
 
 }  // namespace
 
-StatusOr<HttpResponse> HttpPost(const std::string& url,
-                                const std::map<std::string, std::string>& headers,
-                                const std::string& body, int64_t timeout_ms,
-                                const sandbox::CancelToken* cancel) {
+StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string& url,
+                                   const std::map<std::string, std::string>& headers,
+                                   const std::string& body, int64_t timeout_ms,
+                                   const std::function<bool()>& cancelled) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
@@ -59,21 +57,28 @@ StatusOr<HttpResponse> HttpPost(const std::string& url,
   char error[CURL_ERROR_SIZE] = {};
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  if (method == "POST" || !body.empty()) {
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  }
+  if (method != "GET" && method != "POST") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  } else if (method == "GET" && body.empty()) {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.retry_after);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    std::min<long>(10'000, static_cast<long>(timeout_ms)));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, cancel);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cancelled);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
@@ -88,4 +93,4 @@ StatusOr<HttpResponse> HttpPost(const std::string& url,
   return response;
 }
 
-}  // namespace nightshift::agent
+}  // namespace nightshift

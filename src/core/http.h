@@ -1,0 +1,34 @@
+#pragma once
+
+// One HTTP request over libcurl, for clients of remote APIs (model providers, forges): bounded
+// time, cancellable, the response status, headers and body.
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/status.h"
+#include <atomic>
+#include <functional>
+
+namespace nightshift {
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names in lower case; the last of repeats
+  std::string Header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// `method` is GET, POST, PUT, PATCH or DELETE; `body` is sent unless empty. Unavailable for
+// transport failures (connection refused, reset, timeout) with curl's reason; Cancelled when
+// `cancelled()` turns true. Any HTTP status is a response, not an error.
+StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string& url,
+                                   const std::map<std::string, std::string>& headers,
+                                   const std::string& body, int64_t timeout_ms,
+                                   const std::function<bool()>& cancelled = nullptr);
+
+}  // namespace nightshift
