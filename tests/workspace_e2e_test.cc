@@ -118,7 +118,8 @@ TEST_F(WorkspaceEndToEnd, TwentyConcurrentRunsShareOneMirrorWithTheirOwnRefsAndW
       phases.push_back(e["data"]["name"].get<std::string>());
     }
   }
-  EXPECT_EQ(phases, (std::vector<std::string>{"fetch", "checkout", "environment", "agent"}));
+  EXPECT_EQ(phases,
+            (std::vector<std::string>{"fetch", "checkout", "environment", "agent", "deliver"}));
 }
 
 TEST_F(WorkspaceEndToEnd, PrebuildAheadOfTimeThenRunsReuseIt) {

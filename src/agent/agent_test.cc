@@ -266,7 +266,8 @@ TEST(Config, ParsesModelsAndBudgetsAndRejectsMistakes) {
   EXPECT_NE(missing_key.status().message().find("NOPE"), std::string::npos);
   auto typo = ParseAgentConfig("modles: {}\n", "nightshift.yml", {});
   EXPECT_EQ(typo.status().message(),
-            "nightshift.yml:1:1: unknown key 'modles' (expected models, agent)");
+            "nightshift.yml:1:1: unknown key 'modles' (expected models, agent, review, "
+            "review_repositories, identity)");
   auto provider = ParseAgentConfig("models:\n  d:\n    provider: gemini\n    model: m\n", "f", {});
   EXPECT_FALSE(provider.ok());
 }

@@ -3,8 +3,8 @@
 #include <ctime>
 #include <thread>
 
-#include "core/http.h"
 #include "core/clock.h"
+#include "core/http.h"
 #include "core/log.h"
 
 namespace nightshift::agent {
@@ -153,7 +153,8 @@ class HttpModelClient final : public ModelClient {
         return UnavailableError(StrCat("model API: ", ErrorMessage(*response)));
       } else {
         last_error = ErrorMessage(*response);
-        if (int64_t asked = RetryAfterMs(response->Header("retry-after"), SystemClock::Get().NowMs());
+        if (int64_t asked =
+                RetryAfterMs(response->Header("retry-after"), SystemClock::Get().NowMs());
             asked >= 0) {
           wait_ms = std::min(asked, config_.retry_max_ms);
         }

@@ -522,6 +522,88 @@ StatusOr<int> Cancel(ApiClient& api, int64_t run_id, bool json) {
   return 0;
 }
 
+// --- Change requests ---
+
+struct CrArgs {
+  std::string verb;  // list, show, diff, comment, approve, merge, close
+  std::string id_text;
+  std::string repo;
+  std::string state;
+  std::string body;
+  bool json = false;
+};
+
+StatusOr<int> ChangeRequests(ApiClient& api, const CrArgs& args) {
+  if (args.verb == "list") {
+    std::string query;
+    if (!args.repo.empty())
+      query += StrCat(query.empty() ? "?" : "&", "repo=", UrlEncode(args.repo));
+    if (!args.state.empty()) {
+      query += StrCat(query.empty() ? "?" : "&", "state=", UrlEncode(args.state));
+    }
+    ASSIGN_OR_RETURN(Json page, api.Get("/api/v1/change-requests" + query));
+    const Json* list = Field(page, "change_requests");
+    if (list == nullptr || !list->is_array()) return InternalError("no 'change_requests' array");
+    if (args.json) {
+      std::cout << Dump(*list, 2) << '\n';
+      return 0;
+    }
+    if (list->empty()) {
+      std::cout << "no change requests\n";
+      return 0;
+    }
+    for (const Json& cr : *list) {
+      std::cout << Int(cr, "id").value_or(0) << "  " << Text(cr, "state") << "/"
+                << Text(cr, "review") << "  " << Text(cr, "repo") << "  " << Text(cr, "branch")
+                << " -> " << Text(cr, "base_branch") << "  " << OneLine(Text(cr, "title"), 60)
+                << '\n';
+    }
+    return 0;
+  }
+  const std::string path = StrCat("/api/v1/change-requests/", args.id_text);
+  Json cr;
+  if (args.verb == "show" || args.verb == "diff") {
+    ASSIGN_OR_RETURN(cr, api.Get(path));
+  } else if (args.verb == "comment") {
+    ASSIGN_OR_RETURN(cr, api.Post(path + "/comments", Json{{"body", args.body}}));
+  } else {
+    ASSIGN_OR_RETURN(cr, api.Post(StrCat(path, "/", args.verb), Json()));
+  }
+  if (args.json) {
+    std::cout << Dump(cr, 2) << '\n';
+    return 0;
+  }
+  if (args.verb == "diff") {
+    std::cout << Text(cr, "diff", "");
+    return 0;
+  }
+  if (args.verb == "comment") {
+    std::cout << "comment " << Int(cr, "id").value_or(0) << " added";
+    if (auto run = Int(cr, "follow_up_run")) std::cout << "; follow-up run " << *run << " queued";
+    std::cout << '\n';
+    return 0;
+  }
+  if (args.verb == "show") {
+    std::cout << "change request " << Int(cr, "id").value_or(0) << ": " << Text(cr, "title")
+              << "\n  state   " << Text(cr, "state") << " (review " << Text(cr, "review")
+              << ")\n  repo    " << Text(cr, "repo") << "\n  branch  " << Text(cr, "branch")
+              << " -> " << Text(cr, "base_branch") << "\n  head    " << Text(cr, "head_commit")
+              << "\n  run     " << Int(cr, "run_id").value_or(0) << "\n\n"
+              << Text(cr, "body") << '\n';
+    if (const Json* comments = Field(cr, "comments"); comments != nullptr && comments->is_array()) {
+      for (const Json& c : *comments) {
+        std::cout << "\n"
+                  << Text(c, "author") << " (" << Text(c, "created_at") << "): " << Text(c, "body")
+                  << '\n';
+      }
+    }
+    return 0;
+  }
+  std::cout << "change request " << Int(cr, "id").value_or(0) << " " << Text(cr, "state") << " ("
+            << Text(cr, "review") << ")\n";
+  return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The command line
 
@@ -561,8 +643,8 @@ const CLI::Validator& ListenValidator() {
   return kValidator;
 }
 
-const char* const kStates[] = {"queued", "preparing", "running",  "succeeded",
-                               "failed", "cancelled", "timed_out"};
+const char* const kStates[] = {"queued", "preparing", "running",   "succeeded",
+                               "failed", "cancelled", "timed_out", "blocked_by_policy"};
 
 void PrintError(const Status& status) {
   std::cout.flush();
@@ -747,6 +829,29 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   logs_cmd->add_option("RUN", run_id_text, "run id")->required()->check(RunIdValidator());
   logs_cmd->add_flag("-f,--follow", follow, "stream until the run ends");
   logs_cmd->add_flag("--json", json, "print one JSON event per line");
+  CrArgs cr_args;
+  CLI::App* cr_cmd =
+      app.add_subcommand("cr", "change requests: list, show, diff, comment, approve, merge, close");
+  cr_cmd->require_subcommand(1);
+  for (const char* verb : {"list", "show", "diff", "comment", "approve", "merge", "close"}) {
+    CLI::App* sub = cr_cmd->add_subcommand(verb, StrCat(verb, " change requests"));
+    sub->callback([&cr_args, verb] { cr_args.verb = verb; });
+    sub->add_flag("--json", cr_args.json, "print JSON");
+    if (std::string_view(verb) == "list") {
+      sub->add_option("--repo", cr_args.repo, "only this repository")->type_name("NAME");
+      sub->add_option("--state", cr_args.state, "open, merged or closed")
+          ->check(CLI::IsMember({"open", "merged", "closed"}));
+      continue;
+    }
+    sub->add_option("CR", cr_args.id_text, "change request id")
+        ->required()
+        ->check(RunIdValidator());
+    if (std::string_view(verb) == "comment") {
+      sub->add_option("TEXT", cr_args.body,
+                      "the comment; \"/nightshift <instruction>\" starts a follow-up run")
+          ->required();
+    }
+  }
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "cancel a run");
   cancel_cmd->add_option("RUN", run_id_text, "run id")->required()->check(RunIdValidator());
   cancel_cmd->add_flag("--json", json, "print the run as JSON");
@@ -852,6 +957,8 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       result = Show(api, *run_id, json);
     } else if (logs_cmd->parsed()) {
       result = Logs(api, *run_id, follow, json);
+    } else if (cr_cmd->parsed()) {
+      result = ChangeRequests(api, cr_args);
     } else if (cancel_cmd->parsed()) {
       result = Cancel(api, *run_id, json);
     }

@@ -3,13 +3,13 @@
 // One HTTP request over libcurl, for clients of remote APIs (model providers, forges): bounded
 // time, cancellable, the response status, headers and body.
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
 #include "core/status.h"
-#include <atomic>
-#include <functional>
 
 namespace nightshift {
 

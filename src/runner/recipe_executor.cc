@@ -8,6 +8,8 @@
 #include "agent/loop.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "forge/builtin.h"
+#include "forge/policy.h"
 
 namespace nightshift::runner {
 namespace {
@@ -127,38 +129,75 @@ class EventsSink final : public agent::EventSink {
 
 constexpr size_t kMaxDiffBytes = 1 << 20;
 
-// What the run changed, as a "result" event: the diff of /workspace against the checked-out
-// commit (new files included), for people and for the change request that follows.
-void EmitResult(Execution& x, agent::Sandbox& sandbox, const std::string& summary) {
+// What the run changed in /workspace against the checked-out commit (new files included).
+RunChanges CollectChanges(Execution& x, agent::Sandbox& sandbox) {
   auto r = sandbox.Run(
-      "git add -A -N . >/dev/null 2>&1; git -c core.quotepath=off diff HEAD --numstat; "
-      "echo '@@nightshift-diff@@'; git -c core.quotepath=off diff HEAD",
+      "git add -A -N . >/dev/null 2>&1; git -c core.quotepath=off diff HEAD --numstat | "
+      "while IFS=\"$(printf '\\t')\" read -r a d p; do "
+      "if [ \"$a\" = - ]; then printf '%s\\t%s\\t%s\\t%s\\n' - - \"$(stat -c %s -- \"$p\" "
+      "2>/dev/null || echo 0)\" \"$p\"; else printf '%s\\t%s\\t0\\t%s\\n' \"$a\" \"$d\" \"$p\"; "
+      "fi; "
+      "done; echo '@@nightshift-diff@@'; git -c core.quotepath=off diff HEAD",
       {}, "", 60'000, &x.cancel);
-  Json result = {{"summary", summary}};
-  if (r.ok() && r->exit_code == 0) {
-    const std::string& out = r->output;
-    const size_t marker = out.find("@@nightshift-diff@@\n");
-    if (marker != std::string::npos) {
-      Json files = Json::array();
-      size_t at = 0;
-      while (at < marker) {
-        size_t end = out.find('\n', at);
-        std::string line = out.substr(at, end - at);
-        at = end + 1;
-        size_t t1 = line.find('\t'), t2 = line.find('\t', t1 + 1);
-        if (t1 == std::string::npos || t2 == std::string::npos) continue;
-        files.push_back({{"path", line.substr(t2 + 1)},
-                         {"added", line.substr(0, t1)},
-                         {"removed", line.substr(t1 + 1, t2 - t1 - 1)}});
+  RunChanges changes;
+  if (!r.ok() || r->exit_code != 0) return changes;
+  const std::string& out = r->output;
+  const size_t marker = out.find("@@nightshift-diff@@\n");
+  if (marker == std::string::npos) return changes;
+  size_t at = 0;
+  while (at < marker) {
+    size_t end = out.find('\n', at);
+    std::string line = out.substr(at, end - at);
+    at = end + 1;
+    std::vector<std::string> parts;
+    for (size_t from = 0;;) {
+      size_t tab = line.find('\t', from);
+      if (tab == std::string::npos || parts.size() == 3) {
+        parts.push_back(line.substr(from));
+        break;
       }
-      std::string diff = out.substr(marker + 20);
-      result["files"] = std::move(files);
-      result["diff_truncated"] = diff.size() > kMaxDiffBytes;
-      if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
-      result["diff"] = std::move(diff);
+      parts.push_back(line.substr(from, tab - from));
+      from = tab + 1;
     }
+    if (parts.size() != 4) continue;
+    forge::ChangedFile f{.path = parts[3]};
+    if (parts[0] == "-") {
+      f.added = f.removed = -1;
+      f.bytes = std::atoll(parts[2].c_str());
+    } else {
+      f.added = std::atoll(parts[0].c_str());
+      f.removed = std::atoll(parts[1].c_str());
+    }
+    changes.files.push_back(std::move(f));
+  }
+  changes.diff = out.substr(marker + 20);
+  changes.ok = true;
+  return changes;
+}
+
+// The "result" event: the summary, the changed files and the diff (up to 1 MiB).
+void EmitResult(Execution& x, const std::string& summary, const RunChanges& changes) {
+  Json result = {{"summary", summary}};
+  if (changes.ok) {
+    Json files = Json::array();
+    for (const auto& f : changes.files) {
+      files.push_back({{"path", f.path},
+                       {"added", f.added < 0 ? std::string("-") : std::to_string(f.added)},
+                       {"removed", f.removed < 0 ? std::string("-") : std::to_string(f.removed)}});
+    }
+    std::string diff = changes.diff;
+    result["files"] = std::move(files);
+    result["diff_truncated"] = diff.size() > kMaxDiffBytes;
+    if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
+    result["diff"] = std::move(diff);
   }
   x.events.Emit("result", result.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
+
+std::string FirstLine(const std::string& text, size_t max) {
+  std::string line = text.substr(0, text.find('\n'));
+  if (line.size() > max) line = line.substr(0, max - 3) + "...";
+  return line;
 }
 
 }  // namespace
@@ -328,8 +367,121 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   agent_phase.End(outcome.state == RunState::kSucceeded   ? "ok"
                   : outcome.state == RunState::kCancelled ? "cancelled"
                                                           : "failed");
-  if (outcome.state != RunState::kCancelled) EmitResult(x, run_sandbox, summary);
-  return outcome;
+  if (outcome.state == RunState::kCancelled) return outcome;
+  RunChanges changes = CollectChanges(x, run_sandbox);
+  EmitResult(x, summary, changes);
+  if (outcome.state != RunState::kSucceeded || options_.forge == nullptr || !changes.ok) {
+    return outcome;
+  }
+  if (changes.files.empty()) return {RunState::kSucceeded, 0, "nothing to change"};
+  return Deliver(x, ws, run_sandbox, changes, summary, upper, work);
+}
+
+Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
+                                agent::Sandbox& sandbox, const RunChanges& changes,
+                                const std::string& summary, const std::filesystem::path& upper,
+                                const std::filesystem::path& work) {
+  Phase phase(x.events, "deliver");
+  // The review gate: nothing that breaks the policy leaves the sandbox.
+  forge::ReviewPolicy policy;
+  if (options_.review != nullptr) {
+    auto it = options_.review->find(x.repo.name);
+    if (it == options_.review->end()) it = options_.review->find("");
+    if (it != options_.review->end()) policy = it->second;
+  }
+  const std::vector<std::string> violations =
+      forge::CheckChanges(policy, changes.files, changes.diff);
+  if (!violations.empty()) {
+    x.events.Emit("policy", Json{{"violations", violations}}.dump());
+    phase.End("blocked");
+    std::string reasons;
+    for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
+    return {RunState::kBlockedByPolicy, std::nullopt, StrCat("blocked by policy: ", reasons)};
+  }
+  // The follow-up of a change request continues its branch and its base.
+  std::optional<store::ChangeRequest> existing;
+  if (x.run.change_request_id != 0 && options_.store != nullptr) {
+    auto cr = options_.store->GetChangeRequest(x.run.change_request_id);
+    if (!cr.ok()) {
+      phase.End("failed");
+      return {RunState::kFailed, std::nullopt, cr.status().message()};
+    }
+    existing = *cr;
+  }
+  const std::string branch = existing ? existing->branch : forge::BranchFor(x.run);
+  const std::string base_commit = existing ? existing->base_commit : ws.commit;
+  const std::string what = x.run.kind == "agent" ? x.run.task : StrCat("Run `", x.run.recipe, "`");
+  const std::string title = FirstLine(what, 72);
+  std::string files;
+  for (const auto& f : changes.files) files += StrCat("- `", f.path, "`\n");
+  const std::string body =
+      StrCat(x.run.kind == "agent" ? "**Task**\n\n" : "**Recipe**\n\n", what, "\n\n",
+             summary.empty() ? "" : StrCat("**What was done**\n\n", summary, "\n\n"),
+             "**Files changed**\n\n", files, "\nNightshift run ", x.run.id, ".");
+  // The commit, made in the sandbox under the platform's identity for the agent.
+  const forge::Identity& who = options_.forge->identity();
+  auto committed = sandbox.Run(
+      "git add -A && git -c user.name=\"$NAME\" -c user.email=\"$EMAIL\" commit -q --no-verify "
+      "-F - >/dev/null && git rev-parse HEAD && echo '@@nightshift-diff@@' && "
+      "git -c core.quotepath=off diff \"$BASE\" HEAD",
+      {{"NAME", who.name}, {"EMAIL", who.email}, {"BASE", base_commit}},
+      StrCat(title, "\n\n", summary.empty() ? what : summary, "\n\nNightshift-Run: ", x.run.id,
+             "\n"),
+      60'000, &x.cancel);
+  const size_t marker =
+      committed.ok() ? committed->output.find("@@nightshift-diff@@\n") : std::string::npos;
+  if (!committed.ok() || committed->exit_code != 0 || marker == std::string::npos) {
+    phase.End("failed");
+    return {RunState::kFailed, std::nullopt,
+            StrCat("cannot commit the changes: ", committed.ok() ? FirstLine(committed->output, 200)
+                                                                 : committed.status().message())};
+  }
+  const std::string head = committed->output.substr(0, committed->output.find('\n'));
+  const std::string diff = committed->output.substr(marker + 20);
+  // The push, by the platform: the run's layers mounted privately on the host, git pushing to
+  // the repository's origin, and only to the run's own branch.
+  const auto merged = x.work_dir / "merged";
+  std::error_code ec;
+  std::filesystem::create_directories(merged, ec);
+  workspace::GitContext git{.git = options_.git, .home = x.work_dir / "home", .cancel = &x.cancel};
+  auto pushed = workspace::RunGit(
+      git, merged, {"push", "-q", "--", x.repo.url, StrCat("HEAD:refs/heads/", branch)}, {},
+      sandbox::ProcessSpec::PrivateOverlay{
+          .lowers = ws.layers(), .upper = upper, .work = work, .target = merged});
+  if (!pushed.ok() || pushed->exit_code != 0) {
+    phase.End("failed");
+    return {RunState::kFailed, std::nullopt,
+            StrCat("push of ", branch,
+                   " rejected: ", pushed.ok() ? pushed->last_error : pushed.status().message())};
+  }
+  // The base branch: the run's ref when it is a branch, else the repository's default.
+  std::string base_branch = existing ? existing->base_branch : x.run.ref;
+  if (!existing) {
+    const auto mirror =
+        options_.workspaces->options().data_dir / "mirrors" / StrCat(x.repo.id, ".git");
+    auto is_branch = workspace::RunGit(
+        git, mirror, {"show-ref", "--verify", "--quiet", "refs/heads/" + x.run.ref});
+    if (x.run.ref.empty() || !is_branch.ok() || is_branch->exit_code != 0) {
+      auto head_ref = workspace::RunGit(git, mirror, {"symbolic-ref", "--short", "HEAD"});
+      base_branch = head_ref.ok() && head_ref->exit_code == 0 && !head_ref->out.empty()
+                        ? head_ref->out.front()
+                        : "main";
+    }
+  }
+  auto cr = options_.forge->Record(x.run, x.repo, branch, base_branch, base_commit, head, title,
+                                   body, diff);
+  if (!cr.ok()) {
+    phase.End("failed");
+    return {RunState::kFailed, std::nullopt, cr.status().message()};
+  }
+  x.events.Emit("change_request", Json{{"id", cr->id},
+                                       {"branch", branch},
+                                       {"base_branch", base_branch},
+                                       {"head_commit", head},
+                                       {"updated", existing.has_value()}}
+                                      .dump());
+  phase.End("ok");
+  return {RunState::kSucceeded, 0, ""};
 }
 
 Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,

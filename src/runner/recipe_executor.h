@@ -5,6 +5,8 @@
 
 #include "agent/config.h"
 #include "agent/tools.h"
+#include "forge/builtin.h"
+#include "forge/policy.h"
 #include "runner/executor.h"
 #include "sandbox/pool.h"
 #include "workspace/workspace.h"
@@ -17,6 +19,13 @@ namespace nightshift::runner {
 // environment and agent; without it, a fresh clone in the scratch dir (checkout, agent). A
 // "prebuild" run stops after the environment phase. Phases are recorded as "phase" events with
 // their durations; git's, setup's and the recipe's output as "log" events.
+// What a run changed in /workspace against its checked-out commit.
+struct RunChanges {
+  std::vector<forge::ChangedFile> files;
+  std::string diff;
+  bool ok = false;  // could be read
+};
+
 struct RecipeOptions {
   // Run the recipe in a sandbox (src/sandbox/contain.h) with the checkout at /workspace.
   // Requires root. Off: a plain process group in the checkout (development, non-root).
@@ -31,6 +40,12 @@ struct RecipeOptions {
   workspace::Workspaces* workspaces = nullptr;
   // Models and budgets for runs of kind "agent"; not owned. Null: no agent runs.
   const agent::AgentConfig* agent = nullptr;
+  // The review gate (not owned): with a forge, a sandboxed run that changed files has them
+  // checked against the policy (by repository name, "" = default), committed, pushed to
+  // nightshift/<kind>/<run-id> and recorded as a change request. Null: nothing is delivered.
+  forge::BuiltinForge* forge = nullptr;
+  const std::map<std::string, forge::ReviewPolicy>* review = nullptr;
+  store::Store* store = nullptr;  // to read a follow-up's change request
 
   // The sandbox every run gets, but for its workspace (here `workspace`), hostname and limits.
   sandbox::SandboxSpec SandboxShape(const std::filesystem::path& workspace) const;
@@ -44,6 +59,10 @@ class RecipeExecutor final : public Executor {
  private:
   // Phases fetch → checkout → environment → agent over the workspace layers.
   Outcome ExecuteLayered(Execution& execution);
+  // The review gate, then the commit, the push and the change request.
+  Outcome Deliver(Execution& execution, const workspace::RunWorkspace& ws, agent::Sandbox& sandbox,
+                  const RunChanges& changes, const std::string& summary,
+                  const std::filesystem::path& upper, const std::filesystem::path& work);
   // The built-in agent (agent/loop.h) on the run's task, its tools in `sandbox`.
   Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox, std::string* summary);
   const RecipeOptions options_;

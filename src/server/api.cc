@@ -67,6 +67,25 @@ Json RepositoryJson(const store::Repository& r) {
           {"created_at", FormatTimestampMs(r.created_ms)}};
 }
 
+Json ChangeRequestJson(const store::ChangeRequest& c, bool with_diff) {
+  Json j = {{"id", c.id},
+            {"run_id", c.run_id},
+            {"repo", c.repo},
+            {"branch", c.branch},
+            {"base_branch", c.base_branch},
+            {"base_commit", c.base_commit},
+            {"head_commit", c.head_commit},
+            {"title", c.title},
+            {"body", c.body},
+            {"state", c.state},
+            {"review", c.review},
+            {"remote_url", c.remote_url},
+            {"created_at", FormatTimestampMs(c.created_ms)},
+            {"updated_at", FormatTimestampMs(c.updated_ms)}};
+  if (with_diff) j["diff"] = c.diff;
+  return j;
+}
+
 Json RunJson(const Run& r) {
   Json j = {{"id", r.id},
             {"repo", r.repo},
@@ -320,6 +339,76 @@ class Api {
     SendJson(res, 200, Json{{"runs", list}, {"next_before", next}});
   }
 
+  void ListChangeRequests(const httplib::Request& req, httplib::Response& res) {
+    const std::string state = req.get_param_value("state");
+    if (!state.empty() && state != "open" && state != "merged" && state != "closed") {
+      return SendError(
+          res, InvalidArgumentError(StrCat("unknown state '", state, "' (open, merged, closed)")));
+    }
+    auto list = ctx_.store.ListChangeRequests(req.get_param_value("repo"), state);
+    if (!list.ok()) return SendError(res, list.status());
+    Json out = Json::array();
+    for (const auto& c : *list) out.push_back(ChangeRequestJson(c, false));
+    SendJson(res, 200, Json{{"change_requests", out}});
+  }
+
+  void GetChangeRequest(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "change request id");
+    if (!id.ok()) return SendError(res, id.status());
+    auto cr = ctx_.store.GetChangeRequest(*id);
+    if (!cr.ok()) return SendError(res, cr.status());
+    auto comments = ctx_.store.ListCrComments(*id);
+    if (!comments.ok()) return SendError(res, comments.status());
+    Json j = ChangeRequestJson(*cr, true);
+    Json list = Json::array();
+    for (const auto& c : *comments) {
+      list.push_back({{"id", c.id},
+                      {"author", c.author},
+                      {"body", c.body},
+                      {"created_at", FormatTimestampMs(c.created_ms)}});
+    }
+    j["comments"] = std::move(list);
+    SendJson(res, 200, j);
+  }
+
+  // approve, merge, close
+  void ChangeRequestAction(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "change request id");
+    if (!id.ok()) return SendError(res, id.status());
+    if (ctx_.forge == nullptr) return SendError(res, UnavailableError("no forge"));
+    const std::string action = req.matches[2].str();
+    StatusOr<store::ChangeRequest> cr = InternalError("unknown action");
+    if (action == "approve") cr = ctx_.forge->Approve(*id);
+    if (action == "merge") cr = ctx_.forge->Merge(*id);
+    if (action == "close") cr = ctx_.forge->Close(*id);
+    if (!cr.ok()) return SendError(res, cr.status());
+    SendJson(res, 200, ChangeRequestJson(*cr, false));
+  }
+
+  void CommentChangeRequest(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "change request id");
+    if (!id.ok()) return SendError(res, id.status());
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto text = JsonString(*body, "body");
+    auto author = JsonString(*body, "author");
+    if (!text.ok()) return SendError(res, text.status());
+    if (!author.ok()) return SendError(res, author.status());
+    if (text->empty()) return SendError(res, InvalidArgumentError("'body' is required"));
+    if (text->size() > 64 * 1024) {
+      return SendError(res, InvalidArgumentError("'body' is longer than 64 KiB"));
+    }
+    if (ctx_.forge == nullptr) return SendError(res, UnavailableError("no forge"));
+    auto done = ctx_.forge->Comment(*id, author->empty() ? "admin" : *author, *text);
+    if (!done.ok()) return SendError(res, done.status());
+    Json j = {{"id", done->first.id},
+              {"author", done->first.author},
+              {"body", done->first.body},
+              {"created_at", FormatTimestampMs(done->first.created_ms)}};
+    j["follow_up_run"] = done->second > 0 ? Json(done->second) : Json(nullptr);
+    SendJson(res, 201, j);
+  }
+
   void GetRun(const httplib::Request& req, httplib::Response& res) {
     auto id = ParseId(req.matches[1].str(), "run id");
     if (!id.ok()) return SendError(res, id.status());
@@ -480,6 +569,14 @@ void RegisterApi(httplib::Server& http, ApiContext& context) {
   http.Delete(R"(/api/v1/repositories/([^/]+))",
               [api](const auto& q, auto& r) { api->RemoveRepository(q, r); });
   http.Post("/api/v1/runs", [api](const auto& q, auto& r) { api->CreateRun(q, r); });
+  http.Get("/api/v1/change-requests",
+           [api](const auto& q, auto& r) { api->ListChangeRequests(q, r); });
+  http.Get(R"(/api/v1/change-requests/([^/]+))",
+           [api](const auto& q, auto& r) { api->GetChangeRequest(q, r); });
+  http.Post(R"(/api/v1/change-requests/([^/]+)/(approve|merge|close))",
+            [api](const auto& q, auto& r) { api->ChangeRequestAction(q, r); });
+  http.Post(R"(/api/v1/change-requests/([^/]+)/comments)",
+            [api](const auto& q, auto& r) { api->CommentChangeRequest(q, r); });
   http.Get("/api/v1/runs", [api](const auto& q, auto& r) { api->ListRuns(q, r); });
   http.Get(R"(/api/v1/runs/([^/]+))", [api](const auto& q, auto& r) { api->GetRun(q, r); });
   http.Post(R"(/api/v1/runs/([^/]+)/cancel)",

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "forge/builtin.h"
 #include "server/event_hub.h"
 #include "store/store.h"
 
@@ -18,8 +19,9 @@ struct ApiContext {
   store::Store& store;
   EventHub& hub;
   std::string admin_token;
-  int64_t keepalive_ms = 15'000;    // SSE comment interval
-  std::vector<std::string> models;  // the configured model names, for runs of kind "agent"
+  int64_t keepalive_ms = 15'000;         // SSE comment interval
+  std::vector<std::string> models;       // the configured model names, for runs of kind "agent"
+  forge::BuiltinForge* forge = nullptr;  // change requests
 };
 
 // Registers every route, the bearer-token check and the JSON error bodies on `http`.

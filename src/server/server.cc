@@ -79,12 +79,19 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   s->admin_token_ = token;
 
   s->agent_config_ = std::make_unique<agent::AgentConfig>();
+  s->review_policies_[""] = forge::ReviewPolicy{};
+  forge::Identity identity;
   if (!options.config_file.empty()) {
     ASSIGN_OR_RETURN(*s->agent_config_, agent::LoadAgentConfig(options.config_file));
+    ASSIGN_OR_RETURN(std::string text, ReadFile(options.config_file));
+    ASSIGN_OR_RETURN(s->review_policies_,
+                     forge::ParseReviewPolicies(text, options.config_file.string()));
+    ASSIGN_OR_RETURN(identity, forge::ParseIdentity(text, options.config_file.string()));
   }
   ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get(),
                                                      {.synchronous_full = options.sync_full}));
   s->hub_ = std::make_unique<EventHub>();
+  s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, identity);
   s->store_->SetObserver(s->hub_.get());
   if (options.runner_slots > 0) {
     s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_);
@@ -103,7 +110,10 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                             .pids = options.run_pids,
                                             .cpus = options.run_cpus},
                                  .masked = {dir},
-                                 .agent = s->agent_config_.get()};
+                                 .agent = s->agent_config_.get(),
+                                 .forge = s->forge_.get(),
+                                 .review = &s->review_policies_,
+                                 .store = s->store_.get()};
     if (sandboxed && options.warm_sandboxes > 0) {
       auto pool = sandbox::SandboxPool::Start(recipe.SandboxShape(dir), options.warm_sandboxes);
       if (pool.ok()) {
@@ -163,6 +173,7 @@ Status Server::Start() {
   });
   api_context_ = std::make_unique<ApiContext>(ApiContext{*store_, *hub_, admin_token_});
   for (const auto& [name, model] : agent_config_->models) api_context_->models.push_back(name);
+  api_context_->forge = forge_.get();
   RegisterApi(*http_, *api_context_);
 
   port_ = options_.port == 0

@@ -14,6 +14,8 @@
 #include "agent/config.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "forge/builtin.h"
+#include "forge/policy.h"
 #include "sandbox/pool.h"
 #include "store/store.h"
 #include "workspace/workspace.h"
@@ -90,6 +92,8 @@ class Server {
   std::unique_ptr<sandbox::SandboxPool> sandbox_pool_;
   std::unique_ptr<workspace::Workspaces> workspaces_;
   std::unique_ptr<agent::AgentConfig> agent_config_;
+  std::map<std::string, forge::ReviewPolicy> review_policies_;
+  std::unique_ptr<forge::BuiltinForge> forge_;
   std::unique_ptr<runner::RecipeExecutor> executor_;
   std::unique_ptr<runner::Runner> runner_;
   std::unique_ptr<ApiContext> api_context_;

@@ -6,7 +6,7 @@
 namespace nightshift::store {
 
 namespace {
-constexpr std::array<std::pair<RunState, std::string_view>, 7> kStateNames{{
+constexpr std::array<std::pair<RunState, std::string_view>, 8> kStateNames{{
     {RunState::kQueued, "queued"},
     {RunState::kPreparing, "preparing"},
     {RunState::kRunning, "running"},
@@ -14,6 +14,7 @@ constexpr std::array<std::pair<RunState, std::string_view>, 7> kStateNames{{
     {RunState::kFailed, "failed"},
     {RunState::kCancelled, "cancelled"},
     {RunState::kTimedOut, "timed_out"},
+    {RunState::kBlockedByPolicy, "blocked_by_policy"},
 }};
 }  // namespace
 
@@ -33,7 +34,8 @@ std::optional<RunState> ParseRunState(std::string_view name) {
 
 bool IsTerminal(RunState state) {
   return state == RunState::kSucceeded || state == RunState::kFailed ||
-         state == RunState::kCancelled || state == RunState::kTimedOut;
+         state == RunState::kCancelled || state == RunState::kTimedOut ||
+         state == RunState::kBlockedByPolicy;
 }
 
 }  // namespace nightshift::store

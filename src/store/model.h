@@ -9,9 +9,19 @@
 
 namespace nightshift::store {
 
-// queued → preparing → running → succeeded | failed | cancelled | timed_out.
+// queued → preparing → running → succeeded | failed | cancelled | timed_out |
+// blocked_by_policy (the run's changes broke the review policy: nothing was pushed).
 // A lease expiry may put a preparing/running run back to queued (bounded attempts).
-enum class RunState { kQueued, kPreparing, kRunning, kSucceeded, kFailed, kCancelled, kTimedOut };
+enum class RunState {
+  kQueued,
+  kPreparing,
+  kRunning,
+  kSucceeded,
+  kFailed,
+  kCancelled,
+  kTimedOut,
+  kBlockedByPolicy
+};
 
 std::string_view RunStateName(RunState state);
 std::optional<RunState> ParseRunState(std::string_view name);
@@ -33,6 +43,7 @@ struct RunSpec {
   std::string kind = "recipe";
   std::string task;
   std::string model;
+  int64_t change_request_id = 0;  // a follow-up run: it updates this change request
   int32_t timeout_seconds = 3600;
   int32_t max_attempts = 3;
 };
@@ -46,6 +57,7 @@ struct Run {
   std::string kind = "recipe";
   std::string task;
   std::string model;
+  int64_t change_request_id = 0;
   RunState state = RunState::kQueued;
   int32_t attempt = 0;  // attempts started so far
   int32_t max_attempts = 3;
@@ -60,6 +72,34 @@ struct Run {
   int64_t finished_ms = 0;  // terminal state reached
   int64_t updated_ms = 0;
   int64_t last_event_seq = 0;
+};
+
+// A change request of the built-in forge: a run's work on its own branch, waiting for people.
+struct ChangeRequest {
+  int64_t id = 0;
+  int64_t run_id = 0;  // the run that opened it (follow-ups update it)
+  int64_t repo_id = 0;
+  std::string repo;
+  std::string branch;       // nightshift/<agent>/<run-id>
+  std::string base_branch;  // what it merges into
+  std::string base_commit;  // the commit the work started from
+  std::string head_commit;  // the branch's tip
+  std::string title;
+  std::string body;
+  std::string state = "open";      // open, merged, closed
+  std::string review = "pending";  // pending, approved
+  std::string diff;
+  std::string remote_url;  // the pull/merge request on GitHub or GitLab, if any
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+struct CrComment {
+  int64_t id = 0;
+  int64_t change_request_id = 0;
+  std::string author;
+  std::string body;
+  int64_t created_ms = 0;
 };
 
 struct RunAttempt {

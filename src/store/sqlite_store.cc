@@ -78,6 +78,37 @@ ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'recipe';
 ALTER TABLE runs ADD COLUMN task TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '';
 )sql",
+      // 4: change requests (the built-in forge) and the runs that follow up on them.
+      R"sql(
+ALTER TABLE runs ADD COLUMN change_request_id INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE change_requests (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id       INTEGER NOT NULL REFERENCES runs(id),
+  repo_id      INTEGER NOT NULL REFERENCES repositories(id),
+  branch       TEXT NOT NULL,
+  base_branch  TEXT NOT NULL,
+  base_commit  TEXT NOT NULL,
+  head_commit  TEXT NOT NULL,
+  title        TEXT NOT NULL,
+  body         TEXT NOT NULL,
+  state        TEXT NOT NULL,
+  review       TEXT NOT NULL,
+  diff         TEXT NOT NULL,
+  remote_url   TEXT NOT NULL DEFAULT '',
+  created_ms   INTEGER NOT NULL,
+  updated_ms   INTEGER NOT NULL
+);
+CREATE INDEX change_requests_by_repo ON change_requests(repo_id, id);
+CREATE TABLE cr_comments (
+  id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+  change_request_id  INTEGER NOT NULL REFERENCES change_requests(id),
+  author             TEXT NOT NULL,
+  body               TEXT NOT NULL,
+  created_ms         INTEGER NOT NULL
+);
+CREATE INDEX cr_comments_by_cr ON cr_comments(change_request_id, id);
+)sql",
+
   };
   return *migrations;
 }
@@ -86,7 +117,7 @@ constexpr char kRunColumns[] =
     "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
     "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
     "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq, "
-    "r.kind, r.task, r.model";
+    "r.kind, r.task, r.model, r.change_request_id";
 constexpr char kRunFrom[] = " FROM runs r JOIN repositories p ON p.id = r.repo_id ";
 
 Run ReadRun(const Statement& s) {
@@ -113,6 +144,7 @@ Run ReadRun(const Statement& s) {
   r.kind = s.Text(19);
   r.task = s.Text(20);
   r.model = s.Text(21);
+  r.change_request_id = s.Int(22);
   return r;
 }
 
@@ -152,6 +184,15 @@ class SqliteStore final : public Store {
   StatusOr<int64_t> AppendEvents(int64_t run_id, const std::vector<NewEvent>& events) override;
   StatusOr<std::vector<RunEvent>> ListEvents(int64_t run_id, int64_t after_seq,
                                              int32_t limit) override;
+  StatusOr<ChangeRequest> CreateChangeRequest(const ChangeRequest& cr) override;
+  StatusOr<ChangeRequest> GetChangeRequest(int64_t id) override;
+  StatusOr<std::vector<ChangeRequest>> ListChangeRequests(const std::string& repo,
+                                                          const std::string& state) override;
+  StatusOr<ChangeRequest> UpdateChangeRequest(const ChangeRequest& cr,
+                                              const std::string& expected_state) override;
+  StatusOr<CrComment> AddCrComment(int64_t change_request_id, const std::string& author,
+                                   const std::string& body) override;
+  StatusOr<std::vector<CrComment>> ListCrComments(int64_t change_request_id) override;
   void SetObserver(RunObserver* observer) override { observer_ = observer; }
 
  private:
@@ -369,8 +410,9 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
       ASSIGN_OR_RETURN(
           Statement s,
           writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
-                           "timeout_seconds, created_ms, updated_ms, kind, task, model) "
-                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ? FROM repositories "
+                           "timeout_seconds, created_ms, updated_ms, kind, task, model, "
+                           "change_request_id) "
+                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ? FROM repositories "
                            "WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
       s.Bind(1, spec.ref)
           .Bind(2, spec.recipe)
@@ -381,7 +423,8 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           .Bind(7, spec.kind)
           .Bind(8, spec.task)
           .Bind(9, spec.model)
-          .Bind(10, spec.repo);
+          .Bind(10, spec.change_request_id)
+          .Bind(11, spec.repo);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
       id = s.Int(0);
@@ -698,6 +741,156 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& pa
   auto store = std::make_unique<SqliteStore>(path.string(), clock, options, std::move(writer));
   RETURN_IF_ERROR(store->Migrate());
   return std::unique_ptr<Store>(std::move(store));
+}
+
+namespace {
+constexpr char kCrColumns[] =
+    "c.id, c.run_id, c.repo_id, p.name, c.branch, c.base_branch, c.base_commit, c.head_commit, "
+    "c.title, c.body, c.state, c.review, c.diff, c.remote_url, c.created_ms, c.updated_ms";
+constexpr char kCrFrom[] = " FROM change_requests c JOIN repositories p ON p.id = c.repo_id ";
+
+ChangeRequest ReadChangeRequest(const Statement& s) {
+  return ChangeRequest{.id = s.Int(0),
+                       .run_id = s.Int(1),
+                       .repo_id = s.Int(2),
+                       .repo = s.Text(3),
+                       .branch = s.Text(4),
+                       .base_branch = s.Text(5),
+                       .base_commit = s.Text(6),
+                       .head_commit = s.Text(7),
+                       .title = s.Text(8),
+                       .body = s.Text(9),
+                       .state = s.Text(10),
+                       .review = s.Text(11),
+                       .diff = s.Text(12),
+                       .remote_url = s.Text(13),
+                       .created_ms = s.Int(14),
+                       .updated_ms = s.Int(15)};
+}
+}  // namespace
+
+StatusOr<ChangeRequest> SqliteStore::CreateChangeRequest(const ChangeRequest& cr) {
+  const int64_t now = clock_.NowMs();
+  int64_t id = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    ASSIGN_OR_RETURN(
+        Statement s,
+        writer_->Prepare("INSERT INTO change_requests(run_id, repo_id, branch, base_branch, "
+                         "base_commit, head_commit, title, body, state, review, diff, remote_url, "
+                         "created_ms, updated_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, 'open', "
+                         "'pending', ?, ?, ?, ?) RETURNING id"));
+    s.Bind(1, cr.run_id)
+        .Bind(2, cr.repo_id)
+        .Bind(3, cr.branch)
+        .Bind(4, cr.base_branch)
+        .Bind(5, cr.base_commit)
+        .Bind(6, cr.head_commit)
+        .Bind(7, cr.title)
+        .Bind(8, cr.body)
+        .Bind(9, cr.diff)
+        .Bind(10, cr.remote_url)
+        .Bind(11, now)
+        .Bind(12, now);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return InternalError("change request insert returned nothing");
+    id = s.Int(0);
+  }
+  return GetChangeRequest(id);
+}
+
+StatusOr<ChangeRequest> SqliteStore::GetChangeRequest(int64_t id) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare(StrCat("SELECT ", kCrColumns, kCrFrom, "WHERE c.id = ?")));
+  s.Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError(StrCat("no change request ", id));
+  return ReadChangeRequest(s);
+}
+
+StatusOr<std::vector<ChangeRequest>> SqliteStore::ListChangeRequests(const std::string& repo,
+                                                                     const std::string& state) {
+  std::string sql = StrCat("SELECT ", kCrColumns, kCrFrom, "WHERE 1=1");
+  if (!repo.empty()) sql += " AND p.name = ?";
+  if (!state.empty()) sql += " AND c.state = ?";
+  sql += " ORDER BY c.id DESC LIMIT 500";
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(sql));
+  int index = 1;
+  if (!repo.empty()) s.Bind(index++, repo);
+  if (!state.empty()) s.Bind(index++, state);
+  std::vector<ChangeRequest> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadChangeRequest(s));
+  }
+  return out;
+}
+
+StatusOr<ChangeRequest> SqliteStore::UpdateChangeRequest(const ChangeRequest& cr,
+                                                         const std::string& expected_state) {
+  {
+    std::lock_guard lock(write_mu_);
+    ASSIGN_OR_RETURN(Statement s,
+                     writer_->Prepare("UPDATE change_requests SET head_commit = ?, diff = ?, "
+                                      "title = ?, body = ?, state = ?, review = ?, remote_url = ?, "
+                                      "updated_ms = ? WHERE id = ? AND state = ? RETURNING id"));
+    s.Bind(1, cr.head_commit)
+        .Bind(2, cr.diff)
+        .Bind(3, cr.title)
+        .Bind(4, cr.body)
+        .Bind(5, cr.state)
+        .Bind(6, cr.review)
+        .Bind(7, cr.remote_url)
+        .Bind(8, clock_.NowMs())
+        .Bind(9, cr.id)
+        .Bind(10, expected_state);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      return FailedPreconditionError(
+          StrCat("change request ", cr.id, " is no longer ", expected_state));
+    }
+  }
+  return GetChangeRequest(cr.id);
+}
+
+StatusOr<CrComment> SqliteStore::AddCrComment(int64_t change_request_id, const std::string& author,
+                                              const std::string& body) {
+  const int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("INSERT INTO cr_comments(change_request_id, author, body, "
+                                    "created_ms) SELECT id, ?, ?, ? FROM change_requests WHERE "
+                                    "id = ? RETURNING id"));
+  s.Bind(1, author).Bind(2, body).Bind(3, now).Bind(4, change_request_id);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return NotFoundError(StrCat("no change request ", change_request_id));
+  return CrComment{.id = s.Int(0),
+                   .change_request_id = change_request_id,
+                   .author = author,
+                   .body = body,
+                   .created_ms = now};
+}
+
+StatusOr<std::vector<CrComment>> SqliteStore::ListCrComments(int64_t change_request_id) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(
+                                    "SELECT id, change_request_id, author, body, created_ms "
+                                    "FROM cr_comments WHERE change_request_id = ? ORDER BY id"));
+  s.Bind(1, change_request_id);
+  std::vector<CrComment> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(CrComment{.id = s.Int(0),
+                            .change_request_id = s.Int(1),
+                            .author = s.Text(2),
+                            .body = s.Text(3),
+                            .created_ms = s.Int(4)});
+  }
+  return out;
 }
 
 }  // namespace nightshift::store

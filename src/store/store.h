@@ -88,6 +88,20 @@ class Store {
   virtual StatusOr<std::vector<RunEvent>> ListEvents(int64_t run_id, int64_t after_seq,
                                                      int32_t limit) = 0;
 
+  // Change requests (the built-in forge). Create assigns id and times.
+  virtual StatusOr<ChangeRequest> CreateChangeRequest(const ChangeRequest& cr) = 0;
+  virtual StatusOr<ChangeRequest> GetChangeRequest(int64_t id) = 0;
+  // Newest first; empty filters match all.
+  virtual StatusOr<std::vector<ChangeRequest>> ListChangeRequests(const std::string& repo,
+                                                                  const std::string& state) = 0;
+  // Writes head_commit, diff, title, body, state, review and remote_url of `cr`, only if the
+  // stored state is still `expected_state` (FailedPrecondition otherwise).
+  virtual StatusOr<ChangeRequest> UpdateChangeRequest(const ChangeRequest& cr,
+                                                      const std::string& expected_state) = 0;
+  virtual StatusOr<CrComment> AddCrComment(int64_t change_request_id, const std::string& author,
+                                           const std::string& body) = 0;
+  virtual StatusOr<std::vector<CrComment>> ListCrComments(int64_t change_request_id) = 0;
+
   // At most one observer; set before concurrent use. Not owned.
   virtual void SetObserver(RunObserver* observer) = 0;
 };

@@ -1,0 +1,54 @@
+#pragma once
+
+// The built-in forge: change requests kept in the store, for repositories the platform reaches
+// by path or URL. A person approves, merges (fast-forward when possible, else a merge commit
+// onto the target branch; a conflict is reported, never forced) or closes; a comment
+// "/nightshift <instruction>" starts a follow-up run on the change request's branch.
+// The agent never gets here: only the platform's code pushes, and only to nightshift/….
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "core/status.h"
+#include "store/store.h"
+
+namespace nightshift::forge {
+
+struct Identity {
+  std::string name = "Nightshift";
+  std::string email = "nightshift@localhost";
+};
+
+class BuiltinForge {
+ public:
+  BuiltinForge(store::Store& store, Identity identity, std::string git = "git")
+      : store_(store), identity_(std::move(identity)), git_(std::move(git)) {}
+
+  // Opens the change request of `run` (or, for a follow-up, moves its head and diff).
+  StatusOr<store::ChangeRequest> Record(const store::Run& run, const store::Repository& repo,
+                                        const std::string& branch, const std::string& base_branch,
+                                        const std::string& base_commit,
+                                        const std::string& head_commit, const std::string& title,
+                                        const std::string& body, const std::string& diff);
+
+  StatusOr<store::ChangeRequest> Approve(int64_t id);
+  // FailedPrecondition unless open and approved, or on a merge conflict (naming the files).
+  StatusOr<store::ChangeRequest> Merge(int64_t id);
+  StatusOr<store::ChangeRequest> Close(int64_t id);
+  // Returns the comment and the follow-up run it started (0 if none).
+  StatusOr<std::pair<store::CrComment, int64_t>> Comment(int64_t id, const std::string& author,
+                                                         const std::string& body);
+
+  const Identity& identity() const { return identity_; }
+
+ private:
+  store::Store& store_;
+  const Identity identity_;
+  const std::string git_;
+};
+
+// "nightshift/<agent>/<run-id>"; agent is the run's kind.
+std::string BranchFor(const store::Run& run);
+
+}  // namespace nightshift::forge

@@ -1,0 +1,88 @@
+#pragma once
+
+// Change requests on a hosted forge: GitHub pull requests and GitLab merge requests over their
+// REST APIs. The platform (never the agent) opens them after it has pushed the run's branch,
+// comments on them, updates them after a follow-up run, and reads their comments for
+// `/nightshift …` instructions. Rate limits and server errors are retried with backoff, then
+// reported as one clear error.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace nightshift {
+class Clock;
+}  // namespace nightshift
+
+namespace nightshift::forge {
+
+struct ChangeRequestDraft {
+  std::string title;
+  std::string body;         // Markdown
+  std::string head_branch;  // e.g. nightshift/agent/42 (already pushed)
+  std::string base_branch;  // e.g. main
+  std::vector<std::string> labels;
+  bool draft = true;
+};
+
+struct RemoteChangeRequest {
+  std::string id;   // GitHub: the pull request number; GitLab: the merge request iid
+  std::string url;  // for people (html_url / web_url)
+};
+
+struct RemoteComment {
+  std::string id;
+  std::string author;
+  std::string body;
+  std::string created_at;  // as the forge gives it (ISO 8601)
+};
+
+struct RemoteForgeOptions {
+  // https://api.github.com, or https://gitlab.example.com/api/v4; when empty, github.com's or
+  // gitlab.com's.
+  std::string api_url;
+  std::string project;  // GitHub "owner/repo"; GitLab "group/subgroup/project" (or its id)
+  std::string token;    // a personal/project access token; GitHub: or an App's (below)
+  // GitHub App: when app_id is set, an installation token is minted with a JWT (RS256) signed
+  // by private_key_pem and cached until shortly before it expires.
+  std::string app_id;
+  std::string installation_id;
+  std::string private_key_pem;
+  int max_retries = 4;
+  int64_t retry_base_ms = 1000;
+  int64_t retry_max_ms = 60'000;
+  int64_t timeout_ms = 30'000;
+  // For App tokens' lifetimes and rate-limit resets; SystemClock when null. Not owned; must
+  // outlive the forge.
+  const Clock* clock = nullptr;
+};
+
+// Every call is one or a few HTTP requests, each retried on transport errors, HTTP 429, 5xx and
+// rate limits (up to max_retries, then Unavailable naming the forge, the request and the last
+// answer); other 4xx fail at once with the forge's message (NotFound for 404, Unauthenticated
+// for 401, PermissionDenied for 403, AlreadyExists for 409, InvalidArgument for 400 and 422).
+// `id` must be the decimal number the forge gave (InvalidArgument otherwise).
+// Thread-safe.
+class RemoteForge {
+ public:
+  virtual ~RemoteForge() = default;
+  // Opens the change request and adds `labels`. Once it exists, a failure to add the labels is
+  // logged, not returned, so the caller never loses the id of an opened change request.
+  virtual StatusOr<RemoteChangeRequest> Open(const ChangeRequestDraft& draft) = 0;
+  // Replaces title and body; a draft stays a draft.
+  virtual Status Update(const std::string& id, const std::string& title,
+                        const std::string& body) = 0;
+  virtual Status Comment(const std::string& id, const std::string& body) = 0;
+  // Every comment, oldest first (all pages).
+  virtual StatusOr<std::vector<RemoteComment>> Comments(const std::string& id) = 0;
+};
+
+// InvalidArgument for incomplete options (no project, no token and no App credentials, an App
+// key that is not an RSA private key in PEM, an api_url that is not http(s)).
+StatusOr<std::unique_ptr<RemoteForge>> MakeGitHub(RemoteForgeOptions options);
+StatusOr<std::unique_ptr<RemoteForge>> MakeGitLab(RemoteForgeOptions options);
+
+}  // namespace nightshift::forge

@@ -1,0 +1,216 @@
+// The review gate end to end, on local bare repositories: a run's changes become a change
+// request on its own branch, with the right diff and trailer; a person approves and merges it
+// onto main; a run touching a protected path is blocked and pushes nothing; a comment starts a
+// follow-up run that updates the same branch; a conflicting merge is reported, not forced.
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "core/json.h"
+#include "gtest/gtest.h"
+#include "tests/support/server_process.h"
+#include "tests/support/test_support.h"
+
+namespace nightshift {
+namespace {
+
+using testing::Shell;
+using testing::ShellQuote;
+
+class ForgeEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "delivery needs the sandbox, which needs root";
+    testing::MakeGitRepo(dir_.path() / "work", {{"version.txt", "1\n"}, {"README", "app\n"}});
+    origin_ = dir_.path() / "origin.git";
+    ASSERT_EQ(
+        Shell("git clone -q --bare " + (dir_.path() / "work").string() + " " + origin_.string())
+            .exit_code,
+        0);
+    server_ = std::make_unique<testing::ServerProcess>(
+        dir_.path() / "data", std::vector<std::string>{"--log-level", "warn"});
+    ASSERT_TRUE(server_->Start()) << server_->error();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client_->set_bearer_token_auth(server_->token());
+    client_->set_read_timeout(60, 0);
+    Json repo = Api("POST", "/api/v1/repositories",
+                    Json{{"name", "app"}, {"url", origin_.string()}}.dump());
+    ASSERT_EQ(repo.value("name", ""), "app") << repo.dump();
+  }
+
+  Json Api(const std::string& method, const std::string& path, const std::string& body = "",
+           int* status = nullptr) {
+    auto r = method == "GET" ? client_->Get(path) : client_->Post(path, body, "application/json");
+    if (!r) return Json();
+    if (status != nullptr) *status = r->status;
+    return Json::parse(r->body, nullptr, false);
+  }
+
+  testing::ShellResult Cli(const std::string& args) {
+    return Shell("NIGHTSHIFT_SERVER=" + server_->url() +
+                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote((dir_.path() / "data").string()) + " " +
+                 ShellQuote(testing::NightshiftBin()) + " " + args);
+  }
+
+  Json RunAndWait(const std::string& recipe, const std::string& ref = "main") {
+    Json run =
+        Api("POST", "/api/v1/runs", Json{{"repo", "app"}, {"ref", ref}, {"recipe", recipe}}.dump());
+    return WaitFinished(run.value("id", int64_t{0}));
+  }
+
+  Json WaitFinished(int64_t id) {
+    Json run;
+    for (int i = 0; i < 1200; ++i) {
+      run = Api("GET", "/api/v1/runs/" + std::to_string(id));
+      std::string s = run.value("state", "");
+      if (s == "succeeded" || s == "failed" || s == "cancelled" || s == "timed_out" ||
+          s == "blocked_by_policy") {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return run;
+  }
+
+  Json ChangeRequestOf(int64_t run_id) {
+    Json events =
+        Api("GET", "/api/v1/runs/" + std::to_string(run_id) + "/events?format=json&limit=1000");
+    for (const Json& e : events["events"]) {
+      if (e["kind"] == "change_request") {
+        return Api("GET",
+                   "/api/v1/change-requests/" + std::to_string(e["data"]["id"].get<int64_t>()));
+      }
+    }
+    return Json();
+  }
+
+  std::string Origin(const std::string& args) {
+    return Shell("git -C " + origin_.string() + " " + args).output;
+  }
+
+  testing::TempDir dir_;
+  std::filesystem::path origin_;
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(ForgeEndToEnd, RunToChangeRequestToApprovalToMergeOnMain) {
+  const std::string main_before = Origin("rev-parse main");
+  Json run = RunAndWait("echo 2 > version.txt");
+  ASSERT_EQ(run["state"], "succeeded") << run.dump();
+  Json cr = ChangeRequestOf(run["id"]);
+  ASSERT_TRUE(cr.is_object()) << run.dump();
+  const std::string branch = "nightshift/recipe/" + std::to_string(run["id"].get<int64_t>());
+  EXPECT_EQ(cr["branch"], branch);
+  EXPECT_EQ(cr["base_branch"], "main");
+  EXPECT_EQ(cr["state"], "open");
+  const std::string diff = cr["diff"];
+  EXPECT_NE(diff.find("-1\n+2\n"), std::string::npos) << diff;
+  // The branch is in origin, committed by the platform with the trailer; main is untouched.
+  EXPECT_EQ(Origin("rev-parse " + branch), cr["head_commit"].get<std::string>() + "\n");
+  EXPECT_NE(Origin("log -1 --format=%B " + branch)
+                .find("Nightshift-Run: " + std::to_string(run["id"].get<int64_t>())),
+            std::string::npos);
+  EXPECT_EQ(Origin("log -1 --format=%an " + branch), "Nightshift\n");
+  EXPECT_EQ(Origin("rev-parse main"), main_before);
+
+  // Nothing merges without a person's approval.
+  const std::string id = std::to_string(cr["id"].get<int64_t>());
+  auto early = Cli("cr merge " + id);
+  EXPECT_EQ(early.exit_code, 1);
+  EXPECT_NE(early.output.find("not approved"), std::string::npos) << early.output;
+  EXPECT_EQ(Cli("cr approve " + id).output, "change request " + id + " open (approved)\n");
+  EXPECT_EQ(Cli("cr merge " + id).output, "change request " + id + " merged (approved)\n");
+  EXPECT_EQ(Origin("show main:version.txt"), "2\n");
+  EXPECT_EQ(Cli("cr list --state merged").exit_code, 0);
+  EXPECT_EQ(Cli("cr diff " + id).output, diff);
+}
+
+TEST_F(ForgeEndToEnd, AProtectedPathBlocksTheRunAndNothingIsPushed) {
+  Json run = RunAndWait("mkdir -p .github/workflows && echo 'on: push' > .github/workflows/ci.yml");
+  EXPECT_EQ(run["state"], "blocked_by_policy") << run.dump();
+  EXPECT_EQ(run["reason"],
+            "blocked by policy: changes a protected path: .github/workflows/ci.yml "
+            "(.github/workflows/**)");
+  EXPECT_EQ(Origin("for-each-ref refs/heads/nightshift"), "");
+  EXPECT_TRUE(ChangeRequestOf(run["id"]).is_null());
+}
+
+TEST_F(ForgeEndToEnd, NoChangesNoChangeRequest) {
+  Json run = RunAndWait("cat version.txt");
+  EXPECT_EQ(run["state"], "succeeded");
+  EXPECT_EQ(run["reason"], "nothing to change");
+  EXPECT_EQ(Origin("for-each-ref refs/heads/nightshift"), "");
+}
+
+TEST_F(ForgeEndToEnd, ACommentStartsAFollowUpThatUpdatesTheSameBranch) {
+  Json run = RunAndWait("echo 2 > version.txt");
+  Json cr = ChangeRequestOf(run["id"]);
+  ASSERT_TRUE(cr.is_object());
+  const std::string id = std::to_string(cr["id"].get<int64_t>());
+  ASSERT_EQ(Cli("cr approve " + id).exit_code, 0);
+  int status = 0;
+  Json comment = Api("POST", "/api/v1/change-requests/" + id + "/comments",
+                     Json{{"body", "/nightshift echo notes > NOTES"}}.dump(), &status);
+  ASSERT_EQ(status, 201) << comment.dump();
+  ASSERT_TRUE(comment["follow_up_run"].is_number()) << comment.dump();
+  Json follow = WaitFinished(comment["follow_up_run"]);
+  ASSERT_EQ(follow["state"], "succeeded") << follow.dump();
+  Json updated = Api("GET", "/api/v1/change-requests/" + id);
+  EXPECT_EQ(updated["branch"], cr["branch"]);
+  EXPECT_NE(updated["head_commit"], cr["head_commit"]);
+  EXPECT_EQ(updated["review"], "pending");  // new commits need a new approval
+  const std::string diff = updated["diff"];
+  EXPECT_NE(diff.find("+2"), std::string::npos) << diff;
+  EXPECT_NE(diff.find("+notes"), std::string::npos) << diff;
+  EXPECT_EQ(Origin("rev-parse " + cr["branch"].get<std::string>()),
+            updated["head_commit"].get<std::string>() + "\n");
+  EXPECT_EQ(updated["comments"].size(), 1u);
+  // A plain comment starts nothing.
+  Json plain = Api("POST", "/api/v1/change-requests/" + id + "/comments",
+                   Json{{"body", "looks good"}}.dump(), &status);
+  EXPECT_TRUE(plain["follow_up_run"].is_null());
+}
+
+TEST_F(ForgeEndToEnd, AConflictIsReportedNotForced) {
+  Json run = RunAndWait("echo agent > version.txt");
+  Json cr = ChangeRequestOf(run["id"]);
+  ASSERT_TRUE(cr.is_object());
+  // Meanwhile someone changes the same line on main.
+  const auto clone = dir_.path() / "human";
+  ASSERT_EQ(
+      Shell("git clone -q " + origin_.string() + " " + clone.string() + " && cd " + clone.string() +
+            " && echo human > version.txt && git -c user.name=h "
+            "-c user.email=h@h commit -qam human && git push -q origin main")
+          .exit_code,
+      0);
+  const std::string main_before = Origin("rev-parse main");
+  const std::string id = std::to_string(cr["id"].get<int64_t>());
+  ASSERT_EQ(Cli("cr approve " + id).exit_code, 0);
+  auto merge = Cli("cr merge " + id);
+  EXPECT_EQ(merge.exit_code, 1);
+  EXPECT_NE(merge.output.find("merge conflict with main in: version.txt"), std::string::npos)
+      << merge.output;
+  EXPECT_EQ(Origin("rev-parse main"), main_before);
+  EXPECT_EQ(Api("GET", "/api/v1/change-requests/" + id)["state"], "open");
+}
+
+TEST_F(ForgeEndToEnd, BadRequestsGetAClearAnswer) {
+  int status = 0;
+  Json missing = Api("GET", "/api/v1/change-requests/999", "", &status);
+  EXPECT_EQ(status, 404);
+  Json bad_state = Api("GET", "/api/v1/change-requests?state=weird", "", &status);
+  EXPECT_EQ(status, 400);
+  Json empty =
+      Api("POST", "/api/v1/change-requests/999/comments", Json{{"body", ""}}.dump(), &status);
+  EXPECT_EQ(status, 400);
+  auto cli = Cli("cr approve 999");
+  EXPECT_EQ(cli.exit_code, 1);
+  EXPECT_EQ(std::count(cli.output.begin(), cli.output.end(), '\n'), 1) << cli.output;
+}
+
+}  // namespace
+}  // namespace nightshift
