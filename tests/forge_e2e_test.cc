@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "core/json.h"
@@ -210,6 +212,75 @@ TEST_F(ForgeEndToEnd, BadRequestsGetAClearAnswer) {
   auto cli = Cli("cr approve 999");
   EXPECT_EQ(cli.exit_code, 1);
   EXPECT_EQ(std::count(cli.output.begin(), cli.output.end(), '\n'), 1) << cli.output;
+}
+
+// A repository linked to a GitHub project: the change request is also opened there as a draft
+// pull request with its labels (a loopback server plays GitHub and records what it gets).
+TEST(ForgeGitHubLink, TheChangeRequestIsAlsoOpenedAsAPullRequest) {
+  if (::geteuid() != 0) GTEST_SKIP() << "delivery needs the sandbox, which needs root";
+  testing::TempDir dir;
+  testing::MakeGitRepo(dir.path() / "work", {{"version.txt", "1\n"}});
+  const auto origin = dir.path() / "origin.git";
+  ASSERT_EQ(Shell("git clone -q --bare " + (dir.path() / "work").string() + " " + origin.string())
+                .exit_code,
+            0);
+  httplib::Server github;
+  std::mutex mu;
+  std::vector<std::string> requests;
+  github.Post(R"(/repos/acme/app/pulls)", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    requests.push_back("POST " + req.path + " " + req.get_header_value("Authorization") + " " +
+                       req.body);
+    res.status = 201;
+    res.set_content(R"({"number": 7, "html_url": "https://github.test/acme/app/pull/7"})",
+                    "application/json");
+  });
+  github.Post(R"(/repos/acme/app/issues/7/labels)",
+              [&](const httplib::Request& req, httplib::Response& res) {
+                std::lock_guard lock(mu);
+                requests.push_back("POST " + req.path + " " + req.body);
+                res.set_content("[]", "application/json");
+              });
+  const int port = github.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { github.listen_after_bind(); });
+  while (!github.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::ofstream(dir.path() / "nightshift.yml")
+      << "forges:\n  app:\n    type: github\n    api_url: http://127.0.0.1:" << port
+      << "\n    project: acme/app\n    token_env: FAKE_GITHUB_TOKEN\n    labels: [bot]\n";
+  ::setenv("FAKE_GITHUB_TOKEN", "ghs_faketoken", 1);
+  testing::ServerProcess server(
+      dir.path() / "data",
+      {"--config", (dir.path() / "nightshift.yml").string(), "--log-level", "warn"});
+  ASSERT_TRUE(server.Start()) << server.error();
+  httplib::Client api("127.0.0.1", server.port());
+  api.set_bearer_token_auth(server.token());
+  ASSERT_EQ(api.Post("/api/v1/repositories", Json{{"name", "app"}, {"url", origin.string()}}.dump(),
+                     "application/json")
+                ->status,
+            201);
+  auto created =
+      api.Post("/api/v1/runs", Json{{"repo", "app"}, {"recipe", "echo 2 > version.txt"}}.dump(),
+               "application/json");
+  const int64_t id = Json::parse(created->body)["id"];
+  Json run;
+  for (int i = 0; i < 600; ++i) {
+    run = Json::parse(api.Get("/api/v1/runs/" + std::to_string(id))->body);
+    if (run["state"] != "queued" && run["state"] != "preparing" && run["state"] != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(run["state"], "succeeded") << run.dump();
+  Json crs = Json::parse(api.Get("/api/v1/change-requests")->body)["change_requests"];
+  ASSERT_EQ(crs.size(), 1u);
+  EXPECT_EQ(crs[0]["remote_url"], "https://github.test/acme/app/pull/7");
+  github.stop();
+  serving.join();
+  ASSERT_EQ(requests.size(), 2u);
+  Json pull = Json::parse(requests[0].substr(requests[0].find('{')));
+  EXPECT_EQ(requests[0].rfind("POST /repos/acme/app/pulls Bearer ghs_faketoken ", 0), 0u);
+  EXPECT_EQ(pull["head"], "nightshift/recipe/" + std::to_string(id));
+  EXPECT_EQ(pull["base"], "main");
+  EXPECT_EQ(pull["draft"], true);
+  EXPECT_EQ(requests[1], R"(POST /repos/acme/app/issues/7/labels {"labels":["bot"]})");
 }
 
 }  // namespace

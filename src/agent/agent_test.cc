@@ -267,7 +267,7 @@ TEST(Config, ParsesModelsAndBudgetsAndRejectsMistakes) {
   auto typo = ParseAgentConfig("modles: {}\n", "nightshift.yml", {});
   EXPECT_EQ(typo.status().message(),
             "nightshift.yml:1:1: unknown key 'modles' (expected models, agent, review, "
-            "review_repositories, identity)");
+            "review_repositories, identity, forges)");
   auto provider = ParseAgentConfig("models:\n  d:\n    provider: gemini\n    model: m\n", "f", {});
   EXPECT_FALSE(provider.ok());
 }

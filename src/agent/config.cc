@@ -135,12 +135,14 @@ StatusOr<AgentConfig> ParseAgentConfig(std::string_view text, std::string_view f
             config.command_timeout_ms < 1000) {
           return Bad(file, v, "agent budgets must be positive (tool_output_bytes ≥ 256)");
         }
-      } else if (key == "review" || key == "review_repositories" || key == "identity") {
+      } else if (key == "review" || key == "review_repositories" || key == "identity" ||
+                 key == "forges") {
         continue;  // read by the forge part (forge/policy.h)
       } else {
-        return Bad(file, entry.first,
-                   StrCat("unknown key '", key,
-                          "' (expected models, agent, review, review_repositories, identity)"));
+        return Bad(
+            file, entry.first,
+            StrCat("unknown key '", key,
+                   "' (expected models, agent, review, review_repositories, identity, forges)"));
       }
     }
   } catch (const YAML::Exception& e) {

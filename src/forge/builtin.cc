@@ -74,6 +74,28 @@ StatusOr<store::ChangeRequest> BuiltinForge::Record(
                                                          .diff = diff});
 }
 
+Status BuiltinForge::Publish(store::ChangeRequest& cr, bool follow_up, int64_t run_id) {
+  auto it = remotes_.find(cr.repo);
+  if (it == remotes_.end()) return OkStatus();
+  auto& [link, remote] = it->second;
+  if (follow_up && !cr.remote_id.empty()) {
+    RETURN_IF_ERROR(remote->Update(cr.remote_id, cr.title, cr.body));
+    return remote->Comment(cr.remote_id,
+                           StrCat("Updated by follow-up run ", run_id, ": ", cr.head_commit));
+  }
+  ASSIGN_OR_RETURN(RemoteChangeRequest opened,
+                   remote->Open(ChangeRequestDraft{.title = cr.title,
+                                                   .body = cr.body,
+                                                   .head_branch = cr.branch,
+                                                   .base_branch = cr.base_branch,
+                                                   .labels = link.labels,
+                                                   .draft = link.draft}));
+  cr.remote_id = opened.id;
+  cr.remote_url = opened.url;
+  ASSIGN_OR_RETURN(cr, store_.UpdateChangeRequest(cr, cr.state));
+  return OkStatus();
+}
+
 StatusOr<store::ChangeRequest> BuiltinForge::Approve(int64_t id) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(id));
   if (cr.state != "open") {

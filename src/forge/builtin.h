@@ -7,10 +7,14 @@
 // The agent never gets here: only the platform's code pushes, and only to nightshift/….
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "core/status.h"
+#include "forge/policy.h"
+#include "forge/remote.h"
 #include "store/store.h"
 
 namespace nightshift::forge {
@@ -40,9 +44,20 @@ class BuiltinForge {
   StatusOr<std::pair<store::CrComment, int64_t>> Comment(int64_t id, const std::string& author,
                                                          const std::string& body);
 
+  // Also opens change requests on GitHub/GitLab for these repositories (by name).
+  void SetRemotes(
+      std::map<std::string, std::pair<ForgeLink, std::unique_ptr<RemoteForge>>> remotes) {
+    remotes_ = std::move(remotes);
+  }
+  // Opens (or, after a follow-up, updates and comments on) the change request's counterpart on
+  // its repository's hosted forge, if it has one, and records its URL. OkStatus when there is
+  // none; the forge's error otherwise (the change request itself stands).
+  Status Publish(store::ChangeRequest& cr, bool follow_up, int64_t run_id);
+
   const Identity& identity() const { return identity_; }
 
  private:
+  std::map<std::string, std::pair<ForgeLink, std::unique_ptr<RemoteForge>>> remotes_;
   store::Store& store_;
   const Identity identity_;
   const std::string git_;

@@ -4,6 +4,7 @@
 
 #include <regex>
 
+#include "core/fs.h"
 #include "core/secrets.h"
 #include "forge/builtin.h"
 
@@ -139,6 +140,75 @@ StatusOr<Identity> ParseIdentity(std::string_view yaml, std::string_view file) {
     return InvalidArgumentError(StrCat(file, ": identity needs a name and an email address"));
   }
   return identity;
+}
+
+StatusOr<std::map<std::string, ForgeLink>> ParseForgeLinks(
+    std::string_view yaml, std::string_view file,
+    const std::map<std::string, std::string>& environment) {
+  std::map<std::string, ForgeLink> out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(
+        StrCat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+  if (!root.IsMap() || !root["forges"]) return out;
+  const YAML::Node forges = root["forges"];
+  if (!forges.IsMap()) return Bad(file, forges, "forges must map repository names to forges");
+  for (const auto& entry : forges) {
+    const std::string repo = entry.first.Scalar();
+    const YAML::Node& node = entry.second;
+    if (!node.IsMap()) return Bad(file, node, StrCat("forge of ", repo, " must be a mapping"));
+    ForgeLink link;
+    try {
+      for (const auto& kv : node) {
+        const std::string key = kv.first.Scalar();
+        const YAML::Node& v = kv.second;
+        if (key == "type") {
+          link.type = v.as<std::string>();
+        } else if (key == "api_url") {
+          link.options.api_url = v.as<std::string>();
+        } else if (key == "project") {
+          link.options.project = v.as<std::string>();
+        } else if (key == "token_env" || key == "app_id" || key == "installation_id" ||
+                   key == "private_key_file") {
+          const std::string value = v.as<std::string>();
+          if (key == "token_env") {
+            auto it = environment.find(value);
+            if (it == environment.end() || it->second.empty()) {
+              return Bad(file, v,
+                         StrCat("forge of ", repo, ": the environment variable ", value,
+                                " (token_env) is not set"));
+            }
+            link.options.token = it->second;
+          } else if (key == "app_id") {
+            link.options.app_id = value;
+          } else if (key == "installation_id") {
+            link.options.installation_id = value;
+          } else {
+            auto pem = ReadFile(value);
+            if (!pem.ok())
+              return Bad(file, v, StrCat("forge of ", repo, ": ", pem.status().message()));
+            link.options.private_key_pem = *pem;
+          }
+        } else if (key == "labels") {
+          link.labels = v.as<std::vector<std::string>>();
+        } else if (key == "draft") {
+          link.draft = v.as<bool>();
+        } else {
+          return Bad(file, kv.first, StrCat("unknown key '", key, "' in the forge of ", repo));
+        }
+      }
+    } catch (const YAML::Exception&) {
+      return Bad(file, node, StrCat("forge of ", repo, ": a value has the wrong type"));
+    }
+    if (link.type != "github" && link.type != "gitlab") {
+      return Bad(file, node, StrCat("forge of ", repo, ": type must be github or gitlab"));
+    }
+    out[repo] = std::move(link);
+  }
+  return out;
 }
 
 StatusOr<std::map<std::string, ReviewPolicy>> ParseReviewPolicies(std::string_view yaml,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "forge/remote.h"
 
 namespace nightshift::forge {
 
@@ -42,6 +43,20 @@ bool GlobMatch(std::string_view pattern, std::string_view path);
 
 // The platform's git identity for the agent's commits and merges (`identity: {name, email}`).
 StatusOr<struct Identity> ParseIdentity(std::string_view yaml, std::string_view file_name);
+
+// Where a repository's change requests are also opened: a GitHub or GitLab project.
+struct ForgeLink {
+  std::string type;  // "github" or "gitlab"
+  RemoteForgeOptions options;
+  std::vector<std::string> labels = {"nightshift"};
+  bool draft = true;
+};
+
+// `forges: {REPO: {type, api_url, project, token_env | app_id + installation_id +
+// private_key_file, labels, draft}}`; secrets come from `environment` and files.
+StatusOr<std::map<std::string, ForgeLink>> ParseForgeLinks(
+    std::string_view yaml, std::string_view file_name,
+    const std::map<std::string, std::string>& environment);
 
 // Per repository name ("" = every repository without one of its own), from the YAML config
 // text (its `review` and `review_repositories` keys; other keys are ignored).

@@ -63,7 +63,8 @@ struct RemoteForgeOptions {
 // Every call is one or a few HTTP requests, each retried on transport errors, HTTP 429, 5xx and
 // rate limits (up to max_retries, then Unavailable naming the forge, the request and the last
 // answer); other 4xx fail at once with the forge's message (NotFound for 404, Unauthenticated
-// for 401, PermissionDenied for 403, AlreadyExists for 409, InvalidArgument for 400 and 422).
+// for 401, PermissionDenied for 403, AlreadyExists for 409, InvalidArgument for 400 and 422,
+// FailedPrecondition for others). docs/forges.md lists the requests.
 // `id` must be the decimal number the forge gave (InvalidArgument otherwise).
 // Thread-safe.
 class RemoteForge {

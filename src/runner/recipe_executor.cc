@@ -474,14 +474,25 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
     phase.End("failed");
     return {RunState::kFailed, std::nullopt, cr.status().message()};
   }
+  // Its counterpart on GitHub/GitLab, if the repository has one: an error there leaves the
+  // change request (and the pushed branch) as they are, and says so.
+  std::string remote_note;
+  if (Status published = options_.forge->Publish(*cr, existing.has_value(), x.run.id);
+      !published.ok()) {
+    remote_note = StrCat("change request ", cr->id, " recorded, but ", published.message());
+    x.events.Emit("remote_change_request", Json{{"error", published.message()}}.dump());
+  } else if (!cr->remote_url.empty()) {
+    x.events.Emit("remote_change_request",
+                  Json{{"id", cr->remote_id}, {"url", cr->remote_url}}.dump());
+  }
   x.events.Emit("change_request", Json{{"id", cr->id},
                                        {"branch", branch},
                                        {"base_branch", base_branch},
                                        {"head_commit", head},
                                        {"updated", existing.has_value()}}
                                       .dump());
-  phase.End("ok");
-  return {RunState::kSucceeded, 0, ""};
+  phase.End(remote_note.empty() ? "ok" : "partial");
+  return {RunState::kSucceeded, 0, remote_note};
 }
 
 Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,

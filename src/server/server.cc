@@ -81,17 +81,37 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   s->agent_config_ = std::make_unique<agent::AgentConfig>();
   s->review_policies_[""] = forge::ReviewPolicy{};
   forge::Identity identity;
+  std::map<std::string, std::pair<forge::ForgeLink, std::unique_ptr<forge::RemoteForge>>> remotes;
   if (!options.config_file.empty()) {
     ASSIGN_OR_RETURN(*s->agent_config_, agent::LoadAgentConfig(options.config_file));
     ASSIGN_OR_RETURN(std::string text, ReadFile(options.config_file));
     ASSIGN_OR_RETURN(s->review_policies_,
                      forge::ParseReviewPolicies(text, options.config_file.string()));
     ASSIGN_OR_RETURN(identity, forge::ParseIdentity(text, options.config_file.string()));
+    std::map<std::string, std::string> environment;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string_view var(*e);
+      if (size_t eq = var.find('='); eq != std::string_view::npos) {
+        environment[std::string(var.substr(0, eq))] = std::string(var.substr(eq + 1));
+      }
+    }
+    ASSIGN_OR_RETURN(auto links,
+                     forge::ParseForgeLinks(text, options.config_file.string(), environment));
+    for (auto& [repo, link] : links) {
+      auto made =
+          link.type == "github" ? forge::MakeGitHub(link.options) : forge::MakeGitLab(link.options);
+      if (!made.ok()) {
+        return InvalidArgumentError(StrCat(options.config_file.string(), ": forge of ", repo, ": ",
+                                           made.status().message()));
+      }
+      remotes[repo] = std::make_pair(std::move(link), std::move(*made));
+    }
   }
   ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get(),
                                                      {.synchronous_full = options.sync_full}));
   s->hub_ = std::make_unique<EventHub>();
   s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, identity);
+  s->forge_->SetRemotes(std::move(remotes));
   s->store_->SetObserver(s->hub_.get());
   if (options.runner_slots > 0) {
     s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_);

@@ -90,6 +90,7 @@ struct ChangeRequest {
   std::string review = "pending";  // pending, approved
   std::string diff;
   std::string remote_url;  // the pull/merge request on GitHub or GitLab, if any
+  std::string remote_id;   // its number (GitHub) or iid (GitLab)
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
 };

@@ -108,6 +108,10 @@ CREATE TABLE cr_comments (
 );
 CREATE INDEX cr_comments_by_cr ON cr_comments(change_request_id, id);
 )sql",
+      // 5: the hosted forge's id of a change request's counterpart.
+      R"sql(
+ALTER TABLE change_requests ADD COLUMN remote_id TEXT NOT NULL DEFAULT '';
+)sql",
 
   };
   return *migrations;
@@ -746,7 +750,8 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& pa
 namespace {
 constexpr char kCrColumns[] =
     "c.id, c.run_id, c.repo_id, p.name, c.branch, c.base_branch, c.base_commit, c.head_commit, "
-    "c.title, c.body, c.state, c.review, c.diff, c.remote_url, c.created_ms, c.updated_ms";
+    "c.title, c.body, c.state, c.review, c.diff, c.remote_url, c.created_ms, c.updated_ms, "
+    "c.remote_id";
 constexpr char kCrFrom[] = " FROM change_requests c JOIN repositories p ON p.id = c.repo_id ";
 
 ChangeRequest ReadChangeRequest(const Statement& s) {
@@ -764,6 +769,7 @@ ChangeRequest ReadChangeRequest(const Statement& s) {
                        .review = s.Text(11),
                        .diff = s.Text(12),
                        .remote_url = s.Text(13),
+                       .remote_id = s.Text(16),
                        .created_ms = s.Int(14),
                        .updated_ms = s.Int(15)};
 }
@@ -836,7 +842,8 @@ StatusOr<ChangeRequest> SqliteStore::UpdateChangeRequest(const ChangeRequest& cr
     ASSIGN_OR_RETURN(Statement s,
                      writer_->Prepare("UPDATE change_requests SET head_commit = ?, diff = ?, "
                                       "title = ?, body = ?, state = ?, review = ?, remote_url = ?, "
-                                      "updated_ms = ? WHERE id = ? AND state = ? RETURNING id"));
+                                      "remote_id = ?, updated_ms = ? WHERE id = ? AND state = ? "
+                                      "RETURNING id"));
     s.Bind(1, cr.head_commit)
         .Bind(2, cr.diff)
         .Bind(3, cr.title)
@@ -844,9 +851,10 @@ StatusOr<ChangeRequest> SqliteStore::UpdateChangeRequest(const ChangeRequest& cr
         .Bind(5, cr.state)
         .Bind(6, cr.review)
         .Bind(7, cr.remote_url)
-        .Bind(8, clock_.NowMs())
-        .Bind(9, cr.id)
-        .Bind(10, expected_state);
+        .Bind(8, cr.remote_id)
+        .Bind(9, clock_.NowMs())
+        .Bind(10, cr.id)
+        .Bind(11, expected_state);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) {
       return FailedPreconditionError(

@@ -1,0 +1,217 @@
+#include "forge/remote_http.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+namespace nightshift::forge {
+namespace {
+
+constexpr size_t kMaxMessageBytes = 200;
+constexpr int64_t kSecondaryLimitWaitMs = 60'000;  // GitHub: "wait for at least one minute"
+
+std::optional<int64_t> ParseInt(std::string_view text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+// The first present of two header names ("x-ratelimit-reset" on GitHub, "ratelimit-reset" on
+// GitLab).
+std::string EitherHeader(const HttpResponse& response, const std::string& a, const std::string& b) {
+  std::string value = response.Header(a);
+  return value.empty() ? response.Header(b) : value;
+}
+
+bool MentionsRateLimit(std::string_view message) {
+  std::string lower(message);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower.find("rate limit") != std::string::npos;
+}
+
+// One line of at most kMaxMessageBytes: control characters become spaces.
+std::string OneLine(std::string_view text) {
+  std::string line(text.substr(0, kMaxMessageBytes));
+  for (char& c : line) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  line.erase(0, line.find_first_not_of(' '));
+  line.erase(line.find_last_not_of(' ') + 1);
+  return line;
+}
+
+// The forge's message for an answer, for retry decisions and errors.
+std::string AnswerMessage(const HttpResponse& response, ErrorTextFn error_text) {
+  auto json = ParseJson(response.body);
+  if (json.ok() && json->is_object()) return OneLine(error_text(*json));
+  const std::string_view body = response.body;
+  return OneLine(body.substr(0, body.find('\n')));
+}
+
+}  // namespace
+
+RestClient::RestClient(std::string forge, ErrorTextFn error_text, const RemoteForgeOptions& options)
+    : forge_(std::move(forge)),
+      error_text_(error_text),
+      api_url_(options.api_url),
+      max_retries_(std::max(0, options.max_retries)),
+      retry_base_ms_(std::max<int64_t>(1, options.retry_base_ms)),
+      retry_max_ms_(std::max<int64_t>(1, options.retry_max_ms)),
+      timeout_ms_(options.timeout_ms),
+      clock_(options.clock != nullptr ? *options.clock : SystemClock::Get()) {}
+
+int64_t RestClient::BackoffMs(int attempt) const {
+  int64_t wait = retry_base_ms_;
+  for (int i = 1; i < attempt && wait < retry_max_ms_; ++i) wait *= 2;
+  return std::min(wait, retry_max_ms_);
+}
+
+StatusOr<HttpResponse> RestClient::Send(const RestRequest& request) const {
+  std::map<std::string, std::string> headers = request.headers;
+  std::string body;
+  if (request.body) {
+    headers["Content-Type"] = "application/json";
+    // Titles and bodies may come from model output: invalid UTF-8 is replaced, not thrown.
+    body = request.body->dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+  const std::string what = StrCat(forge_, ": ", request.method, " ", request.path);
+  const int attempts = max_retries_ + 1;
+  for (int attempt = 1;; ++attempt) {
+    auto response =
+        HttpRequest(request.method, api_url_ + request.path, headers, body, timeout_ms_);
+    std::string last;  // what went wrong this time, for the final error
+    int64_t wait_ms = 0;
+    if (!response.ok()) {
+      if (!IsUnavailable(response.status())) return response.status().WithContext(what);
+      last = response.status().message();
+    } else if (response->status >= 200 && response->status < 300) {
+      return response;
+    } else {
+      const std::string message = AnswerMessage(*response, error_text_);
+      last = DescribeAnswer(*response, error_text_);
+      const int code = response->status;
+      const bool retryable = code == 429 || (code >= 500 && code < 600) ||
+                             (code == 403 && IsRateLimited(*response, message));
+      if (!retryable) return HttpErrorStatus(code, StrCat(what, ": ", last));
+      wait_ms = ServerWaitMs(*response, message, clock_.NowMs());
+    }
+    if (attempt >= attempts) {
+      return UnavailableError(
+          StrCat(what, ": ", last, " (", attempts, attempts == 1 ? " attempt)" : " attempts)"));
+    }
+    if (wait_ms > retry_max_ms_) {
+      return UnavailableError(
+          StrCat(what, ": ", last, " (rate limited for another ", (wait_ms + 999) / 1000, " s)"));
+    }
+    if (wait_ms <= 0) wait_ms = BackoffMs(attempt);
+    log::Get("forge")->warn("{}: {}; retry {}/{} in {} ms", what, last, attempt, max_retries_,
+                            wait_ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  }
+}
+
+StatusOr<Json> RestClient::ParseBody(const RestRequest& request,
+                                     const HttpResponse& response) const {
+  auto json = ParseJson(response.body);
+  if (!json.ok()) {
+    return InternalError(StrCat(forge_, ": ", request.method, " ", request.path,
+                                ": unexpected answer: ", json.status().message()));
+  }
+  return json;
+}
+
+bool IsRateLimited(const HttpResponse& response, std::string_view message) {
+  if (response.status == 429) return true;
+  if (response.status != 403) return false;
+  return EitherHeader(response, "x-ratelimit-remaining", "ratelimit-remaining") == "0" ||
+         !response.Header("retry-after").empty() || MentionsRateLimit(message);
+}
+
+int64_t ServerWaitMs(const HttpResponse& response, std::string_view message, int64_t now_ms) {
+  if (auto seconds = ParseInt(response.Header("retry-after"))) {
+    return std::max<int64_t>(0, *seconds * 1000);
+  }
+  if (EitherHeader(response, "x-ratelimit-remaining", "ratelimit-remaining") == "0") {
+    if (auto reset = ParseInt(EitherHeader(response, "x-ratelimit-reset", "ratelimit-reset"))) {
+      return std::max<int64_t>(0, *reset * 1000 - now_ms);
+    }
+  }
+  if (response.status == 403 && MentionsRateLimit(message)) return kSecondaryLimitWaitMs;
+  return 0;
+}
+
+std::string DescribeAnswer(const HttpResponse& response, ErrorTextFn error_text) {
+  const std::string message = AnswerMessage(response, error_text);
+  return message.empty() ? StrCat("HTTP ", response.status)
+                         : StrCat("HTTP ", response.status, ": ", message);
+}
+
+Status HttpErrorStatus(int http_status, std::string message) {
+  switch (http_status) {
+    case 400:
+    case 422:
+      return InvalidArgumentError(std::move(message));
+    case 401:
+      return UnauthenticatedError(std::move(message));
+    case 403:
+      return PermissionDeniedError(std::move(message));
+    case 404:
+      return NotFoundError(std::move(message));
+    case 409:
+      return AlreadyExistsError(std::move(message));
+    default:
+      return FailedPreconditionError(std::move(message));
+  }
+}
+
+std::string UrlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+bool IsDecimal(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+StatusOr<std::string> NormalizeApiUrl(std::string_view url, std::string_view fallback) {
+  std::string normalized(url.empty() ? fallback : url);
+  while (!normalized.empty() && normalized.back() == '/') normalized.pop_back();
+  if (!normalized.starts_with("https://") && !normalized.starts_with("http://")) {
+    return InvalidArgumentError(
+        StrCat("api_url must start with https:// or http://: '", OneLine(normalized), "'"));
+  }
+  return normalized;
+}
+
+bool IsHeaderSafe(std::string_view value) {
+  return std::none_of(value.begin(), value.end(),
+                      [](unsigned char c) { return c <= 0x20 || c == 0x7f; });
+}
+
+std::string IdText(const Json& value) {
+  if (value.is_number_unsigned()) return std::to_string(value.get<uint64_t>());
+  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
+  if (value.is_string()) return value.get<std::string>();
+  return "";
+}
+
+}  // namespace nightshift::forge
