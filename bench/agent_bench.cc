@@ -28,37 +28,19 @@ constexpr int kSteps = 20;
 
 class TimedSandbox final : public agent::Sandbox {
  public:
-  explicit TimedSandbox(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  explicit TimedSandbox(sandbox::ProcessSpec base) : inner_(std::move(base)) {}
   StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
                        const std::string& stdin_data, int64_t timeout_ms,
                        const sandbox::CancelToken* cancel) override {
     const int64_t t0 = MonotonicNs();
-    sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", script},
-                              .env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/tmp"}},
-                              .timeout_ms = timeout_ms,
-                              .max_line_bytes = 1 << 20,
-                              .stdin_data = stdin_data};
-    for (const auto& [k, v] : env) spec.env[k] = v;
-    spec.sandbox = sandbox::SandboxSpec{.workspace = dir_};
-    spec.pool = pool;
-    Result out;
-    auto r = sandbox::RunProcess(
-        spec,
-        [&](std::string_view, std::string_view line) {
-          out.output.append(line);
-          out.output.push_back('\n');
-        },
-        cancel);
+    auto r = inner_.Run(script, env, stdin_data, timeout_ms, cancel);
     ns += MonotonicNs() - t0;
-    if (!r.ok()) return r.status();
-    out.exit_code = r->exit_code;
-    return out;
+    return r;
   }
   int64_t ns = 0;
-  sandbox::SandboxPool* pool = nullptr;
 
  private:
-  std::filesystem::path dir_;
+  agent::ProcessSandbox inner_;
 };
 
 class TimedClient final : public agent::ModelClient {
@@ -135,8 +117,10 @@ int Main(int argc, char** argv) {
           .model = "scripted",
           .api_key = "bench-key-123456"};
       TimedClient client(std::move(*agent::MakeModelClient(config)));
-      TimedSandbox sandbox(dir.path());
-      sandbox.pool = pool->get();
+      sandbox::ProcessSpec base{.env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/tmp"}}};
+      base.sandbox = sandbox::SandboxSpec{.workspace = dir.path()};
+      base.pool = pool->get();
+      TimedSandbox sandbox(base);
       NullSink sink;
       const int64_t t0 = MonotonicNs();
       agent::LoopResult result = agent::RunAgentLoop(

@@ -21,37 +21,16 @@ namespace {
 constexpr uid_t kUid = 100123;
 
 // Tools run in a real sandbox with `dir` at /workspace.
-class TempSandbox final : public Sandbox {
+class TempSandbox final : public ProcessSandbox {
  public:
-  explicit TempSandbox(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
-                       const std::string& stdin_data, int64_t timeout_ms,
-                       const sandbox::CancelToken* cancel) override {
-    sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", script},
-                              .env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/tmp"}},
-                              .timeout_ms = timeout_ms,
-                              .max_line_bytes = 1 << 20,
-                              .stdin_data = stdin_data};
-    for (const auto& [k, v] : env) spec.env[k] = v;
-    spec.sandbox = sandbox::SandboxSpec{.workspace = dir_, .host_uid = kUid, .host_gid = kUid};
-    Result out;
-    auto r = sandbox::RunProcess(
-        spec,
-        [&](std::string_view, std::string_view line) {
-          out.output.append(line);
-          out.output.push_back('\n');
-        },
-        cancel);
-    if (!r.ok()) return r.status();
-    out.exit_code = r->exit_code;
-    out.timed_out = r->reason == sandbox::EndReason::kTimedOut;
-    ++runs;
-    return out;
-  }
-  int runs = 0;
+  explicit TempSandbox(const std::filesystem::path& dir) : ProcessSandbox(Spec(dir)) {}
 
  private:
-  std::filesystem::path dir_;
+  static sandbox::ProcessSpec Spec(const std::filesystem::path& dir) {
+    sandbox::ProcessSpec spec{.env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/tmp"}}};
+    spec.sandbox = sandbox::SandboxSpec{.workspace = dir, .host_uid = kUid, .host_gid = kUid};
+    return spec;
+  }
 };
 
 class RecordingSink final : public EventSink {

@@ -33,6 +33,19 @@ class Sandbox {
                                const sandbox::CancelToken* cancel) = 0;
 };
 
+// A Sandbox over RunProcess: each call runs `sh -c script` with `base`'s sandbox, environment
+// and pool, the call's environment on top, stdin, timeout, and long lines kept whole.
+class ProcessSandbox : public Sandbox {
+ public:
+  explicit ProcessSandbox(sandbox::ProcessSpec base) : base_(std::move(base)) {}
+  StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
+                       const std::string& stdin_data, int64_t timeout_ms,
+                       const sandbox::CancelToken* cancel) override;
+
+ private:
+  const sandbox::ProcessSpec base_;
+};
+
 // Replaces secrets with [REDACTED]: given values (API keys, tokens) and well-known token
 // shapes (cloud keys, GitHub/GitLab/Slack tokens, private key blocks, bearer tokens).
 class Redactor {

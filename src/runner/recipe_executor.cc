@@ -84,38 +84,6 @@ Status ChownTree(const std::filesystem::path& root, uid_t uid) {
   return OkStatus();
 }
 
-// The run's sandbox for the agent's tools: each call is one sandboxed `sh -c`, with the run's
-// workspace overlay, limits and environment.
-class RunSandbox final : public agent::Sandbox {
- public:
-  explicit RunSandbox(sandbox::ProcessSpec base) : base_(std::move(base)) {}
-  StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
-                       const std::string& stdin_data, int64_t timeout_ms,
-                       const sandbox::CancelToken* cancel) override {
-    sandbox::ProcessSpec spec = base_;
-    spec.argv = {"/bin/sh", "-c", script};
-    for (const auto& [name, value] : env) spec.env[name] = value;
-    spec.stdin_data = stdin_data;
-    spec.timeout_ms = timeout_ms;
-    spec.max_line_bytes = 1 << 20;
-    Result out;
-    auto r = sandbox::RunProcess(
-        spec,
-        [&](std::string_view, std::string_view line) {
-          out.output.append(line);
-          out.output.push_back('\n');
-        },
-        cancel);
-    if (!r.ok()) return r.status();
-    out.exit_code = r->exit_code;
-    out.timed_out = r->reason == sandbox::EndReason::kTimedOut;
-    return out;
-  }
-
- private:
-  const sandbox::ProcessSpec base_;
-};
-
 class EventsSink final : public agent::EventSink {
  public:
   explicit EventsSink(EventWriter& events) : events_(events) {}
@@ -350,7 +318,8 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   spec.sandbox->hostname = hostname;
   spec.sandbox->limits = options_.limits;
   spec.pool = options_.pool;
-  RunSandbox run_sandbox(spec);
+  // The agent's tools, and the platform's own git steps, run in the same sandbox as the run.
+  agent::ProcessSandbox run_sandbox(spec);
 
   Outcome outcome;
   std::string summary;
