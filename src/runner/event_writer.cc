@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/clock.h"
 #include "core/json.h"
 
 namespace nightshift::runner {
@@ -35,7 +36,8 @@ void EventWriter::Emit(std::string_view kind, const std::string& json_data) {
   bool full = false;
   {
     std::lock_guard lock(mu_);
-    pending_.push_back(store::NewEvent{std::string(kind), json_data});
+    // Stamped now: the batch reaches the store up to a flush interval later.
+    pending_.push_back(store::NewEvent{std::string(kind), json_data, SystemClock::Get().NowMs()});
     full = pending_.size() >= max_batch_;
   }
   if (full) cv_.notify_all();

@@ -132,7 +132,8 @@ struct RunEvent {
 // An event to append; the store assigns run_id, seq and ts.
 struct NewEvent {
   std::string kind;
-  std::string data;  // a JSON object, serialized
+  std::string data;   // a JSON object, serialized
+  int64_t ts_ms = 0;  // when it happened (a batching writer appends later); 0: at the append
 };
 
 }  // namespace nightshift::store

@@ -383,8 +383,12 @@ StatusOr<int64_t> SqliteStore::AppendEventsLocked(int64_t run_id,
                    writer_->Prepare("INSERT INTO run_events(run_id, seq, ts_ms, kind, data) "
                                     "VALUES(?, ?, ?, ?, ?)"));
   for (const NewEvent& e : events) {
-    RETURN_IF_ERROR(
-        s.Bind(1, run_id).Bind(2, ++seq).Bind(3, now).Bind(4, e.kind).Bind(5, e.data).Exec());
+    RETURN_IF_ERROR(s.Bind(1, run_id)
+                        .Bind(2, ++seq)
+                        .Bind(3, e.ts_ms > 0 ? e.ts_ms : now)
+                        .Bind(4, e.kind)
+                        .Bind(5, e.data)
+                        .Exec());
   }
   return seq;
 }
