@@ -131,10 +131,13 @@ TEST_F(WorkspaceEndToEnd, PrebuildAheadOfTimeThenRunsReuseIt) {
   auto prebuild = Cli("prebuild app");
   EXPECT_EQ(prebuild.exit_code, 0) << prebuild.output;
   EXPECT_NE(prebuild.output.find("SETUP-RAN"), std::string::npos) << prebuild.output;
-  int64_t id = StartRun("app", "", "cat deps/x; echo $APP_MODE");
+  int64_t id = StartRun("app", "", "cat deps/x; echo $APP_MODE; git status --porcelain");
   Json done = WaitFinished(id);
   ASSERT_EQ(done["state"], "succeeded") << done.dump();
-  EXPECT_EQ(Logs(id), "ok\ntest\n");  // setup did not run again
+  // Setup did not run again, and its products are not the run's changes: git shows nothing
+  // untracked and no change request is opened.
+  EXPECT_EQ(Logs(id), "ok\ntest\n");
+  EXPECT_EQ(done["reason"], "nothing to change");
   bool reused = false;
   for (const auto& e : Events(id)) {
     if (e["kind"] == "environment") reused = e["data"]["prebuild"] == "reused";

@@ -8,6 +8,7 @@
 #include "agent/loop.h"
 #include "core/clock.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "forge/builtin.h"
 #include "forge/policy.h"
 
@@ -320,6 +321,18 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   spec.pool = options_.pool;
   // The agent's tools, and the platform's own git steps, run in the same sandbox as the run.
   agent::ProcessSandbox run_sandbox(spec);
+  if (ws.prebuild || ws.setup_pending) {
+    // What setup produced is not the run's work: it must not show as untracked to the agent, be
+    // committed, or reach a change request. Excluded in the run's own view of the repository.
+    auto excluded = run_sandbox.Run(
+        "git ls-files -z --others --exclude-standard | tr '\\0' '\\n' | "
+        "sed -e 's/[][*?\\\\!#]/\\\\&/g' -e 's|^|/|' >> .git/info/exclude",
+        {}, "", 60'000, &x.cancel);
+    if (!excluded.ok() || excluded->exit_code != 0) {
+      log::Get("runner")->warn("run {}: cannot exclude setup's files from the diff: {}", x.run.id,
+                               excluded.ok() ? excluded->output : excluded.status().message());
+    }
+  }
 
   Outcome outcome;
   std::string summary;
