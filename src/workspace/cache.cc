@@ -12,6 +12,7 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "workspace/mirror.h"
 
 namespace nightshift::workspace {
 namespace {
@@ -107,26 +108,7 @@ xargs -0 -r "$GIT" update-index -q -- < "$LISTS/changed"
 // The mirror's branches and tags as the checkout's origin/* and tags, in a packed-refs file
 // of the new layer (over the base's).
 Status WriteRemoteRefs(const std::filesystem::path& mirror, const std::filesystem::path& layer) {
-  std::map<std::string, std::string> refs;  // refname in the mirror → sha
-  if (auto packed = ReadFile(mirror / "packed-refs"); packed.ok()) {
-    size_t at = 0;
-    while (at < packed->size()) {
-      size_t end = packed->find('\n', at);
-      if (end == std::string::npos) end = packed->size();
-      std::string_view line(packed->data() + at, end - at);
-      at = end + 1;
-      if (line.size() < 42 || line[0] == '#' || line[0] == '^' || line[40] != ' ') continue;
-      refs[std::string(line.substr(41))] = std::string(line.substr(0, 40));
-    }
-  }
-  std::error_code ec;
-  for (std::filesystem::recursive_directory_iterator it(mirror / "refs", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    auto sha = ReadFile(it->path());
-    if (!sha.ok() || sha->size() < 40) continue;
-    refs[it->path().lexically_relative(mirror).generic_string()] = sha->substr(0, 40);
-  }
+  const std::map<std::string, std::string> refs = ReadGitRefs(mirror);
   std::string out = "# pack-refs with: sorted \n";
   std::map<std::string, std::string> mapped;
   for (const auto& [name, sha] : refs) {
@@ -137,6 +119,7 @@ Status WriteRemoteRefs(const std::filesystem::path& mirror, const std::filesyste
     }
   }
   for (const auto& [name, sha] : mapped) out += StrCat(sha, " ", name, "\n");
+  std::error_code ec;
   std::filesystem::create_directories(layer / ".git", ec);
   return WriteFileAtomic(layer / ".git" / "packed-refs", out);
 }

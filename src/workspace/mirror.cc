@@ -37,9 +37,24 @@ bool Intact(const std::filesystem::path& mirror, const GitContext& git) {
   return r.ok() && r->exit_code == 0;
 }
 
-// The branches and tags of the repository at `git_dir`, read from its files (packed-refs, then
-// loose refs, which win): no process, for the cheap up-to-date check of local origins.
-std::map<std::string, std::string> ReadRefs(const std::filesystem::path& git_dir) {
+// For a repository on this machine (a path or file:// URL): its git dir, if it has one.
+std::optional<std::filesystem::path> LocalGitDir(const std::string& url) {
+  std::string path = url;
+  if (path.starts_with("file://")) path = path.substr(7);
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(std::filesystem::path(path) / ".git" / "HEAD", ec)) {
+    return std::filesystem::path(path) / ".git";
+  }
+  if (std::filesystem::is_regular_file(std::filesystem::path(path) / "HEAD", ec)) {
+    return std::filesystem::path(path);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ReadGitRefs(const std::filesystem::path& git_dir) {
   std::map<std::string, std::string> refs;
   if (auto packed = ReadFile(git_dir / "packed-refs"); packed.ok()) {
     size_t at = 0;
@@ -67,23 +82,6 @@ std::map<std::string, std::string> ReadRefs(const std::filesystem::path& git_dir
   }
   return refs;
 }
-
-// For a repository on this machine (a path or file:// URL): its git dir, if it has one.
-std::optional<std::filesystem::path> LocalGitDir(const std::string& url) {
-  std::string path = url;
-  if (path.starts_with("file://")) path = path.substr(7);
-  if (path.empty() || path.front() != '/') return std::nullopt;
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(std::filesystem::path(path) / ".git" / "HEAD", ec)) {
-    return std::filesystem::path(path) / ".git";
-  }
-  if (std::filesystem::is_regular_file(std::filesystem::path(path) / "HEAD", ec)) {
-    return std::filesystem::path(path);
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 Status Mirrors::Create(const std::filesystem::path& path, const std::string& url,
                        const GitContext& git) {
@@ -147,8 +145,8 @@ StatusOr<std::filesystem::path> Mirrors::Sync(const std::string& key, const std:
                     (head->size() >= 40 && head->find_first_not_of("0123456789abcdef") >= 40));
   if (same_url && sane_head) {
     if (auto origin = LocalGitDir(url)) {
-      auto theirs = ReadRefs(*origin);
-      if (!theirs.empty() && theirs == ReadRefs(path)) return path;
+      auto theirs = ReadGitRefs(*origin);
+      if (!theirs.empty() && theirs == ReadGitRefs(path)) return path;
     }
   }
   if (!same_url) {
@@ -200,7 +198,7 @@ StatusOr<std::string> Mirrors::Resolve(const std::filesystem::path& mirror, cons
     }
   }
   // A ref the mirror has but whose commit git cannot read: the mirror is corrupt.
-  const auto refs = ReadRefs(mirror);
+  const auto refs = ReadGitRefs(mirror);
   for (const std::string& name :
        {StrCat("refs/heads/", ref.empty() ? "main" : ref), StrCat("refs/tags/", ref)}) {
     if (refs.contains(name)) {

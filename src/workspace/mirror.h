@@ -8,12 +8,17 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "core/status.h"
 #include "workspace/git.h"
 
 namespace nightshift::workspace {
+
+// The branches and tags (refs/heads/*, refs/tags/*) of the repository whose git dir is
+// `git_dir`, from its files: packed-refs, then loose refs, which win. No process is started.
+std::map<std::string, std::string> ReadGitRefs(const std::filesystem::path& git_dir);
 
 class Mirrors {
  public:
