@@ -170,6 +170,16 @@ class EventPrinter {
       ToStderr(line);
     } else if (kind == "checkout") {
       ToStderr(StrCat("[checkout] ", Text(data, "commit"), " (", Text(data, "ref", "HEAD"), ")"));
+    } else if (kind == "environment") {
+      std::string line = StrCat("[environment] prebuild ", Text(data, "prebuild", "none"));
+      if (std::string id = Text(data, "prebuild_id", ""); !id.empty()) line += " (" + id + ")";
+      ToStderr(line);
+    } else if (kind == "change_request") {
+      ToStderr(StrCat("[change request] ", Int(data, "id").value_or(0),
+                      data.value("updated", false) ? " updated: " : " opened: ",
+                      Text(data, "branch"), " -> ", Text(data, "base_branch")));
+    } else if (kind == "policy") {
+      ToStderr(StrCat("[policy] blocked: ", Dump(data)));
     } else if (kind == "model_request" || kind == "agent_start") {
       // The request is the conversation so far: its new parts show up as responses and
       // tool results. --json has everything.
