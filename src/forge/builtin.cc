@@ -96,29 +96,28 @@ Status BuiltinForge::Publish(store::ChangeRequest& cr, bool follow_up, int64_t r
   return OkStatus();
 }
 
-StatusOr<store::ChangeRequest> BuiltinForge::Approve(int64_t id) {
+StatusOr<store::ChangeRequest> BuiltinForge::GetOpen(int64_t id) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(id));
   if (cr.state != "open") {
     return FailedPreconditionError(StrCat("change request ", id, " is ", cr.state));
   }
+  return cr;
+}
+
+StatusOr<store::ChangeRequest> BuiltinForge::Approve(int64_t id) {
+  ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
   cr.review = "approved";
   return store_.UpdateChangeRequest(cr, "open");
 }
 
 StatusOr<store::ChangeRequest> BuiltinForge::Close(int64_t id) {
-  ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(id));
-  if (cr.state != "open") {
-    return FailedPreconditionError(StrCat("change request ", id, " is ", cr.state));
-  }
+  ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
   cr.state = "closed";
   return store_.UpdateChangeRequest(cr, "open");
 }
 
 StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id) {
-  ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(id));
-  if (cr.state != "open") {
-    return FailedPreconditionError(StrCat("change request ", id, " is ", cr.state));
-  }
+  ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
   if (cr.review != "approved") {
     return FailedPreconditionError(
         StrCat("change request ", id, " is not approved: a person must approve it first"));

@@ -36,6 +36,7 @@ class BuiltinForge {
                                         const std::string& head_commit, const std::string& title,
                                         const std::string& body, const std::string& diff);
 
+  StatusOr<store::ChangeRequest> Get(int64_t id) { return store_.GetChangeRequest(id); }
   StatusOr<store::ChangeRequest> Approve(int64_t id);
   // FailedPrecondition unless open and approved, or on a merge conflict (naming the files).
   StatusOr<store::ChangeRequest> Merge(int64_t id);
@@ -57,6 +58,9 @@ class BuiltinForge {
   const Identity& identity() const { return identity_; }
 
  private:
+  // FailedPrecondition unless it is open.
+  StatusOr<store::ChangeRequest> GetOpen(int64_t id);
+
   std::map<std::string, std::pair<ForgeLink, std::unique_ptr<RemoteForge>>> remotes_;
   store::Store& store_;
   const Identity identity_;

@@ -121,12 +121,22 @@ StatusOr<ReviewPolicy> ParsePolicy(const YAML::Node& node, std::string_view file
   return policy;
 }
 
+// The config file's YAML; a syntax error as "FILE:LINE:COLUMN: reason".
+StatusOr<YAML::Node> LoadYaml(std::string_view yaml, std::string_view file) {
+  try {
+    return YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(
+        StrCat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+}
+
 }  // namespace
 
 StatusOr<Identity> ParseIdentity(std::string_view yaml, std::string_view file) {
   Identity identity;
+  ASSIGN_OR_RETURN(YAML::Node root, LoadYaml(yaml, file));
   try {
-    YAML::Node root = YAML::Load(std::string(yaml));
     if (!root.IsMap() || !root["identity"]) return identity;
     const YAML::Node node = root["identity"];
     if (!node.IsMap()) return Bad(file, node, "identity must be a mapping of name and email");
@@ -146,13 +156,7 @@ StatusOr<std::map<std::string, ForgeLink>> ParseForgeLinks(
     std::string_view yaml, std::string_view file,
     const std::map<std::string, std::string>& environment) {
   std::map<std::string, ForgeLink> out;
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(
-        StrCat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
-  }
+  ASSIGN_OR_RETURN(YAML::Node root, LoadYaml(yaml, file));
   if (!root.IsMap() || !root["forges"]) return out;
   const YAML::Node forges = root["forges"];
   if (!forges.IsMap()) return Bad(file, forges, "forges must map repository names to forges");
@@ -214,13 +218,7 @@ StatusOr<std::map<std::string, ForgeLink>> ParseForgeLinks(
 StatusOr<std::map<std::string, ReviewPolicy>> ParseReviewPolicies(std::string_view yaml,
                                                                   std::string_view file) {
   std::map<std::string, ReviewPolicy> out;
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(
-        StrCat(file, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
-  }
+  ASSIGN_OR_RETURN(YAML::Node root, LoadYaml(yaml, file));
   out[""] = ReviewPolicy{};
   if (!root.IsMap()) return out;
   if (root["review"]) {

@@ -7,6 +7,7 @@
 
 #include "agent/loop.h"
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "forge/builtin.h"
@@ -382,8 +383,8 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
   }
   // The follow-up of a change request continues its branch and its base.
   std::optional<store::ChangeRequest> existing;
-  if (x.run.change_request_id != 0 && options_.store != nullptr) {
-    auto cr = options_.store->GetChangeRequest(x.run.change_request_id);
+  if (x.run.change_request_id != 0) {
+    auto cr = options_.forge->Get(x.run.change_request_id);
     if (!cr.ok()) {
       phase.End("failed");
       return {RunState::kFailed, std::nullopt, cr.status().message()};
@@ -438,17 +439,13 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
   }
   // The base branch: the run's ref when it is a branch, else the repository's default.
   std::string base_branch = existing ? existing->base_branch : x.run.ref;
-  if (!existing) {
-    const auto mirror =
-        options_.workspaces->options().data_dir / "mirrors" / StrCat(x.repo.id, ".git");
-    auto is_branch = workspace::RunGit(
-        git, mirror, {"show-ref", "--verify", "--quiet", "refs/heads/" + x.run.ref});
-    if (x.run.ref.empty() || !is_branch.ok() || is_branch->exit_code != 0) {
-      auto head_ref = workspace::RunGit(git, mirror, {"symbolic-ref", "--short", "HEAD"});
-      base_branch = head_ref.ok() && head_ref->exit_code == 0 && !head_ref->out.empty()
-                        ? head_ref->out.front()
-                        : "main";
-    }
+  if (!existing && (x.run.ref.empty() ||
+                    !workspace::ReadGitRefs(ws.mirror).contains("refs/heads/" + x.run.ref))) {
+    auto head_file = ReadFile(ws.mirror / "HEAD");  // "ref: refs/heads/<default>"
+    constexpr std::string_view kHeadRef = "ref: refs/heads/";
+    base_branch = head_file.ok() && head_file->starts_with(kHeadRef)
+                      ? head_file->substr(kHeadRef.size(), head_file->find('\n') - kHeadRef.size())
+                      : "main";
   }
   auto cr = options_.forge->Record(x.run, x.repo, branch, base_branch, base_commit, head, title,
                                    body, diff);

@@ -45,7 +45,6 @@ struct RecipeOptions {
   // nightshift/<kind>/<run-id> and recorded as a change request. Null: nothing is delivered.
   forge::BuiltinForge* forge = nullptr;
   const std::map<std::string, forge::ReviewPolicy>* review = nullptr;
-  store::Store* store = nullptr;  // to read a follow-up's change request
 
   // The sandbox every run gets, but for its workspace (here `workspace`), hostname and limits.
   sandbox::SandboxSpec SandboxShape(const std::filesystem::path& workspace) const;

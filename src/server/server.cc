@@ -132,8 +132,7 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                  .masked = {dir},
                                  .agent = s->agent_config_.get(),
                                  .forge = s->forge_.get(),
-                                 .review = &s->review_policies_,
-                                 .store = s->store_.get()};
+                                 .review = &s->review_policies_};
     if (sandboxed && options.warm_sandboxes > 0) {
       auto pool = sandbox::SandboxPool::Start(recipe.SandboxShape(dir), options.warm_sandboxes);
       if (pool.ok()) {

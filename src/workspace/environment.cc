@@ -6,6 +6,7 @@
 
 #include "core/fs.h"
 #include "core/json.h"
+#include "core/shell.h"
 
 namespace nightshift::workspace {
 namespace {
@@ -24,18 +25,6 @@ bool ValidRelativePath(const std::string& path) {
     if (part == "..") return false;
   }
   return true;
-}
-
-std::string QuoteForSh(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
 }
 
 // --- environment.yml ---
@@ -210,7 +199,7 @@ Status AddCommands(std::string_view file, const std::string& key, const Json& va
         if (!arg.is_string()) {
           return InvalidArgumentError(StrCat(file, ": ", what, " must hold only strings"));
         }
-        command += (command.empty() ? "" : " ") + QuoteForSh(arg.get<std::string>());
+        command += (command.empty() ? "" : " ") + ShellQuote(arg.get<std::string>());
       }
       if (!command.empty()) setup.push_back(command);
       return OkStatus();

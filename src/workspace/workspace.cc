@@ -84,7 +84,7 @@ StatusOr<std::filesystem::path> Workspaces::Fetch(const std::string& repo_key,
 StatusOr<RunWorkspace> Workspaces::Checkout(const std::string& repo_key, const std::string& url,
                                             const std::filesystem::path& mirror,
                                             const std::string& ref, const GitContext& git) {
-  RunWorkspace workspace;
+  RunWorkspace workspace{.mirror = mirror};
   auto commit = Mirrors::Resolve(mirror, ref, git);
   if (!commit.ok() && commit.status().code() == StatusCode::kInternal) {
     // Corrupt (the fetch was a no-op over lost objects): clone it again, once.

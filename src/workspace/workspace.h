@@ -35,6 +35,7 @@ struct WorkspaceOptions {
 // Where a run's /workspace comes from: an overlay of `layers` (top first) under the run's own
 // upper dir.
 struct RunWorkspace {
+  std::filesystem::path mirror;  // the repository's mirror it came from
   std::string commit;
   LayerLease checkout;
   std::optional<LayerLease> prebuild;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/fs.h"
+#include "core/shell.h"
 
 namespace nightshift::testing {
 
@@ -35,17 +36,7 @@ ShellResult Shell(const std::string& command) {
   return r;
 }
 
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
+std::string ShellQuote(const std::string& s) { return nightshift::ShellQuote(s); }
 
 bool ProcessAlive(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
