@@ -299,6 +299,7 @@ StatusOr<std::unique_ptr<Cgroup>> Cgroup::Create(const std::string& name,
   Status st = !found.v2_dir.empty() && V2HasControllers(found.v2_dir)
                   ? cgroup->CreateV2(found.v2_dir, name, limits)
                   : cgroup->CreateV1(found.v1_dirs, name, limits);
+  if (st.ok()) st = cgroup->SetLimits(limits);
   if (!st.ok()) return st.WithContext(StrCat("cgroup ", name));
   return cgroup;
 }
@@ -348,20 +349,7 @@ Status Cgroup::CreateV2(const fs::path& own, const std::string& name, const Cgro
     if (!IsNotFound(st) || attempt + 1 == kCreateAttempts) return st;
   }
   memory_dir_ = pids_dir_ = cpu_dir_ = cpuacct_dir_ = dir;
-
-  if (limits.memory_bytes > 0) {
-    RETURN_IF_ERROR(WriteControl(dir / "memory.max", std::to_string(limits.memory_bytes)));
-    // Absent when the kernel does not account swap; then there is no swap to limit either.
-    if (Exists(dir / "memory.swap.max"))
-      RETURN_IF_ERROR(WriteControl(dir / "memory.swap.max", "0"));
-  }
-  if (limits.pids > 0) {
-    RETURN_IF_ERROR(WriteControl(dir / "pids.max", std::to_string(limits.pids)));
-  }
-  if (limits.cpus > 0) {
-    RETURN_IF_ERROR(
-        WriteControl(dir / "cpu.max", StrCat(CfsQuotaUsec(limits.cpus), " ", kCfsPeriodUsec)));
-  }
+  if (!available.contains("cpu")) cpu_dir_.clear();
   return OkStatus();
 }
 
@@ -418,36 +406,62 @@ Status Cgroup::CreateV1(const std::map<std::string, fs::path>& own_dirs, const s
     *c.dir = made.at(own->second);
   }
 
+  return OkStatus();
+}
+
+Status Cgroup::SetLimits(const CgroupLimits& limits) {
+  RETURN_IF_ERROR(ValidateLimits(limits));
+  auto missing = [](const char* controller, const char* for_what) {
+    return UnavailableError(
+        StrCat("this cgroup has no ", controller, " controller (needed for ", for_what, ")"));
+  };
   if (limits.memory_bytes > 0) {
+    if (memory_dir_.empty()) return missing("memory", "the memory limit");
     const std::string bytes = std::to_string(limits.memory_bytes);
-    RETURN_IF_ERROR(WriteControl(memory_dir_ / "memory.limit_in_bytes", bytes));
-    // memory+swap; must not be below limit_in_bytes, hence second. Absent without swap
-    // accounting.
-    const fs::path memsw = memory_dir_ / "memory.memsw.limit_in_bytes";
-    if (Exists(memsw)) RETURN_IF_ERROR(WriteControl(memsw, bytes));
+    if (v2_) {
+      RETURN_IF_ERROR(WriteControl(memory_dir_ / "memory.max", bytes));
+      // Absent when the kernel does not account swap; then there is no swap to limit either.
+      const fs::path swap = memory_dir_ / "memory.swap.max";
+      if (Exists(swap)) RETURN_IF_ERROR(WriteControl(swap, "0"));
+    } else {
+      RETURN_IF_ERROR(WriteControl(memory_dir_ / "memory.limit_in_bytes", bytes));
+      // memory+swap; must not be below limit_in_bytes, hence second. Absent without swap
+      // accounting.
+      const fs::path memsw = memory_dir_ / "memory.memsw.limit_in_bytes";
+      if (Exists(memsw)) RETURN_IF_ERROR(WriteControl(memsw, bytes));
+    }
   }
   if (limits.pids > 0) {
+    if (pids_dir_.empty()) return missing("pids", "the pids limit");
     RETURN_IF_ERROR(WriteControl(pids_dir_ / "pids.max", std::to_string(limits.pids)));
   }
   if (limits.cpus > 0) {
-    RETURN_IF_ERROR(WriteControl(cpu_dir_ / "cpu.cfs_period_us", std::to_string(kCfsPeriodUsec)));
-    RETURN_IF_ERROR(
-        WriteControl(cpu_dir_ / "cpu.cfs_quota_us", std::to_string(CfsQuotaUsec(limits.cpus))));
+    if (cpu_dir_.empty()) return missing("cpu", "the cpu limit");
+    if (v2_) {
+      RETURN_IF_ERROR(WriteControl(cpu_dir_ / "cpu.max",
+                                   StrCat(CfsQuotaUsec(limits.cpus), " ", kCfsPeriodUsec)));
+    } else {
+      RETURN_IF_ERROR(WriteControl(cpu_dir_ / "cpu.cfs_period_us", std::to_string(kCfsPeriodUsec)));
+      RETURN_IF_ERROR(
+          WriteControl(cpu_dir_ / "cpu.cfs_quota_us", std::to_string(CfsQuotaUsec(limits.cpus))));
+    }
   }
   return OkStatus();
 }
 
 Cgroup::~Cgroup() {
-  auto log = log::Get("sandbox");
+  // The logger only on error: a sandbox's cgroup may go on the background reaper's thread while
+  // the process exits and its loggers are being destroyed.
+  auto log = [] { return log::Get("sandbox"); };
   Status st = KillAll();
-  if (!st.ok()) log->error("{}", st.ToString());
+  if (!st.ok()) log()->error("{}", st.ToString());
   for (auto dir = dirs_.rbegin(); dir != dirs_.rend(); ++dir) {
     // A group whose last process has just died can be busy for a moment.
     const int64_t give_up = MonotonicMs() + kRmdirTimeoutMs;
     while (::rmdir(dir->c_str()) != 0) {
       if (errno == ENOENT) break;
       if (errno != EBUSY || MonotonicMs() >= give_up) {
-        log->error("{}", ErrnoError("rmdir", dir->string()).ToString());
+        log()->error("{}", ErrnoError("rmdir", dir->string()).ToString());
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(kRmdirPollMs));

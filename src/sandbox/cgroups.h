@@ -48,7 +48,8 @@ CgroupHierarchies FindCgroupHierarchies(std::string_view mountinfo,
 // Not thread-safe; one owner.
 class Cgroup {
  public:
-  // Creates the cgroup(s) and applies `limits`. Unavailable when no usable hierarchy exists
+  // Creates the cgroup(s) and applies `limits` (the controllers they need must exist; the others
+  // are used where present). Unavailable when no usable hierarchy exists
   // (callers may then run with rlimits only); InvalidArgument for impossible limits.
   static StatusOr<std::unique_ptr<Cgroup>> Create(const std::string& name,
                                                   const CgroupLimits& limits);
@@ -56,6 +57,9 @@ class Cgroup {
   Cgroup(const Cgroup&) = delete;
   Cgroup& operator=(const Cgroup&) = delete;
 
+  // Applies `limits` (0 fields are left as they are). For a group made ahead of its run (a
+  // pooled sandbox's). Unavailable if a limit's controller is missing.
+  Status SetLimits(const CgroupLimits& limits);
   // Moves `pid` into the cgroup(s).
   Status AddProcess(pid_t pid);
   // The cgroup.procs files, for a child to write its own pid into before exec (async-signal-

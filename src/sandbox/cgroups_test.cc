@@ -289,6 +289,20 @@ TEST(Cgroup, UnlimitedLeavesTheKernelDefaults) {
   }
 }
 
+TEST(Cgroup, LimitsSetAfterCreationApplyAndBadOnesAreRefused) {
+  // A pooled sandbox's cgroup is made empty and gets its run's limits at launch.
+  SKIP_WITHOUT_CGROUPS();
+  auto cgroup = Cgroup::Create(UniqueName(), {});
+  ASSERT_TRUE(cgroup.ok()) << cgroup.status();
+  Cgroup& cg = **cgroup;
+  ASSERT_TRUE(cg.SetLimits({.memory_bytes = 32 * kMiB, .pids = 9}).ok());
+  EXPECT_EQ(ReadControl(cg, "pids.max"), "9");
+  EXPECT_EQ(ReadControl(cg, cg.is_v2() ? "memory.max" : "memory.limit_in_bytes"), "33554432");
+  Status bad = cg.SetLimits({.pids = -1});
+  EXPECT_TRUE(IsInvalidArgument(bad)) << bad;
+  EXPECT_EQ(ReadControl(cg, "pids.max"), "9") << "a refused limit must change nothing";
+}
+
 TEST(Cgroup, SameNameTwiceIsAlreadyExistsAndKeepsTheFirst) {
   SKIP_WITHOUT_CGROUPS();
   const std::string name = UniqueName();

@@ -40,7 +40,7 @@ std::string_view ChildStepName(ChildStep step);
 
 // stdin from `stdin_fd` (-1: /dev/null), stdout and stderr onto the given descriptors, and every
 // other descriptor marked close-on-exec. Fails the child on error.
-void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int failure_fd);
+NS_CHILD_NO_ASAN void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int failure_fd);
 
 // Tries each null-terminated `candidates` path with execve, like execvp(): past entries that do
 // not exist, remembering EACCES. Reports kExec with ENOENT, EACCES or the first other error.

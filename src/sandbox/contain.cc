@@ -305,28 +305,13 @@ bool WriteAll(int fd, const char* data, size_t size) {
   return true;
 }
 
-// Enters a new user namespace whose root is the unprivileged host uid. The parent writes the
-// maps (a process cannot map a uid it does not hold from inside).
-std::optional<Fail> ContainUser(int to_parent, int from_parent) {
-  CONTAIN_STEP(ContainStep::kUserns, ::unshare(CLONE_NEWUSER) == 0);
-  CONTAIN_STEP(ContainStep::kUserns, WriteAll(to_parent, "u", 1));
-  CONTAIN_STEP(ContainStep::kUserns, ReadSyncByte(from_parent) == 'm');
-  // Raw system calls: glibc's setresuid() signals every thread it believes the process has
-  // (POSIX per-process credentials), and after clone() in a multi-threaded supervisor those
-  // threads do not exist here — it would wait for them forever.
-  CONTAIN_STEP(ContainStep::kSetId, ::syscall(SYS_setresgid, 0, 0, 0) == 0);
-  CONTAIN_STEP(ContainStep::kSetId, ::syscall(SYS_setresuid, 0, 0, 0) == 0);
-  // A change of credentials clears the parent-death signal: set it again, or a sandbox would
-  // outlive a supervisor killed with SIGKILL. The parent was alive a moment ago (it sent "m").
-  CONTAIN_STEP(ContainStep::kSetId, ::prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
-  return std::nullopt;
-}
-
 // Root inside keeps no capability: the bounding set is emptied (so no exec regains any), then
 // the current sets.
 std::optional<Fail> ContainCaps() {
+  // EINVAL: past the last capability this kernel knows.
   for (int cap = 0; cap <= 63; ++cap) {
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break;
       return Fail{ContainStep::kCaps, errno};
     }
   }
@@ -376,9 +361,8 @@ ContainFailure ContainWarm(const PreparedSandbox& p) {
   return std::nullopt;
 }
 
-ContainFailure ContainLaunch(const PreparedSandbox&, int workspace_fd,
-                             const char* const* workspace_masks, const char* hostname,
-                             int control) {
+ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_masks,
+                             const char* hostname) {
   // A detached mount the parent made (a bind of a host directory, or an overlay): attach it.
   if (::move_mount(workspace_fd, "", AT_FDCWD, "/workspace", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
     return std::make_pair(ContainStep::kMountWorkspace, errno);
@@ -388,12 +372,56 @@ ContainFailure ContainLaunch(const PreparedSandbox&, int workspace_fd,
     const char* mask = *workspace_masks;
     if (auto failed = MaskPath(mask + 1, mask[0] == 'd')) return Report(failed);
   }
-  // The parent has moved us into the run's cgroup: make it the root of what we can see.
-  if (::unshare(CLONE_NEWCGROUP) != 0) return std::make_pair(ContainStep::kCgroup, errno);
   if (::sethostname(hostname, std::strlen(hostname)) != 0) {
     return std::make_pair(ContainStep::kHostname, errno);
   }
-  if (auto failed = ContainUser(control, control)) return Report(failed);
+  return std::nullopt;
+}
+
+namespace {
+
+// "/proc/<pid>/<file>" into `out` (no allocation).
+void ProcFilePath(pid_t pid, const char* file, char (&out)[64]) {
+  char digits[16];
+  int n = 0;
+  for (auto v = static_cast<unsigned>(pid); n == 0 || v > 0; v /= 10)
+    digits[n++] = char('0' + v % 10);
+  size_t at = 0;
+  for (const char* c = "/proc/"; *c != '\0'; ++c) out[at++] = *c;
+  while (n > 0) out[at++] = digits[--n];
+  out[at++] = '/';
+  for (const char* c = file; *c != '\0' && at + 1 < sizeof out; ++c) out[at++] = *c;
+  out[at] = '\0';
+}
+
+}  // namespace
+
+ContainFailure ContainPayloadMaps(const PreparedSandbox& p, pid_t payload) {
+  // setgroups must be denied before an unprivileged gid_map would be accepted; for root it also
+  // keeps the sandbox from dropping into supplementary groups it was never given.
+  const std::pair<const char*, const std::string*> files[] = {
+      {"setgroups", nullptr}, {"uid_map", &p.uid_map}, {"gid_map", &p.gid_map}};
+  for (const auto& [file, content] : files) {
+    char path[64];
+    ProcFilePath(payload, file, path);
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return std::make_pair(ContainStep::kUserns, errno);
+    const bool ok = content == nullptr ? WriteAll(fd, "deny", 4)
+                                       : WriteAll(fd, content->data(), content->size());
+    const int error = errno;
+    ::close(fd);
+    if (!ok) return std::make_pair(ContainStep::kUserns, error);
+  }
+  return std::nullopt;
+}
+
+ContainFailure ContainPayload(int init) {
+  if (ReadSyncByte(init) != 'm') return std::make_pair(ContainStep::kUserns, EPROTO);
+  // Raw system calls: glibc's setresuid() signals every thread it believes the process has
+  // (POSIX per-process credentials), and after clone() in a multi-threaded supervisor those
+  // threads do not exist here — it would wait for them forever.
+  if (::syscall(SYS_setresgid, 0, 0, 0) != 0) return std::make_pair(ContainStep::kSetId, errno);
+  if (::syscall(SYS_setresuid, 0, 0, 0) != 0) return std::make_pair(ContainStep::kSetId, errno);
   return Report(ContainCaps());
 }
 

@@ -72,12 +72,18 @@ using ContainFailure = std::optional<std::pair<ContainStep, int>>;
 // sandbox then waits, still privileged, for its command (launch.h).
 ContainFailure ContainWarm(const PreparedSandbox& prepared);
 
-// The per-command part, once launched: the workspace (a detached mount, `workspace_fd`) at
-// /workspace with `workspace_masks` ("d/path" or "f/path", null-terminated) over it, a cgroup
-// namespace rooted at the cgroup the parent just moved us into, the hostname, then the user
-// namespace — writes "u" to `control` and waits for "m" (maps written) — and no capabilities.
-ContainFailure ContainLaunch(const PreparedSandbox& prepared, int workspace_fd,
-                             const char* const* workspace_masks, const char* hostname, int control);
+// The per-command part, in PID 1 once launched: the workspace (a detached mount,
+// `workspace_fd`) at /workspace with `workspace_masks` ("d/path" or "f/path", null-terminated)
+// over it, and the hostname. PID 1 keeps its privileges for this; the command never has them.
+ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_masks,
+                             const char* hostname);
+
+// The command's process is cloned by PID 1 into new user and cgroup namespaces while the
+// sandbox waits (launch.h). PID 1, still root of the host's user namespace, writes its uid and
+// gid maps (ContainPayloadMaps), then sends it "m"; the payload (ContainPayload) becomes root
+// inside and drops every capability.
+ContainFailure ContainPayloadMaps(const PreparedSandbox& prepared, pid_t payload);
+ContainFailure ContainPayload(int init);
 
 std::string_view ContainStepName(ContainStep step);
 

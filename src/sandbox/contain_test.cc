@@ -332,6 +332,25 @@ TEST_P(SandboxTest, CannotPtraceOutside) {
   EXPECT_EQ(r.out.find("ok"), std::string::npos) << r.out;
 }
 
+TEST_P(SandboxTest, CommandCannotSignalOrReadItsInit) {
+  // PID 1 keeps the host's root for the mounts it makes at launch; the command runs under other
+  // credentials, so it can neither signal PID 1 nor read its memory, descriptors or root.
+  Ran r =
+      Run("kill -0 1 2>/dev/null && echo signalled; "
+          "cat /proc/1/environ >/dev/null 2>&1 && echo read-environ; "
+          "ls /proc/1/fd >/dev/null 2>&1 && echo listed-fds; "
+          "ls /proc/1/root/ >/dev/null 2>&1 && echo listed-root; "
+          "head -c1 /proc/1/mem >/dev/null 2>&1 && echo read-mem; echo done");
+  EXPECT_EQ(r.out, "done\n") << r.err;
+}
+
+TEST_P(SandboxTest, CommandInheritsOnlyItsStdio) {
+  // Not the control sockets of PID 1 and the supervisor, nor the launch's memfd: `ls` itself
+  // holds 3 (the directory it lists).
+  Ran r = Run("ls /proc/self/fd");
+  EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
+}
+
 TEST_P(SandboxTest, ForkBombStopsAtThePidsLimit) {
   SandboxSpec box;
   box.limits.pids = 64;

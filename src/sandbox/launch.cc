@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -25,7 +26,6 @@ namespace nightshift::sandbox::internal {
 namespace {
 
 constexpr uint64_t kBlobMagic = 0x6e733a6c61756e31;  // "ns:laun1"
-constexpr int kLaunchFds = 6;  // blob, workspace, stdout, stderr, status, stdin
 
 // The blob: this header, `slot_count` uint64 slots (offsets from the blob's start, 0 = the
 // null terminating a list), then NUL-terminated strings.
@@ -128,33 +128,131 @@ bool SendAll(int fd, const void* data, size_t size) {
 }
 
 constexpr size_t kPayloadStackBytes = 64 * 1024;
+constexpr int kInitFds = 2;     // to PID 1: blob, workspace
+constexpr int kPayloadFds = 5;  // to the payload: blob, stdout, stderr, status, stdin
 
+// What the payload gets from PID 1 when cloned (it shares PID 1's memory, on a stack of its own).
 struct PayloadArgs {
-  const Command* command;
   const SeccompProgram* seccomp;
-  int failure_fd;
+  int control;    // PID 1's socket to the supervisor: the payload closes its copy
+  int direct;     // the payload's own socket to the supervisor
+  int init;       // the payload's end of its socket to PID 1
+  int init_peer;  // PID 1's end: the payload closes its copy
 };
 
-// The command, between clone(CLONE_VM | CLONE_VFORK) and execve: system calls only.
-NS_CHILD_NO_ASAN int StartPayload(void* arg) {
-  const auto& args = *static_cast<const PayloadArgs*>(arg);
-  if (args.seccomp != nullptr) {
-    if (int error = InstallSeccompProgram(*args.seccomp); error != 0) {
-      FailChild(args.failure_fd, int32_t(ContainStep::kSeccomp), error);
-    }
-  } else if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    FailChild(args.failure_fd, int32_t(ContainStep::kSeccomp), errno);
-  }
-  ExecOrFail(args.command->candidates, args.command->argv, args.command->envp, args.failure_fd);
+bool SendFds(int socket, char tag, const int* fds, int count) {
+  struct iovec iov {
+    &tag, 1
+  };
+  alignas(struct cmsghdr) char buffer[CMSG_SPACE(sizeof(int) * kPayloadFds)] = {};
+  struct msghdr message {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = buffer;
+  message.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<size_t>(count));
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<size_t>(count));
+  std::memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * static_cast<size_t>(count));
+  return ::sendmsg(socket, &message, MSG_NOSIGNAL) == 1;
 }
 
-// The child of Spawn. Async-signal-safe only.
+// Receives one tagged message with exactly `count` descriptors. Returns the tag, 0 at EOF, or
+// -1 for anything else.
+NS_CHILD_NO_ASAN int ReceiveFds(int socket, int* fds, int count) {
+  char tag = 0;
+  struct iovec iov {
+    &tag, 1
+  };
+  alignas(struct cmsghdr) char buffer[CMSG_SPACE(sizeof(int) * kPayloadFds)];
+  struct msghdr message {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = buffer;
+  message.msg_controllen = sizeof buffer;
+  ssize_t n;
+  while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n == 0) return 0;
+  if (n != 1) return -1;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+      cmsg->cmsg_len != CMSG_LEN(sizeof(int) * static_cast<size_t>(count))) {
+    return -1;
+  }
+  std::memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * static_cast<size_t>(count));
+  return static_cast<unsigned char>(tag);
+}
+
+// Maps the launch blob privately and turns it into a Command; false if it is not one of ours.
+NS_CHILD_NO_ASAN bool MapBlob(int blob_fd, Command* command) {
+  struct stat st {};
+  if (::fstat(blob_fd, &st) != 0) return false;
+  void* mapped = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE, blob_fd, 0);
+  ::close(blob_fd);
+  if (mapped == MAP_FAILED) return false;
+  return FixupBlob(static_cast<char*>(mapped), static_cast<size_t>(st.st_size), command);
+}
+
+[[noreturn]] NS_CHILD_NO_ASAN void FailPayload(int init, ContainStep step, int error) {
+  ChildFailure failure{static_cast<int32_t>(step), error};
+  SendAll(init, &failure, sizeof failure);
+  ::_exit(kChildFailedExitCode);
+}
+
+// The command's process, cloned by PID 1 while the sandbox waits, in new user and cgroup
+// namespaces, sharing PID 1's memory. It becomes unprivileged root inside, installs the seccomp
+// filter and says "r" to PID 1. At launch the supervisor sends it the command and its pipes
+// directly (PID 1 never holds them, so they reach EOF the moment the command is done with them);
+// once PID 1 says the workspace is in place ("W") it execs. Doing all the rest ahead of time is
+// what makes a warm launch cheap. System calls only.
+NS_CHILD_NO_ASAN int RunPayload(void* arg) {
+  const auto& args = *static_cast<const PayloadArgs*>(arg);
+  ::close(args.control);  // never the command's: a fake FinalReport must be impossible
+  ::close(args.init_peer);
+  const int init = args.init;
+  if (auto failed = ContainPayload(init)) FailPayload(init, failed->first, failed->second);
+  if (args.seccomp != nullptr) {
+    if (int error = InstallSeccompProgram(*args.seccomp); error != 0) {
+      FailPayload(init, ContainStep::kSeccomp, error);
+    }
+  } else if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    FailPayload(init, ContainStep::kSeccomp, errno);
+  }
+  if (!SendAll(init, "r", 1)) ::_exit(kChildFailedExitCode);
+
+  int fds[kPayloadFds];
+  if (ReceiveFds(args.direct, fds, kPayloadFds) != 'G') ::_exit(0);  // let go, or not ours
+  const int stdout_fd = fds[1], stderr_fd = fds[2], failure_fd = fds[3], stdin_fd = fds[4];
+  Command command{};
+  if (!MapBlob(fds[0], &command)) FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
+  // PID 1's word: "W" once /workspace is attached, or why it could not be.
+  ChildFailure failure{};
+  ssize_t n;
+  while ((n = ::recv(init, &failure, sizeof failure, 0)) < 0 && errno == EINTR) {
+  }
+  if (n == sizeof failure) FailChild(failure_fd, failure.step, failure.error);
+  if (n != 1 || reinterpret_cast<const char*>(&failure)[0] != 'W') {
+    FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
+  }
+  ::close(init);
+  ::close(args.direct);
+  RedirectStdio(stdin_fd, stdout_fd, stderr_fd, failure_fd);
+  const char* cwd = command.working_dir[0] == '\0' ? "/workspace" : command.working_dir;
+  if (::chdir(cwd) != 0) FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
+  ExecOrFail(command.candidates, command.argv, command.envp, failure_fd);
+}
+
+// The child of Spawn: PID 1. Async-signal-safe only.
 [[noreturn]] void RunWarmChild(const PreparedSandbox& prepared, const SeccompProgram* seccomp,
-                               int control) {
+                               const char* const* cgroup_procs, int control, int direct) {
   // PID 1 never execs, so close-on-exec protects nothing here: close every descriptor of the
-  // supervisor (its data-dir lock, listening socket, database) but the control socket, or a
+  // supervisor (its data-dir lock, listening socket, database) but the two sockets, or a
   // waiting sandbox would hold them.
-  CloseAllBut(&control, 1);
+  const int keep[] = {control, direct};
+  CloseAllBut(keep, 2);
   if (::setsid() < 0) FailWarm(control, ContainStep::kLaunch, errno);
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) FailWarm(control, ContainStep::kLaunch, errno);
   struct sigaction default_action {};
@@ -164,70 +262,64 @@ NS_CHILD_NO_ASAN int StartPayload(void* arg) {
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
 
+  // Into the sandbox's cgroup before anything else, so everything started here is accounted
+  // there and the payload's cgroup namespace is rooted at it. "0" is the writer.
+  for (; *cgroup_procs != nullptr; ++cgroup_procs) {
+    int fd = ::open(*cgroup_procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) FailWarm(control, ContainStep::kCgroup, errno);
+    ::close(fd);
+  }
   if (auto failed = ContainWarm(prepared)) FailWarm(control, failed->first, failed->second);
-  if (!SendAll(control, "r", 1)) ::_exit(kChildFailedExitCode);
 
-  // Wait for the command. EOF: the pool let us go.
-  char byte = 0;
-  struct iovec iov {
-    &byte, 1
-  };
-  alignas(struct cmsghdr) char control_buffer[CMSG_SPACE(sizeof(int) * kLaunchFds)];
-  struct msghdr message {};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control_buffer;
-  message.msg_controllen = sizeof control_buffer;
-  ssize_t n;
-  while ((n = ::recvmsg(control, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  // The payload: cloned now, made unprivileged and filtered, waiting for its command.
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    FailWarm(control, ContainStep::kInitFork, errno);
   }
-  if (n != 1 || byte != 'L') ::_exit(0);
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
-  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-      cmsg->cmsg_len != CMSG_LEN(sizeof(int) * kLaunchFds)) {
-    FailWarm(control, ContainStep::kLaunch, EPROTO);
-  }
-  int fds[kLaunchFds];
-  std::memcpy(fds, CMSG_DATA(cmsg), sizeof fds);
-  const int blob_fd = fds[0], workspace_fd = fds[1], stdout_fd = fds[2], stderr_fd = fds[3],
-            failure_fd = fds[4], stdin_fd = fds[5];
-
-  struct stat st {};
-  if (::fstat(blob_fd, &st) != 0) FailChild(failure_fd, int32_t(ContainStep::kLaunch), errno);
-  void* mapped = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE, blob_fd, 0);
-  if (mapped == MAP_FAILED) FailChild(failure_fd, int32_t(ContainStep::kLaunch), errno);
-  ::close(blob_fd);
-  Command command{};
-  if (!FixupBlob(static_cast<char*>(mapped), static_cast<size_t>(st.st_size), &command)) {
-    FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
-  }
-
-  if (auto failed =
-          ContainLaunch(prepared, workspace_fd, command.masks, command.hostname, control)) {
-    FailChild(failure_fd, static_cast<int32_t>(failed->first), failed->second);
-  }
-  // A credential change clears the parent-death signal; ContainLaunch re-armed it. The control
-  // socket stays open (close-on-exec: the command does not get it) for the FinalReport.
-
-  RedirectStdio(stdin_fd, stdout_fd, stderr_fd, failure_fd);
-  const char* cwd = command.working_dir[0] == '\0' ? "/workspace" : command.working_dir;
-  if (::chdir(cwd) != 0) FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
-
-  // The command shares our memory until it execs, like posix_spawn: we are a copy of the whole
-  // supervisor, and copying its page tables again would cost more than the rest of the launch.
-  // We are suspended meanwhile (CLONE_VFORK); it runs on a stack of its own.
+  const int init = pair[0];
   void* stack = ::mmap(nullptr, kPayloadStackBytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) FailChild(failure_fd, int32_t(ContainStep::kInitFork), errno);
-  PayloadArgs args{&command, seccomp, failure_fd};
-  const int payload = ::clone(StartPayload, static_cast<char*>(stack) + kPayloadStackBytes,
-                              CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-  if (payload < 0) FailChild(failure_fd, int32_t(ContainStep::kInitFork), errno);
-  ::munmap(stack, kPayloadStackBytes);
-  ::close(failure_fd);
-  ::close(stdout_fd);
-  ::close(stderr_fd);
+  if (stack == MAP_FAILED) FailWarm(control, ContainStep::kInitFork, errno);
+  const PayloadArgs args{seccomp, control, direct, pair[1], init};
+  const int payload = ::clone(RunPayload, static_cast<char*>(stack) + kPayloadStackBytes,
+                              CLONE_VM | CLONE_NEWUSER | CLONE_NEWCGROUP | SIGCHLD,
+                              const_cast<PayloadArgs*>(&args));
+  if (payload < 0) FailWarm(control, ContainStep::kUserns, errno);
+  ::close(pair[1]);
+  ::close(direct);
+  if (auto failed = ContainPayloadMaps(prepared, payload)) {
+    FailWarm(control, failed->first, failed->second);
+  }
+  if (!SendAll(init, "m", 1)) FailWarm(control, ContainStep::kUserns, EPIPE);
+  ChildFailure failure{};
+  ssize_t got;
+  while ((got = ::recv(init, &failure, sizeof failure, 0)) < 0 && errno == EINTR) {
+  }
+  if (got == sizeof failure)
+    FailWarm(control, static_cast<ContainStep>(failure.step), failure.error);
+  if (got != 1) FailWarm(control, ContainStep::kInitFork, EPROTO);
+  if (!SendAll(control, "r", 1)) ::_exit(kChildFailedExitCode);
+
+  // Wait for the command. EOF: the pool let us go (our exit takes the payload with it).
+  int fds[kInitFds];
+  const int tag = ReceiveFds(control, fds, kInitFds);
+  if (tag == 0) ::_exit(0);
+  // From here on a failure goes to the payload, which reports it on the status pipe; PID 1 then
+  // waits for it like for any command.
+  Command command{};
+  ContainFailure failed;
+  if (tag != 'L' || !MapBlob(fds[0], &command)) {
+    failed = std::make_pair(ContainStep::kLaunch, EPROTO);
+  } else {
+    failed = ContainLaunch(fds[1], command.masks, command.hostname);
+  }
+  if (failed) {
+    const ChildFailure report{static_cast<int32_t>(failed->first), failed->second};
+    SendAll(init, &report, sizeof report);
+  } else {
+    SendAll(init, "W", 1);
+  }
+  ::close(init);
   BeInit(payload, control);
 }
 
@@ -349,15 +441,29 @@ std::string BuildLaunchBlob(const LaunchRequest& request) {
 }
 
 StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& shape,
-                                                          const SeccompProgram* seccomp) {
+                                                          const SeccompProgram* seccomp,
+                                                          bool with_cgroup) {
   std::unique_ptr<WarmSandbox> warm(new WarmSandbox());
   ASSIGN_OR_RETURN(warm->prepared_, PrepareSandbox(shape));
+  std::vector<const char*> cgroup_procs;
+  if (with_cgroup) {
+    static std::atomic<uint64_t> next{0};
+    ASSIGN_OR_RETURN(warm->cgroup_,
+                     Cgroup::Create(StrCat("sandbox-", ::getpid(), "-", next++), CgroupLimits{}));
+    for (const auto& file : warm->cgroup_->procs_files()) cgroup_procs.push_back(file.c_str());
+  }
+  cgroup_procs.push_back(nullptr);
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     return ErrnoError("socketpair", "sandbox control");
   }
   warm->control_ = UniqueFd(pair[0]);
   UniqueFd child_end(pair[1]);
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoError("socketpair", "sandbox payload");
+  }
+  warm->direct_ = UniqueFd(pair[0]);
+  UniqueFd payload_end(pair[1]);
 
   // Every signal blocked across clone(), so none reaches a supervisor handler in the child
   // before it restores the defaults.
@@ -367,12 +473,16 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   constexpr unsigned long kNamespaces =
       CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
   const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0);
-  if (pid == 0) RunWarmChild(*warm->prepared_, seccomp, child_end.Get());
+  if (pid == 0) {
+    RunWarmChild(*warm->prepared_, seccomp, cgroup_procs.data(), child_end.Get(),
+                 payload_end.Get());
+  }
   const int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
   if (pid < 0) return ErrnoError("clone", "sandbox", clone_errno);
   warm->pid_ = static_cast<pid_t>(pid);
   child_end.Reset();
+  payload_end.Reset();
 
   ChildFailure failure{};
   ssize_t n;
@@ -405,12 +515,13 @@ bool WarmSandbox::Alive() const {
 
 StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   if (released_ || !control_.Valid()) return FailedPreconditionError("sandbox already launched");
-  Launched launched;
   const bool limited =
       request.limits.memory_bytes > 0 || request.limits.pids > 0 || request.limits.cpus > 0;
   if (limited) {
-    ASSIGN_OR_RETURN(launched.cgroup, Cgroup::Create(request.cgroup_name, request.limits));
-    RETURN_IF_ERROR(launched.cgroup->AddProcess(pid_));
+    if (cgroup_ == nullptr) {
+      return FailedPreconditionError("sandbox: limits for a sandbox spawned without a cgroup");
+    }
+    RETURN_IF_ERROR(cgroup_->SetLimits(request.limits));
   }
   ASSIGN_OR_RETURN(UniqueFd blob, MakeMemfd(BuildLaunchBlob(request)));
   UniqueFd workspace;
@@ -429,56 +540,21 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   // stdin: the request's data in a memfd, read from its start (empty: EOF at once).
   ASSIGN_OR_RETURN(UniqueFd input, MakeMemfd(request.stdin_data));
   if (::lseek(input.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
-  const int fds[kLaunchFds] = {blob.Get(),       workspace.Get(),     out.second.Get(),
-                               err.second.Get(), status.second.Get(), input.Get()};
-  char byte = 'L';
-  struct iovec iov {
-    &byte, 1
-  };
-  alignas(struct cmsghdr) char control_buffer[CMSG_SPACE(sizeof fds)] = {};
-  struct msghdr message {};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control_buffer;
-  message.msg_controllen = sizeof control_buffer;
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof fds);
-  std::memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-  if (::sendmsg(control_.Get(), &message, MSG_NOSIGNAL) != 1) {
+  // PID 1 first: it attaches the workspace while the payload maps the command.
+  const int to_init[kInitFds] = {blob.Get(), workspace.Get()};
+  const int to_payload[kPayloadFds] = {blob.Get(), out.second.Get(), err.second.Get(),
+                                       status.second.Get(), input.Get()};
+  if (!SendFds(control_.Get(), 'L', to_init, kInitFds) ||
+      !SendFds(direct_.Get(), 'G', to_payload, kPayloadFds)) {
     return ErrnoError("sendmsg", "sandbox launch");
   }
-  // Only the child holds the write ends now, so the pipes reach EOF when it is done.
-  out.second.Reset();
-  err.second.Reset();
-  status.second.Reset();
+  direct_.Reset();
+  // Only the sandbox holds the write ends now, so the pipes reach EOF when it is done.
+  Launched launched;
   launched.stdout_read = std::move(out.first);
   launched.stderr_read = std::move(err.first);
   launched.failure_read = std::move(status.first);
-
-  // Once in its user namespace the child asks for its maps. Anything else: it failed, and the
-  // status pipe says why.
-  char c = 0;
-  ssize_t n;
-  while ((n = ::recv(control_.Get(), &c, 1, 0)) < 0 && errno == EINTR) {
-  }
-  if (n == 1 && c == 'u') {
-    const std::string proc = StrCat("/proc/", pid_, "/");
-    // setgroups must be denied before an unprivileged gid_map would be accepted; for root it
-    // also keeps the sandbox from dropping into supplementary groups it was never given.
-    for (const auto& [file, content] :
-         std::vector<std::pair<std::string, std::string>>{{"setgroups", "deny"},
-                                                          {"uid_map", prepared_->uid_map},
-                                                          {"gid_map", prepared_->gid_map}}) {
-      UniqueFd fd(::open((proc + file).c_str(), O_WRONLY | O_CLOEXEC));
-      if (!fd.Valid() || ::write(fd.Get(), content.data(), content.size()) !=
-                             static_cast<ssize_t>(content.size())) {
-        return ErrnoError("write", proc + file);
-      }
-    }
-    if (!SendAll(control_.Get(), "m", 1)) return ErrnoError("send", "sandbox control");
-  }
+  launched.cgroup = std::move(cgroup_);
   launched.control = std::move(control_);
   return launched;
 }

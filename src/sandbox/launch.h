@@ -1,15 +1,19 @@
 #pragma once
 
 // Starting a sandbox in two moves, so the expensive part can happen ahead of time (pool.h):
-//  1. Spawn: clone() into new mount/PID/net/UTS/IPC namespaces and run ContainWarm — the
-//     overlay root, /proc, /dev, /tmp, masks, pivot_root, loopback. The child then waits on a
-//     control socket, still privileged.
-//  2. Launch: the parent moves it into the run's cgroup and sends, with SCM_RIGHTS, the
-//     workspace as a detached mount, the output and status pipes, and the command (argv, env,
-//     PATH candidates, working dir, hostname) in a memfd. The child attaches the workspace,
-//     enters its cgroup and user namespaces (the parent writes the maps), drops every
-//     capability, and becomes PID 1: it forks the command (seccomp, execve), reaps orphans,
-//     forwards SIGTERM/SIGINT/SIGHUP and exits with the command's status.
+//  1. Spawn: clone() PID 1 into new mount/PID/net/UTS/IPC namespaces (and the sandbox's own
+//     cgroup, if any). PID 1 runs ContainWarm — the overlay root, /proc, /dev, /tmp, masks,
+//     pivot_root, loopback — then clones the payload, the process that will exec the command,
+//     into new user and cgroup namespaces, writes its uid/gid maps, and the payload drops every
+//     capability and installs the seccomp filter. Both then wait: PID 1 on the control socket,
+//     still privileged; the payload on its socket to PID 1, already unprivileged.
+//  2. Launch: the parent sets the cgroup's limits and sends, with SCM_RIGHTS, the command
+//     (argv, env, PATH candidates, working dir, hostname, masks) in a memfd to both, the
+//     workspace as a detached mount to PID 1, and the output and status pipes and stdin to the
+//     payload. PID 1 attaches the workspace and its masks, sets the hostname, tells the
+//     payload, which execs at once, and becomes init: reaps orphans, forwards SIGTERM/SIGINT/
+//     SIGHUP, exits with the command's status.
+//     The command never shares PID 1's credentials: it cannot signal, trace or read PID 1.
 // The cold path does both at once. Internal to src/sandbox.
 
 #include <sys/types.h>
@@ -40,14 +44,13 @@ struct LaunchRequest {
   std::vector<std::filesystem::path> workspace_layers;  // an overlay's read-only layers, top first
   std::filesystem::path workspace_work;
   std::vector<std::string> workspace_masks;  // "d/workspace/…" or "f/workspace/…"
-  CgroupLimits limits;
-  std::string cgroup_name;
+  CgroupLimits limits;     // applied to the sandbox's cgroup (it must have one if any is set)
   std::string stdin_data;  // the command's stdin (empty: at EOF)
 };
 
 struct Launched {
   UniqueFd stdout_read, stderr_read, failure_read;  // the status pipe: EOF once exec'd
-  std::unique_ptr<Cgroup> cgroup;                   // null without limits
+  std::unique_ptr<Cgroup> cgroup;                   // null if spawned without one
   // Readable once PID 1 sends its FinalReport, or exits without one.
   UniqueFd control;
 };
@@ -72,10 +75,12 @@ void ReapInBackground(pid_t pid, std::unique_ptr<Cgroup> cgroup);
 class WarmSandbox {
  public:
   // Clones from the calling thread, which the sandbox's parent-death signal is tied to: that
-  // thread must outlive the sandbox. Returns once ContainWarm is done (or failed: Internal
-  // naming the step).
+  // thread must outlive the sandbox. `with_cgroup`: in a cgroup of its own, made now without
+  // limits (Launch sets them). Returns once the sandbox waits (or failed: an error naming the
+  // step).
   static StatusOr<std::unique_ptr<WarmSandbox>> Spawn(const SandboxSpec& shape,
-                                                      const SeccompProgram* seccomp);
+                                                      const SeccompProgram* seccomp,
+                                                      bool with_cgroup);
   // Kills the sandbox if it was never handed over (Release).
   ~WarmSandbox();
   WarmSandbox(const WarmSandbox&) = delete;
@@ -99,8 +104,10 @@ class WarmSandbox {
   WarmSandbox() = default;
   pid_t pid_ = -1;
   bool released_ = false;
-  UniqueFd control_;
+  UniqueFd control_;  // to PID 1
+  UniqueFd direct_;   // to the payload
   std::unique_ptr<PreparedSandbox> prepared_;
+  std::unique_ptr<Cgroup> cgroup_;  // the waiting sandbox's, handed over by Launch
 };
 
 // The memfd a launch sends: a header, pointer slots holding offsets (turned into pointers by the

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "sandbox/cgroups.h"
 #include "sandbox/launch.h"
 #include "sandbox/seccomp.h"
 
@@ -21,7 +22,10 @@ constexpr auto kRefillHold = std::chrono::milliseconds(20);
 StatusOr<std::unique_ptr<SandboxPool>> SandboxPool::Start(const SandboxSpec& shape, int size) {
   if (size < 1) return InvalidArgumentError("a sandbox pool needs a size of at least 1");
   RETURN_IF_ERROR(ValidateSandboxSpec(shape));
-  std::unique_ptr<SandboxPool> pool(new SandboxPool(shape, size));
+  // Each waiting sandbox has a cgroup of its own where cgroups work, so runs with limits can
+  // take one (the limits are set at launch).
+  const bool cgroups = Cgroup::Create(StrCat("pool-probe-", ::getpid()), CgroupLimits{}).ok();
+  std::unique_ptr<SandboxPool> pool(new SandboxPool(shape, size, cgroups));
   // The first sandbox is built on the pool's own thread too (it must be their parent); wait
   // for it, so a shape that cannot work fails here and not on every run.
   std::unique_lock lock(pool->mu_);
@@ -31,8 +35,8 @@ StatusOr<std::unique_ptr<SandboxPool>> SandboxPool::Start(const SandboxSpec& sha
   return pool;
 }
 
-SandboxPool::SandboxPool(const SandboxSpec& shape, int size)
-    : shape_(shape), size_(size), filler_([this] { Fill(); }) {}
+SandboxPool::SandboxPool(const SandboxSpec& shape, int size, bool cgroups)
+    : shape_(shape), size_(size), cgroups_(cgroups), filler_([this] { Fill(); }) {}
 
 SandboxPool::~SandboxPool() {
   {
@@ -44,7 +48,8 @@ SandboxPool::~SandboxPool() {
 }
 
 bool SandboxPool::Matches(const SandboxSpec& spec) const {
-  return spec.rootfs == shape_.rootfs && spec.layers == shape_.layers &&
+  const bool limited = spec.limits.memory_bytes > 0 || spec.limits.pids > 0 || spec.limits.cpus > 0;
+  return (cgroups_ || !limited) && spec.rootfs == shape_.rootfs && spec.layers == shape_.layers &&
          spec.masked == shape_.masked && spec.host_uid == shape_.host_uid &&
          spec.host_gid == shape_.host_gid && spec.upper_bytes == shape_.upper_bytes &&
          spec.seccomp == shape_.seccomp;
@@ -112,7 +117,7 @@ void SandboxPool::Fill() {
       if (stopping_) break;
     }
     lock.unlock();
-    auto warm = internal::WarmSandbox::Spawn(shape_, seccomp);
+    auto warm = internal::WarmSandbox::Spawn(shape_, seccomp, cgroups_);
     lock.lock();
     if (warm.ok()) {
       ++stats_.spawned;

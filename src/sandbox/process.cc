@@ -565,7 +565,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   const ExecPlan plan = MakeExecPlan(spec);
   // Declared before `child`, so they are cleaned up after its tree is gone.
   std::unique_ptr<internal::WarmSandbox> warm;
-  // Tells the pool when our launch is over, so it refills between launches.
+  // Tells the pool when our run is over: it refills between runs, or once kRefillHold has
+  // passed (a refill's clone() and mounts would slow a short command on a small machine).
   struct LaunchGuard {
     SandboxPool* pool = nullptr;
     void Done() {
@@ -586,7 +587,9 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       if (spec.sandbox->seccomp) {
         ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
       }
-      ASSIGN_OR_RETURN(warm, internal::WarmSandbox::Spawn(*spec.sandbox, seccomp));
+      const CgroupLimits& limits = spec.sandbox->limits;
+      const bool limited = limits.memory_bytes > 0 || limits.pids > 0 || limits.cpus > 0;
+      ASSIGN_OR_RETURN(warm, internal::WarmSandbox::Spawn(*spec.sandbox, seccomp, limited));
     }
     internal::LaunchRequest request{
         .argv = plan.argv_strings,
@@ -599,7 +602,6 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         .workspace_work = spec.sandbox->workspace_work,
         .workspace_masks = internal::WorkspaceMasks(*spec.sandbox),
         .limits = spec.sandbox->limits,
-        .cgroup_name = StrCat("sandbox-", warm->pid()),
         .stdin_data = spec.stdin_data,
     };
     ASSIGN_OR_RETURN(internal::Launched launched, warm->Launch(request));
@@ -646,7 +648,6 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
 
   auto read_failure = ReadChildFailure(failure_read.Get());
   failure_read.Reset();
-  launch_guard.Done();
   if (!read_failure.ok()) return read_failure.status();
   const std::optional<ChildFailure>& child_failure = *read_failure;
   if (child_failure.has_value()) {
