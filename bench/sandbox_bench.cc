@@ -2,7 +2,7 @@
 //  1. start-to-exit latency of `true` in our sandbox vs `bwrap --ro-bind / / --unshare-all
 //     --die-with-parent true`, interleaved so both see the same machine;
 //     and the same from a warm pool (pre-forked sandboxes, pool.h), each taken once the pool is
-//     full again;
+//     full again, and the cold ones measured once its refill is done;
 //  2. sandboxes started (and finished) per second with 2 threads, cold and with a pool;
 //  3. memory per idle sandbox (PSS of its processes), and per sandbox waiting in a pool.
 // Usage: sandbox_bench [--runs N] [--seconds S] [--json FILE]
@@ -97,6 +97,9 @@ int Main(int argc, char** argv) {
   for (int i = 0; i < runs; ++i) {
     (*pool)->WaitFull(5000);
     t_warm.push_back(TimeOne(ours_warm));
+    // The refill starts once the warm run is over: let it finish, or it would compete with the
+    // cold runs below.
+    (*pool)->WaitFull(5000);
     t_ours.push_back(TimeOne(ours));
     t_ours_ns.push_back(TimeOne(ours_no_seccomp));
     if (have_bwrap) t_bwrap.push_back(TimeOne(bwrap));

@@ -205,7 +205,7 @@ std::optional<Fail> MaskPath(const char* path, bool is_dir) {
 
 // The mount namespace: an overlay root, the workspace, fresh /proc, /sys read-only, a minimal
 // /dev, tmpfs /tmp, the masks, then pivot_root into it.
-std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
+std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, void* join_arg) {
   // Nothing we mount may propagate back to the host.
   CONTAIN_STEP(ContainStep::kMountPrivate,
                MountOk(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
@@ -234,11 +234,6 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
                MountOk("proc", p.proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
   CONTAIN_STEP(ContainStep::kMountProc, BindReadOnly(p.proc_sys.c_str(), p.proc_sys.c_str()));
 
-  ::mkdir(p.sys.c_str(), 0555);
-  CONTAIN_STEP(ContainStep::kMountSys,
-               MountOk("sysfs", p.sys.c_str(), "sysfs",
-                       MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
-
   ::mkdir(p.dev.c_str(), 0755);
   CONTAIN_STEP(ContainStep::kMountDev, MountOk("tmpfs", p.dev.c_str(), "tmpfs",
                                                MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m"));
@@ -266,6 +261,16 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
   CONTAIN_STEP(ContainStep::kMountTmp,
                MountOk("tmpfs", p.tmp.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
 
+  // The network namespace, made meanwhile on another thread (netns.h), is joined before /sys
+  // is mounted: sysfs shows the network devices of its mounter's namespace.
+  if (join_net != nullptr) {
+    if (int error = join_net(join_arg); error != 0) return Fail{ContainStep::kNet, error};
+  }
+  ::mkdir(p.sys.c_str(), 0555);
+  CONTAIN_STEP(ContainStep::kMountSys,
+               MountOk("sysfs", p.sys.c_str(), "sysfs",
+                       MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+
   for (const auto& [path, is_dir] : p.masks) {
     if (auto failed = MaskPath(path.c_str(), is_dir)) return failed;
   }
@@ -276,21 +281,6 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p) {
   CONTAIN_STEP(ContainStep::kPivotRoot, ::syscall(SYS_pivot_root, ".", ".") == 0);
   CONTAIN_STEP(ContainStep::kPivotRoot, ::umount2(".", MNT_DETACH) == 0);
   CONTAIN_STEP(ContainStep::kPivotRoot, ::chdir("/workspace") == 0);
-  return std::nullopt;
-}
-
-// The network namespace starts with a down loopback; bring it up so local servers work.
-std::optional<Fail> ContainNet() {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  CONTAIN_STEP(ContainStep::kNet, fd >= 0);
-  struct ifreq ifr {};
-  std::memcpy(ifr.ifr_name, "lo", 3);
-  bool ok = ::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
-  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-  ok = ok && ::ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
-  int error = errno;
-  ::close(fd);
-  if (!ok) return Fail{ContainStep::kNet, error};
   return std::nullopt;
 }
 
@@ -350,15 +340,9 @@ ContainFailure Report(const std::optional<Fail>& failed) {
 
 }  // namespace
 
-ContainFailure ContainWarm(const PreparedSandbox& p) {
-  for (auto step : {
-           +[](const PreparedSandbox& q) { return ContainMounts(q); },
-           +[](const PreparedSandbox&) { return ContainNet(); },
-           +[](const PreparedSandbox&) { return ContainRlimits(); },
-       }) {
-    if (auto failed = step(p)) return Report(failed);
-  }
-  return std::nullopt;
+ContainFailure ContainWarm(const PreparedSandbox& p, JoinNet join_net, void* join_arg) {
+  if (auto failed = ContainMounts(p, join_net, join_arg)) return Report(failed);
+  return Report(ContainRlimits());
 }
 
 ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_masks,

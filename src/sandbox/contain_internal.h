@@ -67,10 +67,12 @@ using ContainFailure = std::optional<std::pair<ContainStep, int>>;
 
 // The checklist, in two halves. Async-signal-safe; each returns the failed step and errno.
 //
-// ContainWarm, in the child right after clone() into new mount/PID/net/UTS/IPC namespaces:
-// the overlay root, /proc, /sys, /dev, /tmp, the masks, pivot_root, loopback, rlimits. The
+// ContainWarm, in the child right after clone() into new mount/PID/UTS/IPC namespaces: the
+// overlay root, /proc, /dev, /tmp, then `join_net` (if not null; returns 0 or an errno) to
+// enter the sandbox's network namespace, then /sys, the masks, pivot_root and rlimits. The
 // sandbox then waits, still privileged, for its command (launch.h).
-ContainFailure ContainWarm(const PreparedSandbox& prepared);
+using JoinNet = int (*)(void* arg);
+ContainFailure ContainWarm(const PreparedSandbox& prepared, JoinNet join_net, void* join_arg);
 
 // The per-command part, in PID 1 once launched: the workspace (a detached mount,
 // `workspace_fd`) at /workspace with `workspace_masks` ("d/path" or "f/path", null-terminated)

@@ -283,6 +283,15 @@ TEST_P(SandboxTest, CannotSeeOrSignalHostProcesses) {
   EXPECT_NE(r.out.find("ESRCH"), std::string::npos) << r.out;
 }
 
+TEST_P(SandboxTest, SeesOnlyItsOwnLoopback) {
+  // The network namespace is made on another thread and joined before /sys is mounted: sysfs
+  // mounted earlier would list the host's interfaces.
+  Ran r =
+      Run("ls /sys/class/net; cat /sys/class/net/lo/operstate; ls /proc/net/dev >/dev/null && "
+          "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+  EXPECT_EQ(r.out, "lo\nunknown\nlo\n") << r.err;
+}
+
 TEST_P(SandboxTest, CannotReachHostLoopbackServer) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};

@@ -22,6 +22,8 @@
 #include <mutex>
 #include <thread>
 
+#include "sandbox/netns.h"
+
 namespace nightshift::sandbox::internal {
 namespace {
 
@@ -245,6 +247,17 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   ExecOrFail(command.candidates, command.argv, command.envp, failure_fd);
 }
 
+// ContainWarm's JoinNet in PID 1: the supervisor sends the namespace ("n" with its descriptor)
+// once its maker thread has it.
+int JoinNetworkNamespace(void* control_ptr) {
+  const int control = *static_cast<const int*>(control_ptr);
+  int fd = -1;
+  if (ReceiveFds(control, &fd, 1) != 'n') return EPROTO;
+  const int error = ::setns(fd, CLONE_NEWNET) == 0 ? 0 : errno;
+  ::close(fd);
+  return error;
+}
+
 // The child of Spawn: PID 1. Async-signal-safe only.
 [[noreturn]] void RunWarmChild(const PreparedSandbox& prepared, const SeccompProgram* seccomp,
                                const char* const* cgroup_procs, int control, int direct) {
@@ -269,7 +282,9 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
     if (fd < 0 || ::write(fd, "0", 1) != 1) FailWarm(control, ContainStep::kCgroup, errno);
     ::close(fd);
   }
-  if (auto failed = ContainWarm(prepared)) FailWarm(control, failed->first, failed->second);
+  if (auto failed = ContainWarm(prepared, JoinNetworkNamespace, &control)) {
+    FailWarm(control, failed->first, failed->second);
+  }
 
   // The payload: cloned now, made unprivileged and filtered, waiting for its command.
   int pair[2];
@@ -470,8 +485,9 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   sigset_t all_signals, saved_mask;
   sigfillset(&all_signals);
   ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
-  constexpr unsigned long kNamespaces =
-      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC;
+  // The network namespace is made meanwhile on another thread (netns.h) and sent to PID 1.
+  auto netns = MakeNetworkNamespace();
+  constexpr unsigned long kNamespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
     RunWarmChild(*warm->prepared_, seccomp, cgroup_procs.data(), child_end.Get(),
@@ -483,6 +499,12 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   warm->pid_ = static_cast<pid_t>(pid);
   child_end.Reset();
   payload_end.Reset();
+  StatusOr<UniqueFd> net = netns.get();
+  if (!net.ok()) return net.status().WithContext("sandbox");  // the destructor kills PID 1
+  const int net_fd = net->Get();
+  if (!SendFds(warm->control_.Get(), 'n', &net_fd, 1)) {
+    return ErrnoError("sendmsg", "sandbox network namespace");
+  }
 
   ChildFailure failure{};
   ssize_t n;

@@ -1,9 +1,10 @@
 #pragma once
 
 // Starting a sandbox in two moves, so the expensive part can happen ahead of time (pool.h):
-//  1. Spawn: clone() PID 1 into new mount/PID/net/UTS/IPC namespaces (and the sandbox's own
-//     cgroup, if any). PID 1 runs ContainWarm — the overlay root, /proc, /dev, /tmp, masks,
-//     pivot_root, loopback — then clones the payload, the process that will exec the command,
+//  1. Spawn: clone() PID 1 into new mount/PID/UTS/IPC namespaces (and the sandbox's own
+//     cgroup, if any), while another thread makes its network namespace (netns.h). PID 1 runs
+//     ContainWarm — the overlay root, /proc, /dev, /tmp, joining the network namespace, /sys,
+//     masks, pivot_root — then clones the payload, the process that will exec the command,
 //     into new user and cgroup namespaces, writes its uid/gid maps, and the payload drops every
 //     capability and installs the seccomp filter. Both then wait: PID 1 on the control socket,
 //     still privileged; the payload on its socket to PID 1, already unprivileged.
