@@ -2,7 +2,8 @@
 //  1. start-to-exit latency of `true` in our sandbox vs `bwrap --ro-bind / / --unshare-all
 //     --die-with-parent true`, interleaved so both see the same machine;
 //     and the same from a warm pool (pre-forked sandboxes, pool.h), each taken once the pool is
-//     full again, and the cold ones measured once its refill is done;
+//     full again, and the cold ones measured once its refill is done; both also with memory and
+//     pids limits, as the server runs them;
 //  2. sandboxes started (and finished) per second with 2 threads, cold and with a pool;
 //  3. memory per idle sandbox (PSS of its processes), and per sandbox waiting in a pool.
 // Usage: sandbox_bench [--runs N] [--seconds S] [--json FILE]
@@ -87,20 +88,28 @@ int Main(int argc, char** argv) {
   }
   auto ours_warm = ours;
   ours_warm.pool = pool->get();
+  // As the server runs them: with memory and pids limits, so each has a cgroup (a pooled
+  // sandbox's is made ahead; a cold one makes its own).
+  auto ours_limited = ours;
+  ours_limited.sandbox->limits = {.memory_bytes = int64_t{512} << 20, .pids = 256};
+  auto ours_warm_limited = ours_limited;
+  ours_warm_limited.pool = pool->get();
 
   // Warm up the page cache and the kernel's structures for both.
   for (int i = 0; i < 3; ++i) {
     TimeOne(ours);
     if (have_bwrap) TimeOne(bwrap);
   }
-  std::vector<double> t_ours, t_ours_ns, t_bwrap, t_plain, t_warm;
+  std::vector<double> t_ours, t_ours_ns, t_bwrap, t_plain, t_warm, t_limited, t_warm_limited;
   for (int i = 0; i < runs; ++i) {
+    // A refill starts once a warm run is over: each run waits for it, or it would compete.
     (*pool)->WaitFull(5000);
     t_warm.push_back(TimeOne(ours_warm));
-    // The refill starts once the warm run is over: let it finish, or it would compete with the
-    // cold runs below.
+    (*pool)->WaitFull(5000);
+    t_warm_limited.push_back(TimeOne(ours_warm_limited));
     (*pool)->WaitFull(5000);
     t_ours.push_back(TimeOne(ours));
+    t_limited.push_back(TimeOne(ours_limited));
     t_ours_ns.push_back(TimeOne(ours_no_seccomp));
     if (have_bwrap) t_bwrap.push_back(TimeOne(bwrap));
     t_plain.push_back(TimeOne(plain));
@@ -110,6 +119,8 @@ int Main(int argc, char** argv) {
       {"nightshift", {{"p50", Median(t_ours)}, {"p90", Percentile(t_ours, 0.9)}}},
       {"nightshift_no_seccomp", {{"p50", Median(t_ours_ns)}}},
       {"nightshift_warm_pool", {{"p50", Median(t_warm)}, {"p90", Percentile(t_warm, 0.9)}}},
+      {"nightshift_with_limits", {{"p50", Median(t_limited)}}},
+      {"nightshift_warm_pool_with_limits", {{"p50", Median(t_warm_limited)}}},
       {"plain_fork_exec", {{"p50", Median(t_plain)}}}};
   std::printf("start-to-exit of `true` (median of %d, ms):\n", runs);
   std::printf("  nightshift sandbox        %6.2f  (p90 %.2f)\n", Median(t_ours),
@@ -117,6 +128,8 @@ int Main(int argc, char** argv) {
   std::printf("  nightshift, no seccomp    %6.2f\n", Median(t_ours_ns));
   std::printf("  nightshift, warm pool     %6.2f  (p90 %.2f)\n", Median(t_warm),
               Percentile(t_warm, 0.9));
+  std::printf("  with memory+pids limits   %6.2f  (warm pool: %.2f)\n", Median(t_limited),
+              Median(t_warm_limited));
   if (have_bwrap) {
     report["latency_ms"]["bwrap"] = {{"p50", Median(t_bwrap)}, {"p90", Percentile(t_bwrap, 0.9)}};
     report["ratio_to_bwrap"] = Median(t_ours) / Median(t_bwrap);

@@ -481,13 +481,15 @@ Status Cgroup::AddProcess(pid_t pid) {
   return OkStatus();
 }
 
-CgroupUsage Cgroup::ReadUsage() const {
+CgroupUsage Cgroup::ReadUsage(bool limit_events) const {
   CgroupUsage usage;
   if (v2_) {
     const fs::path& dir = memory_dir_;
     usage.peak_memory_bytes = ReadInt64File(dir / "memory.peak").value_or(0);
-    usage.oom_killed = ReadKeyedValue(dir / "memory.events", "oom_kill").value_or(0) > 0;
-    usage.pids_limit_hit = ReadKeyedValue(dir / "pids.events", "max").value_or(0) > 0;
+    if (limit_events) {
+      usage.oom_killed = ReadKeyedValue(dir / "memory.events", "oom_kill").value_or(0) > 0;
+      usage.pids_limit_hit = ReadKeyedValue(dir / "pids.events", "max").value_or(0) > 0;
+    }
     usage.cpu_usec = ReadKeyedValue(dir / "cpu.stat", "usage_usec").value_or(0);
     return usage;
   }
@@ -495,10 +497,12 @@ CgroupUsage Cgroup::ReadUsage() const {
     usage.peak_memory_bytes = ReadInt64File(memory_dir_ / "memory.max_usage_in_bytes").value_or(0);
     // The OOM-kill counter (kernel 4.13+); failcnt only says the limit was reached, which
     // page-cache reclaim does all the time.
-    usage.oom_killed =
-        ReadKeyedValue(memory_dir_ / "memory.oom_control", "oom_kill").value_or(0) > 0;
+    if (limit_events) {
+      usage.oom_killed =
+          ReadKeyedValue(memory_dir_ / "memory.oom_control", "oom_kill").value_or(0) > 0;
+    }
   }
-  if (!pids_dir_.empty()) {
+  if (!pids_dir_.empty() && limit_events) {
     usage.pids_limit_hit = ReadKeyedValue(pids_dir_ / "pids.events", "max").value_or(0) > 0;
   }
   if (!cpuacct_dir_.empty()) {

@@ -67,7 +67,9 @@ class Cgroup {
   // formatting; a pid is read in the writer's PID namespace, so both work after CLONE_NEWPID.
   const std::vector<std::filesystem::path>& procs_files() const { return procs_files_; }
 
-  CgroupUsage ReadUsage() const;
+  // `limit_events`: also whether the OOM killer or the pids limit struck (two more files; left
+  // false in the result otherwise).
+  CgroupUsage ReadUsage(bool limit_events = true) const;
   // SIGKILLs every process in the cgroup(s) and waits (bounded) until they are gone.
   Status KillAll();
   bool is_v2() const { return v2_; }

@@ -160,9 +160,10 @@ bool SendFds(int socket, char tag, const int* fds, int count) {
   return ::sendmsg(socket, &message, MSG_NOSIGNAL) == 1;
 }
 
-// Receives one tagged message with exactly `count` descriptors. Returns the tag, 0 at EOF, or
-// -1 for anything else.
-NS_CHILD_NO_ASAN int ReceiveFds(int socket, int* fds, int count) {
+// Receives one tagged message with `min_count` to `max_count` descriptors (their number in
+// *received, if not null). Returns the tag, 0 at EOF, or -1 for anything else.
+NS_CHILD_NO_ASAN int ReceiveFds(int socket, int* fds, int min_count, int max_count,
+                                int* received = nullptr) {
   char tag = 0;
   struct iovec iov {
     &tag, 1
@@ -177,13 +178,16 @@ NS_CHILD_NO_ASAN int ReceiveFds(int socket, int* fds, int count) {
   while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
   }
   if (n == 0) return 0;
-  if (n != 1) return -1;
+  if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0) return -1;
   struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
   if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-      cmsg->cmsg_len != CMSG_LEN(sizeof(int) * static_cast<size_t>(count))) {
+      cmsg->cmsg_len < CMSG_LEN(0)) {
     return -1;
   }
+  const auto count = static_cast<int>((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+  if (count < min_count || count > max_count) return -1;
   std::memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * static_cast<size_t>(count));
+  if (received != nullptr) *received = count;
   return static_cast<unsigned char>(tag);
 }
 
@@ -226,8 +230,13 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   if (!SendAll(init, "r", 1)) ::_exit(kChildFailedExitCode);
 
   int fds[kPayloadFds];
-  if (ReceiveFds(args.direct, fds, kPayloadFds) != 'G') ::_exit(0);  // let go, or not ours
-  const int stdout_fd = fds[1], stderr_fd = fds[2], failure_fd = fds[3], stdin_fd = fds[4];
+  int received = 0;
+  if (ReceiveFds(args.direct, fds, kPayloadFds - 1, kPayloadFds, &received) != 'G') {
+    ::_exit(0);  // let go, or not ours
+  }
+  // No stdin descriptor: no input (RedirectStdio opens /dev/null).
+  const int stdout_fd = fds[1], stderr_fd = fds[2], failure_fd = fds[3],
+            stdin_fd = received == kPayloadFds ? fds[4] : -1;
   Command command{};
   if (!MapBlob(fds[0], &command)) FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
   // PID 1's word: "W" once /workspace is attached, or why it could not be.
@@ -252,7 +261,7 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
 int JoinNetworkNamespace(void* control_ptr) {
   const int control = *static_cast<const int*>(control_ptr);
   int fd = -1;
-  if (ReceiveFds(control, &fd, 1) != 'n') return EPROTO;
+  if (ReceiveFds(control, &fd, 1, 1) != 'n') return EPROTO;
   const int error = ::setns(fd, CLONE_NEWNET) == 0 ? 0 : errno;
   ::close(fd);
   return error;
@@ -317,7 +326,7 @@ int JoinNetworkNamespace(void* control_ptr) {
 
   // Wait for the command. EOF: the pool let us go (our exit takes the payload with it).
   int fds[kInitFds];
-  const int tag = ReceiveFds(control, fds, kInitFds);
+  const int tag = ReceiveFds(control, fds, kInitFds, kInitFds);
   if (tag == 0) ::_exit(0);
   // From here on a failure goes to the payload, which reports it on the status pipe; PID 1 then
   // waits for it like for any command.
@@ -559,15 +568,18 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   RETURN_IF_ERROR(SetNonblocking(out.first.Get()));
   RETURN_IF_ERROR(SetNonblocking(err.first.Get()));
 
-  // stdin: the request's data in a memfd, read from its start (empty: EOF at once).
-  ASSIGN_OR_RETURN(UniqueFd input, MakeMemfd(request.stdin_data));
-  if (::lseek(input.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
+  // stdin: the request's data in a memfd, read from its start; none: /dev/null, opened inside.
+  UniqueFd input;
+  if (!request.stdin_data.empty()) {
+    ASSIGN_OR_RETURN(input, MakeMemfd(request.stdin_data));
+    if (::lseek(input.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
+  }
   // PID 1 first: it attaches the workspace while the payload maps the command.
   const int to_init[kInitFds] = {blob.Get(), workspace.Get()};
   const int to_payload[kPayloadFds] = {blob.Get(), out.second.Get(), err.second.Get(),
                                        status.second.Get(), input.Get()};
   if (!SendFds(control_.Get(), 'L', to_init, kInitFds) ||
-      !SendFds(direct_.Get(), 'G', to_payload, kPayloadFds)) {
+      !SendFds(direct_.Get(), 'G', to_payload, input.Valid() ? kPayloadFds : kPayloadFds - 1)) {
     return ErrnoError("sendmsg", "sandbox launch");
   }
   direct_.Reset();

@@ -815,12 +815,16 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   } else {
     result.reason = EndReason::kExited;
   }
-  if (cgroup) {
-    // Read before the hand-off below: the cgroup goes once its last process (PID 1) has.
-    CgroupUsage cg = cgroup->ReadUsage();
+  const CgroupLimits* limits = spec.sandbox ? &spec.sandbox->limits : nullptr;
+  if (cgroup && (limits->memory_bytes > 0 || limits->pids > 0 || limits->cpus > 0)) {
+    // Read before the hand-off below: the cgroup goes once its last process (PID 1) has. (A
+    // pooled sandbox has a cgroup even for a run without limits; such a run reports what a cold
+    // one does, from PID 1's report.) Whether a limit struck matters only for a failed command.
+    const bool failed = !stop_reason.has_value() && result.exit_code != 0;
+    CgroupUsage cg = cgroup->ReadUsage(/*limit_events=*/failed);
     if (cg.cpu_usec > 0) result.cpu_ms = cg.cpu_usec / 1000;
     if (cg.peak_memory_bytes > 0) result.peak_memory_bytes = cg.peak_memory_bytes;
-    if (!stop_reason.has_value() && result.exit_code != 0) {
+    if (failed) {
       if (cg.oom_killed) {
         result.reason = EndReason::kOom;
       } else if (cg.pids_limit_hit) {
