@@ -117,7 +117,12 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
   p->dev_ptmx = p->root + "/dev/ptmx";
   p->tmp = p->root + "/tmp";
   for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
-    p->dev_nodes.push_back({StrCat("/dev/", node), StrCat(p->dev, "/", node)});
+    const std::string host = StrCat("/dev/", node);
+    struct stat st {};
+    if (::stat(host.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) {
+      return FailedPreconditionError(StrCat("the host has no character device ", host));
+    }
+    p->dev_nodes.push_back({StrCat(p->dev, "/", node), st.st_rdev, st.st_mode & 07777});
   }
   for (const auto& [link, target] :
        std::vector<std::pair<std::string, std::string>>{{"fd", "/proc/self/fd"},
@@ -172,13 +177,6 @@ bool MountOk(const char* src, const char* target, const char* type, unsigned lon
 }
 
 // Creates an empty file to bind a device or /dev/null onto.
-bool Touch(const char* path) {
-  int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return errno == EEXIST;
-  ::close(fd);
-  return true;
-}
-
 bool BindReadOnly(const char* src, const char* target) {
   if (!MountOk(src, target, nullptr, MS_BIND | MS_REC, nullptr)) return false;
   return MountOk(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
@@ -237,10 +235,12 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, vo
   ::mkdir(p.dev.c_str(), 0755);
   CONTAIN_STEP(ContainStep::kMountDev, MountOk("tmpfs", p.dev.c_str(), "tmpfs",
                                                MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m"));
-  for (const auto& [host, target] : p.dev_nodes) {
-    CONTAIN_STEP(ContainStep::kMountDev, Touch(target.c_str()));
+  // The same devices as the host's, made here (we are still real root, and this tmpfs is not
+  // nodev): cheaper than a bind mount each. chmod because mknod obeys the umask.
+  for (const auto& node : p.dev_nodes) {
     CONTAIN_STEP(ContainStep::kMountDev,
-                 MountOk(host.c_str(), target.c_str(), nullptr, MS_BIND, nullptr));
+                 ::mknod(node.path.c_str(), S_IFCHR | node.mode, node.rdev) == 0);
+    CONTAIN_STEP(ContainStep::kMountDev, ::chmod(node.path.c_str(), node.mode) == 0);
   }
   for (const auto& [target, link] : p.dev_links) {
     CONTAIN_STEP(ContainStep::kMountDev, ::symlink(target.c_str(), link.c_str()) == 0);

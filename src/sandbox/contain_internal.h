@@ -3,6 +3,8 @@
 // Between the supervisor (process.cc) and the sandbox checklist (contain.cc). Not for other
 // parts.
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -25,7 +27,12 @@ struct PreparedSandbox {
   std::string tmpfs_options, overlay_options;
   std::string workspace_target;  // the mount point, made before pivot_root
   std::string proc, proc_sys, sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;
-  std::vector<std::pair<std::string, std::string>> dev_nodes;  // host node → target
+  struct DevNode {
+    std::string path;  // in the new root's /dev
+    dev_t rdev;        // the host's device
+    mode_t mode;
+  };
+  std::vector<DevNode> dev_nodes;
   std::vector<std::pair<std::string, std::string>> dev_links;  // link target → link path
   std::vector<std::pair<std::string, bool>> masks;             // path inside root, is dir
   std::string uid_map, gid_map;

@@ -283,6 +283,21 @@ TEST_P(SandboxTest, CannotSeeOrSignalHostProcesses) {
   EXPECT_NE(r.out.find("ESRCH"), std::string::npos) << r.out;
 }
 
+TEST_P(SandboxTest, DevHasTheUsualDevicesAndNothingElse) {
+  Ran r =
+      Run("echo x > /dev/null && echo null-ok; head -c3 /dev/zero | od -An -tx1; "
+          "head -c5 /dev/urandom | wc -c; head -c5 /dev/random | wc -c; "
+          "(echo x > /dev/full) 2>/dev/null || echo full-is-full; "
+          "stat -c '%A %t:%T' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty; "
+          "ls /dev | tr '\\n' ' '; (touch /dev/new) 2>/dev/null || echo dev-read-only");
+  EXPECT_EQ(r.out,
+            "null-ok\n 00 00 00\n5\n5\nfull-is-full\n"
+            "crw-rw-rw- 1:3\ncrw-rw-rw- 1:5\ncrw-rw-rw- 1:7\ncrw-rw-rw- 1:8\ncrw-rw-rw- 1:9\n"
+            "crw-rw-rw- 5:0\n"
+            "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero dev-read-only\n")
+      << r.err;
+}
+
 TEST_P(SandboxTest, SeesOnlyItsOwnLoopback) {
   // The network namespace is made on another thread and joined before /sys is mounted: sysfs
   // mounted earlier would list the host's interfaces.
