@@ -110,7 +110,6 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
   p->workspace_target = p->root + "/workspace";
   p->proc = p->root + "/proc";
   p->proc_sys = p->root + "/proc/sys";
-  p->sys = p->root + "/sys";
   p->dev = p->root + "/dev";
   p->dev_pts = p->root + "/dev/pts";
   p->dev_shm = p->root + "/dev/shm";
@@ -261,17 +260,14 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, vo
   CONTAIN_STEP(ContainStep::kMountTmp,
                MountOk("tmpfs", p.tmp.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
 
-  // The network namespace, made meanwhile on another thread (netns.h), is joined before /sys
-  // is mounted: sysfs shows the network devices of its mounter's namespace.
-  if (join_net != nullptr) {
-    if (int error = join_net(join_arg); error != 0) return Fail{ContainStep::kNet, error};
-  }
-  ::mkdir(p.sys.c_str(), 0555);
-  CONTAIN_STEP(ContainStep::kMountSys,
-               MountOk("sysfs", p.sys.c_str(), "sysfs",
-                       MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
-
+  // Masks under /sys wait for sysfs, mounted last (below).
+  const size_t root_length = p.root.size();
+  auto under_sys = [&](const std::string& path) {
+    return path.compare(root_length, 4, "/sys") == 0 &&
+           (path.size() == root_length + 4 || path[root_length + 4] == '/');
+  };
   for (const auto& [path, is_dir] : p.masks) {
+    if (under_sys(path)) continue;
     if (auto failed = MaskPath(path.c_str(), is_dir)) return failed;
   }
 
@@ -280,6 +276,21 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, vo
   CONTAIN_STEP(ContainStep::kPivotRoot, ::chdir(p.root.c_str()) == 0);
   CONTAIN_STEP(ContainStep::kPivotRoot, ::syscall(SYS_pivot_root, ".", ".") == 0);
   CONTAIN_STEP(ContainStep::kPivotRoot, ::umount2(".", MNT_DETACH) == 0);
+
+  // The network namespace, made meanwhile on another thread (netns.h), is joined as late as
+  // possible — everything above overlaps its making — and before /sys is mounted: sysfs shows
+  // the network devices of its mounter's namespace.
+  if (join_net != nullptr) {
+    if (int error = join_net(join_arg); error != 0) return Fail{ContainStep::kNet, error};
+  }
+  ::mkdir("/sys", 0555);
+  CONTAIN_STEP(
+      ContainStep::kMountSys,
+      MountOk("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+  for (const auto& [path, is_dir] : p.masks) {
+    if (!under_sys(path)) continue;
+    if (auto failed = MaskPath(path.c_str() + root_length, is_dir)) return failed;
+  }
   CONTAIN_STEP(ContainStep::kPivotRoot, ::chdir("/workspace") == 0);
   return std::nullopt;
 }

@@ -26,7 +26,7 @@ struct PreparedSandbox {
   std::string base, empty, base_options;
   std::string tmpfs_options, overlay_options;
   std::string workspace_target;  // the mount point, made before pivot_root
-  std::string proc, proc_sys, sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;
+  std::string proc, proc_sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;  // /sys: after pivot_root
   struct DevNode {
     std::string path;  // in the new root's /dev
     dev_t rdev;        // the host's device

@@ -255,6 +255,14 @@ TEST_P(SandboxTest, CannotReadMaskedDataDirOrShadow) {
 
 // The platform's data dir may hold the workspace's parent, or lie inside the workspace: either
 // way its files stay hidden, under / and under /workspace.
+TEST_P(SandboxTest, MasksUnderSysApplyOverTheSandboxsSysfs) {
+  // /sys is mounted last (after the network namespace is joined); masks below it come after.
+  Ran r = Run("ls -A /sys/kernel | wc -l; cat /sys/kernel/mm/transparent_hugepage/enabled",
+              SandboxSpec{.masked = {"/sys/kernel/mm"}});
+  EXPECT_NE(r.out.substr(0, r.out.find('\n')), "0") << r.out;  // /sys/kernel itself is there
+  EXPECT_EQ(r.out.find('['), std::string::npos) << "the masked file was readable: " << r.out;
+}
+
 TEST_P(SandboxTest, MaskedDirInsideTheWorkspaceIsHiddenThere) {
   auto data = workspace_ / "nightshift-data";
   std::filesystem::create_directories(data);
