@@ -19,6 +19,7 @@
 
 #include "core/fs.h"
 #include "sandbox/contain_internal.h"
+#include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox {
 
@@ -202,7 +203,7 @@ std::optional<Fail> MaskPath(const char* path, bool is_dir) {
 
 // The mount namespace: an overlay root, the workspace, fresh /proc, /sys read-only, a minimal
 // /dev, tmpfs /tmp, the masks, then pivot_root into it.
-std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, void* join_arg) {
+std::optional<Fail> ContainMounts(const PreparedSandbox& p, const WarmHooks& hooks) {
   // Nothing we mount may propagate back to the host.
   CONTAIN_STEP(ContainStep::kMountPrivate,
                MountOk(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
@@ -230,6 +231,9 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, vo
   CONTAIN_STEP(ContainStep::kMountProc,
                MountOk("proc", p.proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
   CONTAIN_STEP(ContainStep::kMountProc, BindReadOnly(p.proc_sys.c_str(), p.proc_sys.c_str()));
+  if (hooks.after_proc != nullptr) {
+    if (auto failed = hooks.after_proc(hooks.arg)) return Fail{failed->first, failed->second};
+  }
 
   ::mkdir(p.dev.c_str(), 0755);
   CONTAIN_STEP(ContainStep::kMountDev, MountOk("tmpfs", p.dev.c_str(), "tmpfs",
@@ -277,11 +281,11 @@ std::optional<Fail> ContainMounts(const PreparedSandbox& p, JoinNet join_net, vo
   CONTAIN_STEP(ContainStep::kPivotRoot, ::syscall(SYS_pivot_root, ".", ".") == 0);
   CONTAIN_STEP(ContainStep::kPivotRoot, ::umount2(".", MNT_DETACH) == 0);
 
-  // The network namespace, made meanwhile on another thread (netns.h), is joined as late as
+  // The sandbox's network namespace, which the payload makes meanwhile, is joined as late as
   // possible — everything above overlaps its making — and before /sys is mounted: sysfs shows
   // the network devices of its mounter's namespace.
-  if (join_net != nullptr) {
-    if (int error = join_net(join_arg); error != 0) return Fail{ContainStep::kNet, error};
+  if (hooks.before_sys != nullptr) {
+    if (auto failed = hooks.before_sys(hooks.arg)) return Fail{failed->first, failed->second};
   }
   ::mkdir("/sys", 0555);
   CONTAIN_STEP(
@@ -309,11 +313,12 @@ bool WriteAll(int fd, const char* data, size_t size) {
 // Root inside keeps no capability: the bounding set is emptied (so no exec regains any), then
 // the current sets.
 std::optional<Fail> ContainCaps() {
-  // EINVAL: past the last capability this kernel knows.
-  for (int cap = 0; cap <= 63; ++cap) {
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-      if (errno == EINVAL) break;
-      return Fail{ContainStep::kCaps, errno};
+  // EINVAL: past the last capability this kernel knows. Raw calls: the payload runs this while
+  // PID 1, which shares its errno, works on (raw_syscall.h).
+  for (long cap = 0; cap <= 63; ++cap) {
+    if (int error = RawError(RawSyscall(SYS_prctl, PR_CAPBSET_DROP, cap)); error != 0) {
+      if (error == EINVAL) break;
+      return Fail{ContainStep::kCaps, error};
     }
   }
   struct {
@@ -323,8 +328,12 @@ std::optional<Fail> ContainCaps() {
   struct {
     uint32_t effective, permitted, inheritable;
   } data[2] = {};
-  CONTAIN_STEP(ContainStep::kCaps, ::syscall(SYS_capset, &header, data) == 0);
-  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (int error = RawError(
+          RawSyscall(SYS_capset, reinterpret_cast<long>(&header), reinterpret_cast<long>(data)));
+      error != 0) {
+    return Fail{ContainStep::kCaps, error};
+  }
+  RawSyscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
   return std::nullopt;
 }
 
@@ -351,8 +360,8 @@ ContainFailure Report(const std::optional<Fail>& failed) {
 
 }  // namespace
 
-ContainFailure ContainWarm(const PreparedSandbox& p, JoinNet join_net, void* join_arg) {
-  if (auto failed = ContainMounts(p, join_net, join_arg)) return Report(failed);
+ContainFailure ContainWarm(const PreparedSandbox& p, const WarmHooks& hooks) {
+  if (auto failed = ContainMounts(p, hooks)) return Report(failed);
   return Report(ContainRlimits());
 }
 
@@ -375,18 +384,24 @@ ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_mask
 
 namespace {
 
-// "/proc/<pid>/<file>" into `out` (no allocation).
-void ProcFilePath(pid_t pid, const char* file, char (&out)[64]) {
+// "<proc>/<pid>/<file>" into `out` (no allocation); false if it does not fit.
+bool ProcFilePath(const char* proc, pid_t pid, const char* file, char (&out)[256]) {
   char digits[16];
   int n = 0;
-  for (auto v = static_cast<unsigned>(pid); n == 0 || v > 0; v /= 10)
-    digits[n++] = char('0' + v % 10);
+  for (auto v = static_cast<unsigned>(pid); n == 0 || v > 0; v /= 10) {
+    digits[n++] = static_cast<char>('0' + v % 10);
+  }
   size_t at = 0;
-  for (const char* c = "/proc/"; *c != '\0'; ++c) out[at++] = *c;
-  while (n > 0) out[at++] = digits[--n];
-  out[at++] = '/';
-  for (const char* c = file; *c != '\0' && at + 1 < sizeof out; ++c) out[at++] = *c;
+  auto put = [&](char c) {
+    if (at + 1 < sizeof out) out[at++] = c;
+  };
+  for (const char* c = proc; *c != '\0'; ++c) put(*c);
+  put('/');
+  while (n > 0) put(digits[--n]);
+  put('/');
+  for (const char* c = file; *c != '\0'; ++c) put(*c);
   out[at] = '\0';
+  return at + 1 < sizeof out;
 }
 
 }  // namespace
@@ -397,8 +412,11 @@ ContainFailure ContainPayloadMaps(const PreparedSandbox& p, pid_t payload) {
   const std::pair<const char*, const std::string*> files[] = {
       {"setgroups", nullptr}, {"uid_map", &p.uid_map}, {"gid_map", &p.gid_map}};
   for (const auto& [file, content] : files) {
-    char path[64];
-    ProcFilePath(payload, file, path);
+    char path[256];
+    // The sandbox's own /proc (mounted, not yet pivoted into): the pid is in its namespace.
+    if (!ProcFilePath(p.proc.c_str(), payload, file, path)) {
+      return std::make_pair(ContainStep::kUserns, ENAMETOOLONG);
+    }
     int fd = ::open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return std::make_pair(ContainStep::kUserns, errno);
     const bool ok = content == nullptr ? WriteAll(fd, "deny", 4)
@@ -410,21 +428,55 @@ ContainFailure ContainPayloadMaps(const PreparedSandbox& p, pid_t payload) {
   return std::nullopt;
 }
 
-ContainFailure ContainPayload(int init) {
-  if (ReadSyncByte(init) != 'm') return std::make_pair(ContainStep::kUserns, EPROTO);
-  // Raw system calls: glibc's setresuid() signals every thread it believes the process has
-  // (POSIX per-process credentials), and after clone() in a multi-threaded supervisor those
-  // threads do not exist here — it would wait for them forever.
-  if (::syscall(SYS_setresgid, 0, 0, 0) != 0) return std::make_pair(ContainStep::kSetId, errno);
-  if (::syscall(SYS_setresuid, 0, 0, 0) != 0) return std::make_pair(ContainStep::kSetId, errno);
-  return Report(ContainCaps());
+ContainFailure ContainJoinNet(pid_t payload) {
+  char path[256];
+  if (!ProcFilePath("/proc", payload, "ns/net", path)) {
+    return std::make_pair(ContainStep::kNet, ENAMETOOLONG);
+  }
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::make_pair(ContainStep::kNet, errno);
+  const int error = ::setns(fd, CLONE_NEWNET) == 0 ? 0 : errno;
+  ::close(fd);
+  if (error != 0) return std::make_pair(ContainStep::kNet, error);
+  return std::nullopt;
 }
 
-char ReadSyncByte(int fd) {
-  char c = 0;
-  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
+ContainFailure ContainPayloadNet() {
+  // Raw calls throughout: PID 1, which shares our errno, mounts meanwhile.
+  if (int error = RawError(RawSyscall(SYS_unshare, CLONE_NEWNET)); error != 0) {
+    return std::make_pair(ContainStep::kNet, error);
   }
-  return c;
+  // The namespace starts with a down loopback; bring it up so local servers work.
+  const long fd = RawSyscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (int error = RawError(fd); error != 0) return std::make_pair(ContainStep::kNet, error);
+  struct ifreq ifr {};
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  int error = RawError(RawSyscall(SYS_ioctl, fd, SIOCGIFFLAGS, reinterpret_cast<long>(&ifr)));
+  if (error == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    error = RawError(RawSyscall(SYS_ioctl, fd, SIOCSIFFLAGS, reinterpret_cast<long>(&ifr)));
+  }
+  RawSyscall(SYS_close, fd);
+  if (error != 0) return std::make_pair(ContainStep::kNet, error);
+  return std::nullopt;
+}
+
+ContainFailure ContainPayload(int init) {
+  char byte = 0;
+  long n;
+  while ((n = RawSyscall(SYS_read, init, reinterpret_cast<long>(&byte), 1)) == -EINTR) {
+  }
+  if (n != 1 || byte != 'm') return std::make_pair(ContainStep::kUserns, EPROTO);
+  // Raw system calls, also because glibc's setresuid() signals every thread it believes the
+  // process has (POSIX per-process credentials), and after clone() in a multi-threaded
+  // supervisor those threads do not exist here — it would wait for them forever.
+  if (int error = RawError(RawSyscall(SYS_setresgid, 0, 0, 0)); error != 0) {
+    return std::make_pair(ContainStep::kSetId, error);
+  }
+  if (int error = RawError(RawSyscall(SYS_setresuid, 0, 0, 0)); error != 0) {
+    return std::make_pair(ContainStep::kSetId, error);
+  }
+  return Report(ContainCaps());
 }
 
 std::string_view ContainStepName(ContainStep step) {

@@ -74,12 +74,17 @@ using ContainFailure = std::optional<std::pair<ContainStep, int>>;
 
 // The checklist, in two halves. Async-signal-safe; each returns the failed step and errno.
 //
+
 // ContainWarm, in the child right after clone() into new mount/PID/UTS/IPC namespaces: the
-// overlay root, /proc, /dev, /tmp, then `join_net` (if not null; returns 0 or an errno) to
-// enter the sandbox's network namespace, then /sys, the masks, pivot_root and rlimits. The
-// sandbox then waits, still privileged, for its command (launch.h).
-using JoinNet = int (*)(void* arg);
-ContainFailure ContainWarm(const PreparedSandbox& prepared, JoinNet join_net, void* join_arg);
+// overlay root, /proc — then `after_proc` —, /dev, /tmp, the masks, pivot_root, then
+// `before_sys`, /sys and the masks under it, rlimits. The sandbox then waits, still
+// privileged, for its command (launch.h). Hooks may be null.
+struct WarmHooks {
+  ContainFailure (*after_proc)(void* arg) = nullptr;  // the sandbox's /proc is at prepared.proc
+  ContainFailure (*before_sys)(void* arg) = nullptr;  // after pivot_root
+  void* arg = nullptr;
+};
+ContainFailure ContainWarm(const PreparedSandbox& prepared, const WarmHooks& hooks);
 
 // The per-command part, in PID 1 once launched: the workspace (a detached mount,
 // `workspace_fd`) at /workspace with `workspace_masks` ("d/path" or "f/path", null-terminated)
@@ -87,16 +92,18 @@ ContainFailure ContainWarm(const PreparedSandbox& prepared, JoinNet join_net, vo
 ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_masks,
                              const char* hostname);
 
-// The command's process is cloned by PID 1 into new user and cgroup namespaces while the
-// sandbox waits (launch.h). PID 1, still root of the host's user namespace, writes its uid and
-// gid maps (ContainPayloadMaps), then sends it "m"; the payload (ContainPayload) becomes root
-// inside and drops every capability.
+// The command's process, the payload, is cloned by PID 1 into new user and cgroup namespaces
+// while the sandbox is being built (launch.h). It makes the sandbox's network namespace
+// (ContainPayloadNet: owned by its user namespace, loopback up) while PID 1 mounts; PID 1,
+// still root of the host's user namespace, writes its uid and gid maps once the sandbox's /proc
+// is mounted (ContainPayloadMaps), then sends it "m"; the payload (ContainPayload) becomes root
+// inside and drops every capability. PID 1 joins the payload's network namespace before it
+// mounts /sys (ContainJoinNet, after pivot_root).
+ContainFailure ContainPayloadNet();
 ContainFailure ContainPayloadMaps(const PreparedSandbox& prepared, pid_t payload);
 ContainFailure ContainPayload(int init);
+ContainFailure ContainJoinNet(pid_t payload);
 
 std::string_view ContainStepName(ContainStep step);
-
-// One byte of the parent/child handshake (0 at EOF). Async-signal-safe.
-char ReadSyncByte(int fd);
 
 }  // namespace nightshift::sandbox::internal

@@ -15,14 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
 
-#include "sandbox/netns.h"
+#include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox::internal {
 namespace {
@@ -76,8 +75,19 @@ bool FixupBlob(char* base, size_t size, Command* command) {
 volatile sig_atomic_t g_forward_signal = 0;
 void RecordSignal(int sig) { g_forward_signal = sig; }
 
+// Raw: the payload and PID 1 share errno (raw_syscall.h).
 bool SendAll(int fd, const void* data, size_t size) {
-  return ::send(fd, data, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size);
+  return RawSyscall(SYS_sendto, fd, reinterpret_cast<long>(data), static_cast<long>(size),
+                    MSG_NOSIGNAL, 0, 0) == static_cast<long>(size);
+}
+
+// One message of up to `size` bytes, retried on EINTR: its length, 0 at EOF, or -errno.
+long ReceiveSome(int fd, void* data, size_t size) {
+  long n;
+  while ((n = RawSyscall(SYS_recvfrom, fd, reinterpret_cast<long>(data), static_cast<long>(size), 0,
+                         0, 0)) == -EINTR) {
+  }
+  return n;
 }
 
 [[noreturn]] void FailWarm(int control, ContainStep step, int error) {
@@ -174,8 +184,9 @@ NS_CHILD_NO_ASAN int ReceiveFds(int socket, int* fds, int min_count, int max_cou
   message.msg_iovlen = 1;
   message.msg_control = buffer;
   message.msg_controllen = sizeof buffer;
-  ssize_t n;
-  while ((n = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  long n;
+  while ((n = RawSyscall(SYS_recvmsg, socket, reinterpret_cast<long>(&message),
+                         MSG_CMSG_CLOEXEC)) == -EINTR) {
   }
   if (n == 0) return 0;
   if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0) return -1;
@@ -208,17 +219,21 @@ NS_CHILD_NO_ASAN bool MapBlob(int blob_fd, Command* command) {
   ::_exit(kChildFailedExitCode);
 }
 
-// The command's process, cloned by PID 1 while the sandbox waits, in new user and cgroup
-// namespaces, sharing PID 1's memory. It becomes unprivileged root inside, installs the seccomp
-// filter and says "r" to PID 1. At launch the supervisor sends it the command and its pipes
-// directly (PID 1 never holds them, so they reach EOF the moment the command is done with them);
-// once PID 1 says the workspace is in place ("W") it execs. Doing all the rest ahead of time is
-// what makes a warm launch cheap. System calls only.
+// The command's process, cloned by PID 1 first thing, in new user and cgroup namespaces, sharing
+// PID 1's memory. It makes the sandbox's network namespace, becomes unprivileged root inside,
+// installs the seccomp filter and says "r" to PID 1. At launch the supervisor sends it the command
+// and its pipes directly (PID 1 never holds them, so they reach EOF the moment the command is done
+// with them); once PID 1 says the workspace is in place ("W") it execs. Doing all the rest ahead of
+// time is what makes a warm launch cheap. System calls only.
 NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   const auto& args = *static_cast<const PayloadArgs*>(arg);
   ::close(args.control);  // never the command's: a fake FinalReport must be impossible
   ::close(args.init_peer);
   const int init = args.init;
+  // The sandbox's network namespace, made here while PID 1 mounts (the kernel takes ~0.4 ms to
+  // set one up); "n" tells PID 1 it can join it.
+  if (auto failed = ContainPayloadNet()) FailPayload(init, failed->first, failed->second);
+  if (!SendAll(init, "n", 1)) ::_exit(kChildFailedExitCode);
   if (auto failed = ContainPayload(init)) FailPayload(init, failed->first, failed->second);
   if (args.seccomp != nullptr) {
     if (int error = InstallSeccompProgram(*args.seccomp); error != 0) {
@@ -241,9 +256,7 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   if (!MapBlob(fds[0], &command)) FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
   // PID 1's word: "W" once /workspace is attached, or why it could not be.
   ChildFailure failure{};
-  ssize_t n;
-  while ((n = ::recv(init, &failure, sizeof failure, 0)) < 0 && errno == EINTR) {
-  }
+  const long n = ReceiveSome(init, &failure, sizeof failure);
   if (n == sizeof failure) FailChild(failure_fd, failure.step, failure.error);
   if (n != 1 || reinterpret_cast<const char*>(&failure)[0] != 'W') {
     FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
@@ -256,15 +269,33 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   ExecOrFail(command.candidates, command.argv, command.envp, failure_fd);
 }
 
-// ContainWarm's JoinNet in PID 1: the supervisor sends the namespace ("n" with its descriptor)
-// once its maker thread has it.
-int JoinNetworkNamespace(void* control_ptr) {
-  const int control = *static_cast<const int*>(control_ptr);
-  int fd = -1;
-  if (ReceiveFds(control, &fd, 1, 1) != 'n') return EPROTO;
-  const int error = ::setns(fd, CLONE_NEWNET) == 0 ? 0 : errno;
-  ::close(fd);
-  return error;
+// What PID 1's ContainWarm hooks need.
+struct WarmState {
+  const PreparedSandbox* prepared;
+  pid_t payload;
+  int init;
+};
+
+// Once the sandbox's /proc is mounted: the payload's maps, then "m".
+ContainFailure WritePayloadMaps(void* arg) {
+  const auto& state = *static_cast<const WarmState*>(arg);
+  if (auto failed = ContainPayloadMaps(*state.prepared, state.payload)) return failed;
+  if (!SendAll(state.init, "m", 1)) return std::make_pair(ContainStep::kUserns, EPIPE);
+  return std::nullopt;
+}
+
+// After pivot_root: wait for the payload's "n" (or its failure), then join its network namespace.
+ContainFailure JoinPayloadNet(void* arg) {
+  const auto& state = *static_cast<const WarmState*>(arg);
+  ChildFailure failure{};
+  const long n = ReceiveSome(state.init, &failure, sizeof failure);
+  if (n == sizeof failure) {
+    return std::make_pair(static_cast<ContainStep>(failure.step), failure.error);
+  }
+  if (n != 1 || reinterpret_cast<const char*>(&failure)[0] != 'n') {
+    return std::make_pair(ContainStep::kNet, EPROTO);
+  }
+  return ContainJoinNet(state.payload);
 }
 
 // The child of Spawn: PID 1. Async-signal-safe only.
@@ -291,11 +322,7 @@ int JoinNetworkNamespace(void* control_ptr) {
     if (fd < 0 || ::write(fd, "0", 1) != 1) FailWarm(control, ContainStep::kCgroup, errno);
     ::close(fd);
   }
-  if (auto failed = ContainWarm(prepared, JoinNetworkNamespace, &control)) {
-    FailWarm(control, failed->first, failed->second);
-  }
-
-  // The payload: cloned now, made unprivileged and filtered, waiting for its command.
+  // The payload first: it makes the network namespace on the other core while we mount.
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     FailWarm(control, ContainStep::kInitFork, errno);
@@ -311,14 +338,12 @@ int JoinNetworkNamespace(void* control_ptr) {
   if (payload < 0) FailWarm(control, ContainStep::kUserns, errno);
   ::close(pair[1]);
   ::close(direct);
-  if (auto failed = ContainPayloadMaps(prepared, payload)) {
-    FailWarm(control, failed->first, failed->second);
-  }
-  if (!SendAll(init, "m", 1)) FailWarm(control, ContainStep::kUserns, EPIPE);
+
+  WarmState state{&prepared, payload, init};
+  const WarmHooks hooks{WritePayloadMaps, JoinPayloadNet, &state};
+  if (auto failed = ContainWarm(prepared, hooks)) FailWarm(control, failed->first, failed->second);
   ChildFailure failure{};
-  ssize_t got;
-  while ((got = ::recv(init, &failure, sizeof failure, 0)) < 0 && errno == EINTR) {
-  }
+  const long got = ReceiveSome(init, &failure, sizeof failure);
   if (got == sizeof failure)
     FailWarm(control, static_cast<ContainStep>(failure.step), failure.error);
   if (got != 1) FailWarm(control, ContainStep::kInitFork, EPROTO);
@@ -471,9 +496,9 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   ASSIGN_OR_RETURN(warm->prepared_, PrepareSandbox(shape));
   std::vector<const char*> cgroup_procs;
   if (with_cgroup) {
-    static std::atomic<uint64_t> next{0};
+    // Random, not the pid: a group a dead supervisor left behind may carry any pid.
     ASSIGN_OR_RETURN(warm->cgroup_,
-                     Cgroup::Create(StrCat("sandbox-", ::getpid(), "-", next++), CgroupLimits{}));
+                     Cgroup::Create(StrCat("sandbox-", RandomHex(8)), CgroupLimits{}));
     for (const auto& file : warm->cgroup_->procs_files()) cgroup_procs.push_back(file.c_str());
   }
   cgroup_procs.push_back(nullptr);
@@ -494,8 +519,7 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   sigset_t all_signals, saved_mask;
   sigfillset(&all_signals);
   ::pthread_sigmask(SIG_SETMASK, &all_signals, &saved_mask);
-  // The network namespace is made meanwhile on another thread (netns.h) and sent to PID 1.
-  auto netns = MakeNetworkNamespace();
+  // The network namespace is the payload's to make (RunPayload), in parallel with the mounts.
   constexpr unsigned long kNamespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
@@ -508,12 +532,6 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   warm->pid_ = static_cast<pid_t>(pid);
   child_end.Reset();
   payload_end.Reset();
-  StatusOr<UniqueFd> net = netns.get();
-  if (!net.ok()) return net.status().WithContext("sandbox");  // the destructor kills PID 1
-  const int net_fd = net->Get();
-  if (!SendFds(warm->control_.Get(), 'n', &net_fd, 1)) {
-    return ErrnoError("sendmsg", "sandbox network namespace");
-  }
 
   ChildFailure failure{};
   ssize_t n;

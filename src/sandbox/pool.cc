@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/fs.h"
 #include "core/log.h"
 #include "sandbox/cgroups.h"
 #include "sandbox/launch.h"
@@ -24,7 +25,7 @@ StatusOr<std::unique_ptr<SandboxPool>> SandboxPool::Start(const SandboxSpec& sha
   RETURN_IF_ERROR(ValidateSandboxSpec(shape));
   // Each waiting sandbox has a cgroup of its own where cgroups work, so runs with limits can
   // take one (the limits are set at launch).
-  const bool cgroups = Cgroup::Create(StrCat("pool-probe-", ::getpid()), CgroupLimits{}).ok();
+  const bool cgroups = Cgroup::Create(StrCat("pool-probe-", RandomHex(8)), CgroupLimits{}).ok();
   std::unique_ptr<SandboxPool> pool(new SandboxPool(shape, size, cgroups));
   // The first sandbox is built on the pool's own thread too (it must be their parent); wait
   // for it, so a shape that cannot work fails here and not on every run.

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "core/fs.h"
+#include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox {
 namespace {
@@ -209,9 +210,14 @@ int InstallSeccompProgram(const SeccompProgram& program) {
   fprog.filter = const_cast<sock_filter*>(program.instructions.data());
   // Required for an unprivileged filter, and wanted anyway: setuid binaries must not gain
   // privileges under a filter that could mislead them.
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
-  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) return errno;
-  return 0;
+  // Raw calls, which leave errno alone: the payload installs this while PID 1, which shares
+  // its memory, works on (raw_syscall.h).
+  if (int error = internal::RawError(internal::RawSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1));
+      error != 0) {
+    return error;
+  }
+  return internal::RawError(internal::RawSyscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0,
+                                                 reinterpret_cast<long>(&fprog)));
 }
 
 }  // namespace nightshift::sandbox
