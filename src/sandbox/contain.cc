@@ -310,17 +310,22 @@ bool WriteAll(int fd, const char* data, size_t size) {
   return true;
 }
 
-// Root inside keeps no capability: the bounding set is emptied (so no exec regains any), then
-// the current sets.
-std::optional<Fail> ContainCaps() {
-  // EINVAL: past the last capability this kernel knows. Raw calls: the payload runs this while
-  // PID 1, which shares its errno, works on (raw_syscall.h).
+// No exec may regain a capability: the bounding set is emptied. Needs CAP_SETPCAP, so before
+// ClearCaps. Raw calls: the payload runs this while PID 1, which shares its errno, works on
+// (raw_syscall.h).
+std::optional<Fail> DropBoundingSet() {
+  // EINVAL: past the last capability this kernel knows.
   for (long cap = 0; cap <= 63; ++cap) {
     if (int error = RawError(RawSyscall(SYS_prctl, PR_CAPBSET_DROP, cap)); error != 0) {
       if (error == EINVAL) break;
       return Fail{ContainStep::kCaps, error};
     }
   }
+  return std::nullopt;
+}
+
+// Root inside keeps no capability: the current sets, then the ambient set.
+std::optional<Fail> ClearCaps() {
   struct {
     uint32_t version;
     int pid;
@@ -461,6 +466,8 @@ ContainFailure ContainPayloadNet() {
   return std::nullopt;
 }
 
+ContainFailure ContainPayloadBounding() { return Report(DropBoundingSet()); }
+
 ContainFailure ContainPayload(int init) {
   char byte = 0;
   long n;
@@ -476,7 +483,7 @@ ContainFailure ContainPayload(int init) {
   if (int error = RawError(RawSyscall(SYS_setresuid, 0, 0, 0)); error != 0) {
     return std::make_pair(ContainStep::kSetId, error);
   }
-  return Report(ContainCaps());
+  return Report(ClearCaps());
 }
 
 std::string_view ContainStepName(ContainStep step) {

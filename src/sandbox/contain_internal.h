@@ -93,13 +93,15 @@ ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_mask
                              const char* hostname);
 
 // The command's process, the payload, is cloned by PID 1 into new user and cgroup namespaces
-// while the sandbox is being built (launch.h). It makes the sandbox's network namespace
-// (ContainPayloadNet: owned by its user namespace, loopback up) while PID 1 mounts; PID 1,
+// before PID 1 mounts anything (launch.h). While PID 1 mounts, it makes the sandbox's network
+// namespace (ContainPayloadNet: owned by its user namespace, loopback up), then empties its
+// capability bounding set (ContainPayloadBounding) and installs the seccomp filter. PID 1,
 // still root of the host's user namespace, writes its uid and gid maps once the sandbox's /proc
 // is mounted (ContainPayloadMaps), then sends it "m"; the payload (ContainPayload) becomes root
-// inside and drops every capability. PID 1 joins the payload's network namespace before it
+// inside and clears its capabilities. PID 1 joins the payload's network namespace before it
 // mounts /sys (ContainJoinNet, after pivot_root).
 ContainFailure ContainPayloadNet();
+ContainFailure ContainPayloadBounding();
 ContainFailure ContainPayloadMaps(const PreparedSandbox& prepared, pid_t payload);
 ContainFailure ContainPayload(int init);
 ContainFailure ContainJoinNet(pid_t payload);

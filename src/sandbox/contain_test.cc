@@ -376,6 +376,13 @@ TEST_P(SandboxTest, CommandCannotSignalOrReadItsInit) {
   EXPECT_EQ(r.out, "done\n") << r.err;
 }
 
+TEST_P(SandboxTest, CommandRunsOnAllTheSupervisorsCpus) {
+  // The payload is pinned to another CPU while it sets up (launch.cc); the command is not.
+  std::string host = testing::Shell("grep Cpus_allowed_list /proc/self/status").output;
+  Ran r = Run("grep Cpus_allowed_list /proc/self/status");
+  EXPECT_EQ(r.out, host) << r.err;
+}
+
 TEST_P(SandboxTest, CommandInheritsOnlyItsStdio) {
   // Not the control sockets of PID 1 and the supervisor, nor the launch's memfd: `ls` itself
   // holds 3 (the directory it lists).

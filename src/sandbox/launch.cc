@@ -146,10 +146,11 @@ constexpr int kPayloadFds = 5;  // to the payload: blob, stdout, stderr, status,
 // What the payload gets from PID 1 when cloned (it shares PID 1's memory, on a stack of its own).
 struct PayloadArgs {
   const SeccompProgram* seccomp;
-  int control;    // PID 1's socket to the supervisor: the payload closes its copy
-  int direct;     // the payload's own socket to the supervisor
-  int init;       // the payload's end of its socket to PID 1
-  int init_peer;  // PID 1's end: the payload closes its copy
+  int control;                // PID 1's socket to the supervisor: the payload closes its copy
+  int direct;                 // the payload's own socket to the supervisor
+  int init;                   // the payload's end of its socket to PID 1
+  int init_peer;              // PID 1's end: the payload closes its copy
+  const cpu_set_t* affinity;  // to restore once set up, if PID 1 pinned it to another CPU
 };
 
 bool SendFds(int socket, char tag, const int* fds, int count) {
@@ -230,19 +231,24 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   ::close(args.control);  // never the command's: a fake FinalReport must be impossible
   ::close(args.init_peer);
   const int init = args.init;
-  // The sandbox's network namespace, made here while PID 1 mounts (the kernel takes ~0.4 ms to
-  // set one up); "n" tells PID 1 it can join it.
+  // All of this while PID 1 mounts. First the sandbox's network namespace (the kernel takes
+  // ~0.4 ms to set one up): "n" tells PID 1 it can join it. Then the bounding set and the filter.
   if (auto failed = ContainPayloadNet()) FailPayload(init, failed->first, failed->second);
   if (!SendAll(init, "n", 1)) ::_exit(kChildFailedExitCode);
-  if (auto failed = ContainPayload(init)) FailPayload(init, failed->first, failed->second);
+  if (auto failed = ContainPayloadBounding()) FailPayload(init, failed->first, failed->second);
   if (args.seccomp != nullptr) {
     if (int error = InstallSeccompProgram(*args.seccomp); error != 0) {
       FailPayload(init, ContainStep::kSeccomp, error);
     }
-  } else if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    FailPayload(init, ContainStep::kSeccomp, errno);
+  } else if (int error = RawError(RawSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1)); error != 0) {
+    FailPayload(init, ContainStep::kSeccomp, error);
   }
+  // Then the maps, from PID 1: root inside, no capabilities.
+  if (auto failed = ContainPayload(init)) FailPayload(init, failed->first, failed->second);
   if (!SendAll(init, "r", 1)) ::_exit(kChildFailedExitCode);
+  if (args.affinity != nullptr) {  // the command gets the CPUs the supervisor had
+    RawSyscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), reinterpret_cast<long>(args.affinity));
+  }
 
   int fds[kPayloadFds];
   int received = 0;
@@ -331,11 +337,28 @@ ContainFailure JoinPayloadNet(void* arg) {
   void* stack = ::mmap(nullptr, kPayloadStackBytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) FailWarm(control, ContainStep::kInitFork, errno);
-  const PayloadArgs args{seccomp, control, direct, pair[1], init};
+  // The scheduler keeps a new process on its parent's CPU, where it would only run once we
+  // block: pin the payload to another CPU for its set-up, so the two halves really overlap.
+  cpu_set_t affinity;
+  CPU_ZERO(&affinity);
+  const bool pin =
+      ::sched_getaffinity(0, sizeof affinity, &affinity) == 0 && CPU_COUNT(&affinity) > 1;
+  const PayloadArgs args{seccomp, control, direct, pair[1], init, pin ? &affinity : nullptr};
   const int payload = ::clone(RunPayload, static_cast<char*>(stack) + kPayloadStackBytes,
                               CLONE_VM | CLONE_NEWUSER | CLONE_NEWCGROUP | SIGCHLD,
                               const_cast<PayloadArgs*>(&args));
   if (payload < 0) FailWarm(control, ContainStep::kUserns, errno);
+  if (pin) {
+    const int here = ::sched_getcpu();
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (cpu == here || !CPU_ISSET(cpu, &affinity)) continue;
+      cpu_set_t other;
+      CPU_ZERO(&other);
+      CPU_SET(cpu, &other);
+      ::sched_setaffinity(payload, sizeof other, &other);  // best effort
+      break;
+    }
+  }
   ::close(pair[1]);
   ::close(direct);
 
