@@ -383,6 +383,12 @@ TEST_P(SandboxTest, CommandRunsOnAllTheSupervisorsCpus) {
   EXPECT_EQ(r.out, host) << r.err;
 }
 
+TEST_P(SandboxTest, CommandRunsWithTheNormalSchedulingPolicy) {
+  // The pool's thread, and so a pooled sandbox's PID 1, runs SCHED_BATCH; the command does not.
+  Ran r = Run("chrt -p $$ | head -1 | sed 's/.*: //'");
+  EXPECT_EQ(r.out, "SCHED_OTHER\n") << r.err;
+}
+
 TEST_P(SandboxTest, CommandInheritsOnlyItsStdio) {
   // Not the control sockets of PID 1 and the supervisor, nor the launch's memfd: `ls` itself
   // holds 3 (the directory it lists).

@@ -152,6 +152,7 @@ struct PayloadArgs {
   int init;                   // the payload's end of its socket to PID 1
   int init_peer;              // PID 1's end: the payload closes its copy
   const cpu_set_t* affinity;  // to restore once set up, if PID 1 pinned it to another CPU
+  int policy;                 // the command's scheduling policy, or -1 to keep PID 1's
 };
 
 bool SendFds(int socket, char tag, const int* fds, int count) {
@@ -250,6 +251,10 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   if (args.affinity != nullptr) {  // the command gets the CPUs the supervisor had
     RawSyscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), reinterpret_cast<long>(args.affinity));
   }
+  if (args.policy >= 0) {  // and its scheduling policy, not the pool thread's SCHED_BATCH
+    const struct sched_param normal {};
+    RawSyscall(SYS_sched_setscheduler, 0, args.policy, reinterpret_cast<long>(&normal));
+  }
 
   int fds[kPayloadFds];
   int received = 0;
@@ -308,7 +313,7 @@ ContainFailure JoinPayloadNet(void* arg) {
 // The child of Spawn: PID 1. Async-signal-safe only.
 [[noreturn]] void RunWarmChild(const PreparedSandbox& prepared, const SeccompProgram* seccomp,
                                const char* const* cgroup_procs, int control, int direct,
-                               bool pin_payload) {
+                               bool pin_payload, int command_policy) {
   // PID 1 never execs, so close-on-exec protects nothing here: close every descriptor of the
   // supervisor (its data-dir lock, listening socket, database) but the two sockets, or a
   // waiting sandbox would hold them.
@@ -347,7 +352,8 @@ ContainFailure JoinPayloadNet(void* arg) {
   CPU_ZERO(&affinity);
   const bool pin = pin_payload && ::sched_getaffinity(0, sizeof affinity, &affinity) == 0 &&
                    CPU_COUNT(&affinity) > 1;
-  const PayloadArgs args{seccomp, control, direct, pair[1], init, pin ? &affinity : nullptr};
+  const PayloadArgs args{seccomp,       control, direct, pair[1], init, pin ? &affinity : nullptr,
+                         command_policy};
   const int payload = ::clone(RunPayload, static_cast<char*>(stack) + kPayloadStackBytes,
                               CLONE_VM | CLONE_NEWUSER | CLONE_NEWCGROUP | SIGCHLD,
                               const_cast<PayloadArgs*>(&args));
@@ -518,7 +524,7 @@ std::string BuildLaunchBlob(const LaunchRequest& request) {
 
 StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& shape,
                                                           const SeccompProgram* seccomp,
-                                                          bool with_cgroup) {
+                                                          bool with_cgroup, int command_policy) {
   std::unique_ptr<WarmSandbox> warm(new WarmSandbox());
   ASSIGN_OR_RETURN(warm->prepared_, PrepareSandbox(shape));
   std::vector<const char*> cgroup_procs;
@@ -558,7 +564,7 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Spawn(const SandboxSpec& sha
   const long pid = ::syscall(SYS_clone, kNamespaces | SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
     RunWarmChild(*warm->prepared_, seccomp, cgroup_procs.data(), child_end.Get(), payload_end.Get(),
-                 alone);
+                 alone, command_policy);
   }
   const int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);

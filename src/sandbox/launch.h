@@ -79,9 +79,11 @@ class WarmSandbox {
   // thread must outlive the sandbox. `with_cgroup`: in a cgroup of its own, made now without
   // limits (Launch sets them). Returns once the sandbox waits (or failed: an error naming the
   // step).
+  // `command_policy`: the scheduling policy the command gets (SCHED_OTHER for a pool whose
+  // thread runs SCHED_BATCH), or -1 for the calling thread's.
   static StatusOr<std::unique_ptr<WarmSandbox>> Spawn(const SandboxSpec& shape,
                                                       const SeccompProgram* seccomp,
-                                                      bool with_cgroup);
+                                                      bool with_cgroup, int command_policy = -1);
   // Kills the sandbox if it was never handed over (Release).
   ~WarmSandbox();
   WarmSandbox(const WarmSandbox&) = delete;
