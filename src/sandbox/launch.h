@@ -2,12 +2,14 @@
 
 // Starting a sandbox in two moves, so the expensive part can happen ahead of time (pool.h):
 //  1. Spawn: clone() PID 1 into new mount/PID/UTS/IPC namespaces (and the sandbox's own
-//     cgroup, if any), while another thread makes its network namespace (netns.h). PID 1 runs
-//     ContainWarm — the overlay root, /proc, /dev, /tmp, joining the network namespace, /sys,
-//     masks, pivot_root — then clones the payload, the process that will exec the command,
-//     into new user and cgroup namespaces, writes its uid/gid maps, and the payload drops every
-//     capability and installs the seccomp filter. Both then wait: PID 1 on the control socket,
-//     still privileged; the payload on its socket to PID 1, already unprivileged.
+//     cgroup, if any). PID 1 first clones the payload, the process that will exec the command,
+//     into new user and cgroup namespaces (sharing its memory, pinned to another CPU for now).
+//     Then both work at once: the payload makes the sandbox's network namespace, empties its
+//     capability bounding set and installs the seccomp filter; PID 1 runs ContainWarm — the
+//     overlay root, /proc (then it writes the payload's uid/gid maps), /dev, /tmp, masks,
+//     pivot_root, joining the payload's network namespace, /sys. The payload becomes root
+//     inside with no capabilities. Both then wait: PID 1 on the control socket, still the
+//     host's root; the payload on its own socket to the supervisor, unprivileged and filtered.
 //  2. Launch: the parent sets the cgroup's limits and sends, with SCM_RIGHTS, the command
 //     (argv, env, PATH candidates, working dir, hostname, masks) in a memfd to both, the
 //     workspace as a detached mount to PID 1, and the output and status pipes and stdin to the
