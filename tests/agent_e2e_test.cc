@@ -13,7 +13,7 @@
 #include "core/json.h"
 #include "gtest/gtest.h"
 #include "tests/support/model_server.h"
-#include "tests/support/server_process.h"
+#include "tests/support/server_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace nightshift {
@@ -22,7 +22,8 @@ namespace {
 using testing::Shell;
 using testing::ShellQuote;
 
-class AgentEndToEnd : public ::testing::TestWithParam<std::string> {
+class AgentEndToEnd : public ::testing::TestWithParam<std::string>,
+                      protected testing::ServerFixture {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "agent runs need the sandbox, which needs root";
@@ -49,58 +50,23 @@ class AgentEndToEnd : public ::testing::TestWithParam<std::string> {
            "    retry_base_ms: 10\n    max_retries: 2\n"
         << extra_config;
     ::setenv("SCRIPTED_KEY", "scripted-secret-key", 1);
-    server_ = std::make_unique<testing::ServerProcess>(
+    ASSERT_TRUE(StartServer(
         dir_.path() / "data",
-        std::vector<std::string>{"--config", (dir_.path() / "nightshift.yml").string(),
-                                 "--log-level", "warn"});
-    ASSERT_TRUE(server_->Start()) << server_->error();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(server_->token());
-    client_->set_read_timeout(60, 0);
+        {"--config", (dir_.path() / "nightshift.yml").string(), "--log-level", "warn"}));
     Json repo = Api("POST", "/api/v1/repositories",
                     Json{{"name", "calc"}, {"url", (dir_.path() / "calc").string()}}.dump());
     ASSERT_EQ(repo.value("name", ""), "calc") << repo.dump();
   }
 
-  testing::ShellResult Cli(const std::string& args) {
-    return Shell("NIGHTSHIFT_SERVER=" + server_->url() +
-                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote((dir_.path() / "data").string()) + " " +
-                 ShellQuote(testing::NightshiftBin()) + " " + args);
-  }
-
-  Json Api(const std::string& method, const std::string& path, const std::string& body = "",
-           int* status = nullptr) {
-    auto r = method == "GET" ? client_->Get(path) : client_->Post(path, body, "application/json");
-    if (!r) return Json();
-    if (status != nullptr) *status = r->status;
-    return Json::parse(r->body, nullptr, false);
-  }
-
-  Json WaitFinished(int64_t id) {
-    Json run;
-    for (int i = 0; i < 1200; ++i) {
-      run = Api("GET", "/api/v1/runs/" + std::to_string(id));
-      std::string s = run.value("state", "");
-      if (s == "succeeded" || s == "failed" || s == "cancelled" || s == "timed_out") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return run;
-  }
-
   Json EventOf(int64_t id, const std::string& kind) {
-    Json events =
-        Api("GET", "/api/v1/runs/" + std::to_string(id) + "/events?format=json&limit=1000");
     Json found;
-    for (const Json& e : events["events"]) {
+    for (const Json& e : Events(id, 1000)) {
       if (e["kind"] == kind) found = e["data"];
     }
     return found;
   }
 
-  testing::TempDir dir_;
   std::unique_ptr<testing::ModelServer> model_;
-  std::unique_ptr<testing::ServerProcess> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_P(AgentEndToEnd, TheAgentFixesTheFailingTestAndTheDiffIsTheFix) {

@@ -12,7 +12,7 @@
 
 #include "core/json.h"
 #include "gtest/gtest.h"
-#include "tests/support/server_process.h"
+#include "tests/support/server_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace nightshift {
@@ -21,7 +21,7 @@ namespace {
 using testing::Shell;
 using testing::ShellQuote;
 
-class EndToEnd : public ::testing::Test {
+class EndToEnd : public ::testing::Test, protected testing::ServerFixture {
  protected:
   void SetUp() override {
     commit_ = testing::MakeGitRepo(
@@ -33,43 +33,8 @@ class EndToEnd : public ::testing::Test {
   std::filesystem::path data_dir() const { return dir_.path() / "data"; }
 
   void StartServer() {
-    server_ = std::make_unique<testing::ServerProcess>(
-        data_dir(), std::vector<std::string>{"--lease-ttl", "2", "--log-level", "warn"});
-    ASSERT_TRUE(server_->Start()) << server_->error();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(server_->token());
-    client_->set_read_timeout(30, 0);
-  }
-
-  // Runs the CLI against the server; stdout and stderr together.
-  testing::ShellResult Cli(const std::string& args) {
-    return Shell("NIGHTSHIFT_SERVER=" + server_->url() +
-                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote(data_dir().string()) + " " +
-                 ShellQuote(testing::NightshiftBin()) + " " + args);
-  }
-
-  Json Api(const std::string& method, const std::string& path, const std::string& body = "",
-           int* status = nullptr) {
-    httplib::Result r = method == "GET"      ? client_->Get(path)
-                        : method == "DELETE" ? client_->Delete(path)
-                                             : client_->Post(path, body, "application/json");
-    EXPECT_TRUE(r) << method << " " << path;
-    if (!r) return Json();
-    if (status) *status = r->status;
-    if (r->body.empty()) return Json();
-    return Json::parse(r->body, nullptr, false);
-  }
-
-  Json WaitFinished(int64_t id, int timeout_s = 30) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-    Json run;
-    while (std::chrono::steady_clock::now() < deadline) {
-      run = Api("GET", "/api/v1/runs/" + std::to_string(id));
-      std::string s = run.value("state", "");
-      if (s == "succeeded" || s == "failed" || s == "cancelled" || s == "timed_out") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return run;
+    ASSERT_TRUE(ServerFixture::StartServer(data_dir(), {"--lease-ttl", "2", "--log-level", "warn"},
+                                           /*read_timeout_s=*/30));
   }
 
   void AddRepo() {
@@ -79,14 +44,7 @@ class EndToEnd : public ::testing::Test {
     ASSERT_EQ(status, 201);
   }
 
-  Json Events(int64_t id) {
-    return Api("GET", "/api/v1/runs/" + std::to_string(id) + "/events?format=json")["events"];
-  }
-
-  testing::TempDir dir_;
   std::string commit_;
-  std::unique_ptr<testing::ServerProcess> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(EndToEnd, AdminTokenIsPrivateAndRequired) {

@@ -13,7 +13,7 @@
 
 #include "core/json.h"
 #include "gtest/gtest.h"
-#include "tests/support/server_process.h"
+#include "tests/support/server_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace nightshift {
@@ -22,7 +22,7 @@ namespace {
 using testing::Shell;
 using testing::ShellQuote;
 
-class ForgeEndToEnd : public ::testing::Test {
+class ForgeEndToEnd : public ::testing::Test, protected testing::ServerFixture {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "delivery needs the sandbox, which needs root";
@@ -32,29 +32,10 @@ class ForgeEndToEnd : public ::testing::Test {
         Shell("git clone -q --bare " + (dir_.path() / "work").string() + " " + origin_.string())
             .exit_code,
         0);
-    server_ = std::make_unique<testing::ServerProcess>(
-        dir_.path() / "data", std::vector<std::string>{"--log-level", "warn"});
-    ASSERT_TRUE(server_->Start()) << server_->error();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(server_->token());
-    client_->set_read_timeout(60, 0);
+    ASSERT_TRUE(StartServer(dir_.path() / "data", {"--log-level", "warn"}));
     Json repo = Api("POST", "/api/v1/repositories",
                     Json{{"name", "app"}, {"url", origin_.string()}}.dump());
     ASSERT_EQ(repo.value("name", ""), "app") << repo.dump();
-  }
-
-  Json Api(const std::string& method, const std::string& path, const std::string& body = "",
-           int* status = nullptr) {
-    auto r = method == "GET" ? client_->Get(path) : client_->Post(path, body, "application/json");
-    if (!r) return Json();
-    if (status != nullptr) *status = r->status;
-    return Json::parse(r->body, nullptr, false);
-  }
-
-  testing::ShellResult Cli(const std::string& args) {
-    return Shell("NIGHTSHIFT_SERVER=" + server_->url() +
-                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote((dir_.path() / "data").string()) + " " +
-                 ShellQuote(testing::NightshiftBin()) + " " + args);
   }
 
   Json RunAndWait(const std::string& recipe, const std::string& ref = "main") {
@@ -63,24 +44,8 @@ class ForgeEndToEnd : public ::testing::Test {
     return WaitFinished(run.value("id", int64_t{0}));
   }
 
-  Json WaitFinished(int64_t id) {
-    Json run;
-    for (int i = 0; i < 1200; ++i) {
-      run = Api("GET", "/api/v1/runs/" + std::to_string(id));
-      std::string s = run.value("state", "");
-      if (s == "succeeded" || s == "failed" || s == "cancelled" || s == "timed_out" ||
-          s == "blocked_by_policy") {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return run;
-  }
-
   Json ChangeRequestOf(int64_t run_id) {
-    Json events =
-        Api("GET", "/api/v1/runs/" + std::to_string(run_id) + "/events?format=json&limit=1000");
-    for (const Json& e : events["events"]) {
+    for (const Json& e : Events(run_id, 1000)) {
       if (e["kind"] == "change_request") {
         return Api("GET",
                    "/api/v1/change-requests/" + std::to_string(e["data"]["id"].get<int64_t>()));
@@ -93,10 +58,7 @@ class ForgeEndToEnd : public ::testing::Test {
     return Shell("git -C " + origin_.string() + " " + args).output;
   }
 
-  testing::TempDir dir_;
   std::filesystem::path origin_;
-  std::unique_ptr<testing::ServerProcess> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(ForgeEndToEnd, RunToChangeRequestToApprovalToMergeOnMain) {

@@ -9,7 +9,7 @@
 
 #include "core/json.h"
 #include "gtest/gtest.h"
-#include "tests/support/server_process.h"
+#include "tests/support/server_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace nightshift {
@@ -18,33 +18,14 @@ namespace {
 using testing::Shell;
 using testing::ShellQuote;
 
-class WorkspaceEndToEnd : public ::testing::Test {
+class WorkspaceEndToEnd : public ::testing::Test, protected testing::ServerFixture {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "workspaces need the sandbox, which needs root";
-    server_ = std::make_unique<testing::ServerProcess>(
-        data_dir(), std::vector<std::string>{"--runners", "20", "--log-level", "warn"});
-    ASSERT_TRUE(server_->Start()) << server_->error();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(server_->token());
-    client_->set_read_timeout(60, 0);
+    ASSERT_TRUE(StartServer(data_dir(), {"--runners", "20", "--log-level", "warn"}));
   }
 
   std::filesystem::path data_dir() const { return dir_.path() / "data"; }
-
-  testing::ShellResult Cli(const std::string& args) {
-    return Shell("NIGHTSHIFT_SERVER=" + server_->url() +
-                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote(data_dir().string()) + " " +
-                 ShellQuote(testing::NightshiftBin()) + " " + args);
-  }
-
-  Json Api(const std::string& method, const std::string& path, const std::string& body = "") {
-    httplib::Result r =
-        method == "GET" ? client_->Get(path) : client_->Post(path, body, "application/json");
-    EXPECT_TRUE(r) << method << " " << path;
-    if (!r || r->body.empty()) return Json();
-    return Json::parse(r->body, nullptr, false);
-  }
 
   void AddRepo(const std::string& name, const std::string& url) {
     Json repo = Api("POST", "/api/v1/repositories", Json{{"name", name}, {"url", url}}.dump());
@@ -58,22 +39,6 @@ class WorkspaceEndToEnd : public ::testing::Test {
     return run.value("id", int64_t{0});
   }
 
-  Json WaitFinished(int64_t id, int timeout_s = 120) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-    Json run;
-    while (std::chrono::steady_clock::now() < deadline) {
-      run = Api("GET", "/api/v1/runs/" + std::to_string(id));
-      std::string s = run.value("state", "");
-      if (s == "succeeded" || s == "failed" || s == "cancelled" || s == "timed_out") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return run;
-  }
-
-  Json Events(int64_t id) {
-    return Api("GET", "/api/v1/runs/" + std::to_string(id) + "/events?format=json")["events"];
-  }
-
   std::string Logs(int64_t id) {
     std::string out;
     for (const auto& e : Events(id)) {
@@ -81,10 +46,6 @@ class WorkspaceEndToEnd : public ::testing::Test {
     }
     return out;
   }
-
-  testing::TempDir dir_;
-  std::unique_ptr<testing::ServerProcess> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(WorkspaceEndToEnd, TwentyConcurrentRunsShareOneMirrorWithTheirOwnRefsAndWrites) {
