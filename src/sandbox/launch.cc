@@ -108,18 +108,20 @@ long ReceiveSome(int fd, void* data, size_t size) {
   struct sigaction forward {};
   forward.sa_handler = RecordSignal;
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &forward, nullptr);
+  // Raw waits: until it execs, the payload shares our errno, and an EINTR here must not turn
+  // its failed execve of one PATH candidate into another error, nor its errors into ours.
   for (;;) {
     int status = 0;
-    pid_t r = ::waitpid(-1, &status, 0);
+    const long r = RawSyscall(SYS_wait4, -1, reinterpret_cast<long>(&status), 0, 0);
     if (r == payload) {
       const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       // Reap what already died; if nothing else is left, say so before our own (slow) exit.
       // Otherwise leaving kills whatever still runs in the namespace, and the supervisor waits
       // for that.
-      pid_t other;
-      while ((other = ::waitpid(-1, nullptr, WNOHANG)) > 0) {
+      long other;
+      while ((other = RawSyscall(SYS_wait4, -1, 0, WNOHANG, 0)) > 0) {
       }
-      if (other < 0 && errno == ECHILD) {
+      if (other == -ECHILD) {
         struct rusage usage {};
         ::getrusage(RUSAGE_CHILDREN, &usage);
         FinalReport report{'R', code, usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec,
@@ -129,10 +131,10 @@ long ReceiveSome(int fd, void* data, size_t size) {
       }
       ::_exit(code);
     }
-    if (r < 0 && errno == EINTR) {
+    if (r == -EINTR) {
       if (int sig = g_forward_signal; sig != 0) {
         g_forward_signal = 0;
-        ::kill(-1, sig);
+        RawSyscall(SYS_kill, -1, sig);
       }
     } else if (r < 0) {
       ::_exit(kChildFailedExitCode);
