@@ -22,6 +22,8 @@ struct CgroupLimits {
   int64_t memory_bytes = 0;  // 0 = unlimited; swap is limited to the same total where possible
   int64_t pids = 0;          // 0 = unlimited
   double cpus = 0;           // 0 = unlimited; 1.5 = one and a half cores (CFS quota)
+
+  bool any() const { return memory_bytes > 0 || pids > 0 || cpus > 0; }
 };
 
 struct CgroupUsage {

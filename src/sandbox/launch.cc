@@ -606,9 +606,7 @@ bool WarmSandbox::Alive() const {
 
 StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   if (released_ || !control_.Valid()) return FailedPreconditionError("sandbox already launched");
-  const bool limited =
-      request.limits.memory_bytes > 0 || request.limits.pids > 0 || request.limits.cpus > 0;
-  if (limited) {
+  if (request.limits.any()) {
     if (cgroup_ == nullptr) {
       return FailedPreconditionError("sandbox: limits for a sandbox spawned without a cgroup");
     }

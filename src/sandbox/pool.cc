@@ -52,11 +52,10 @@ SandboxPool::~SandboxPool() {
 }
 
 bool SandboxPool::Matches(const SandboxSpec& spec) const {
-  const bool limited = spec.limits.memory_bytes > 0 || spec.limits.pids > 0 || spec.limits.cpus > 0;
-  return (cgroups_ || !limited) && spec.rootfs == shape_.rootfs && spec.layers == shape_.layers &&
-         spec.masked == shape_.masked && spec.host_uid == shape_.host_uid &&
-         spec.host_gid == shape_.host_gid && spec.upper_bytes == shape_.upper_bytes &&
-         spec.seccomp == shape_.seccomp;
+  return (cgroups_ || !spec.limits.any()) && spec.rootfs == shape_.rootfs &&
+         spec.layers == shape_.layers && spec.masked == shape_.masked &&
+         spec.host_uid == shape_.host_uid && spec.host_gid == shape_.host_gid &&
+         spec.upper_bytes == shape_.upper_bytes && spec.seccomp == shape_.seccomp;
 }
 
 std::unique_ptr<internal::WarmSandbox> SandboxPool::Take(const SandboxSpec& spec) {

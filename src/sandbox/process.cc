@@ -587,9 +587,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       if (spec.sandbox->seccomp) {
         ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
       }
-      const CgroupLimits& limits = spec.sandbox->limits;
-      const bool limited = limits.memory_bytes > 0 || limits.pids > 0 || limits.cpus > 0;
-      ASSIGN_OR_RETURN(warm, internal::WarmSandbox::Spawn(*spec.sandbox, seccomp, limited));
+      ASSIGN_OR_RETURN(
+          warm, internal::WarmSandbox::Spawn(*spec.sandbox, seccomp, spec.sandbox->limits.any()));
     }
     internal::LaunchRequest request{
         .argv = plan.argv_strings,
@@ -815,8 +814,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   } else {
     result.reason = EndReason::kExited;
   }
-  const CgroupLimits* limits = spec.sandbox ? &spec.sandbox->limits : nullptr;
-  if (cgroup && (limits->memory_bytes > 0 || limits->pids > 0 || limits->cpus > 0)) {
+  if (cgroup && spec.sandbox->limits.any()) {
     // Read before the hand-off below: the cgroup goes once its last process (PID 1) has. (A
     // pooled sandbox has a cgroup even for a run without limits; such a run reports what a cold
     // one does, from PID 1's report.) Whether a limit struck matters only for a failed command.
