@@ -144,7 +144,7 @@ long ReceiveSome(int fd, void* data, size_t size) {
 
 constexpr size_t kPayloadStackBytes = 64 * 1024;
 constexpr int kInitFds = 2;     // to PID 1: blob, workspace
-constexpr int kPayloadFds = 5;  // to the payload: blob, stdout, stderr, status, stdin
+constexpr int kPayloadFds = 4;  // to the payload: stdout, stderr, status, stdin (if any)
 
 // What the payload gets from PID 1 when cloned (it shares PID 1's memory, on a stack of its own).
 struct PayloadArgs {
@@ -155,6 +155,7 @@ struct PayloadArgs {
   int init_peer;              // PID 1's end: the payload closes its copy
   const cpu_set_t* affinity;  // to restore once set up, if PID 1 pinned it to another CPU
   int policy;                 // the command's scheduling policy, or -1 to keep PID 1's
+  const Command* command;     // PID 1's, decoded from the launch; read once PID 1 says "W"
 };
 
 bool SendFds(int socket, char tag, const int* fds, int count) {
@@ -264,11 +265,10 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
     ::_exit(0);  // let go, or not ours
   }
   // No stdin descriptor: no input (RedirectStdio opens /dev/null).
-  const int stdout_fd = fds[1], stderr_fd = fds[2], failure_fd = fds[3],
-            stdin_fd = received == kPayloadFds ? fds[4] : -1;
-  Command command{};
-  if (!MapBlob(fds[0], &command)) FailChild(failure_fd, int32_t(ContainStep::kLaunch), EPROTO);
-  // PID 1's word: "W" once /workspace is attached, or why it could not be.
+  const int stdout_fd = fds[0], stderr_fd = fds[1], failure_fd = fds[2],
+            stdin_fd = received == kPayloadFds ? fds[3] : -1;
+  // PID 1's word: "W" once /workspace is attached and the command decoded (in the memory we
+  // share), or why it could not be.
   ChildFailure failure{};
   const long n = ReceiveSome(init, &failure, sizeof failure);
   if (n == sizeof failure) FailChild(failure_fd, failure.step, failure.error);
@@ -278,6 +278,7 @@ NS_CHILD_NO_ASAN int RunPayload(void* arg) {
   ::close(init);
   ::close(args.direct);
   RedirectStdio(stdin_fd, stdout_fd, stderr_fd, failure_fd);
+  const Command& command = *args.command;
   const char* cwd = command.working_dir[0] == '\0' ? "/workspace" : command.working_dir;
   if (::chdir(cwd) != 0) FailChild(failure_fd, int32_t(ChildStep::kChdir), errno);
   ExecOrFail(command.candidates, command.argv, command.envp, failure_fd);
@@ -354,8 +355,9 @@ ContainFailure JoinPayloadNet(void* arg) {
   CPU_ZERO(&affinity);
   const bool pin = pin_payload && ::sched_getaffinity(0, sizeof affinity, &affinity) == 0 &&
                    CPU_COUNT(&affinity) > 1;
-  const PayloadArgs args{seccomp,       control, direct, pair[1], init, pin ? &affinity : nullptr,
-                         command_policy};
+  Command command{};  // filled in at launch, for the payload too
+  const PayloadArgs args{seccomp,        control, direct, pair[1], init, pin ? &affinity : nullptr,
+                         command_policy, &command};
   const int payload = ::clone(RunPayload, static_cast<char*>(stack) + kPayloadStackBytes,
                               CLONE_VM | CLONE_NEWUSER | CLONE_NEWCGROUP | SIGCHLD,
                               const_cast<PayloadArgs*>(&args));
@@ -390,7 +392,6 @@ ContainFailure JoinPayloadNet(void* arg) {
   if (tag == 0) ::_exit(0);
   // From here on a failure goes to the payload, which reports it on the status pipe; PID 1 then
   // waits for it like for any command.
-  Command command{};
   ContainFailure failed;
   if (tag != 'L' || !MapBlob(fds[0], &command)) {
     failed = std::make_pair(ContainStep::kLaunch, EPROTO);
@@ -632,10 +633,11 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
     ASSIGN_OR_RETURN(input, MakeMemfd(request.stdin_data));
     if (::lseek(input.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
   }
-  // PID 1 first: it attaches the workspace while the payload maps the command.
+  // PID 1 first: it decodes the command and attaches the workspace while the payload takes its
+  // descriptors.
   const int to_init[kInitFds] = {blob.Get(), workspace.Get()};
-  const int to_payload[kPayloadFds] = {blob.Get(), out.second.Get(), err.second.Get(),
-                                       status.second.Get(), input.Get()};
+  const int to_payload[kPayloadFds] = {out.second.Get(), err.second.Get(), status.second.Get(),
+                                       input.Get()};
   if (!SendFds(control_.Get(), 'L', to_init, kInitFds) ||
       !SendFds(direct_.Get(), 'G', to_payload, input.Valid() ? kPayloadFds : kPayloadFds - 1)) {
     return ErrnoError("sendmsg", "sandbox launch");

@@ -11,12 +11,12 @@
 //     inside with no capabilities. Both then wait: PID 1 on the control socket, still the
 //     host's root; the payload on its own socket to the supervisor, unprivileged and filtered.
 //  2. Launch: the parent sets the cgroup's limits and sends, with SCM_RIGHTS, the command
-//     (argv, env, PATH candidates, working dir, hostname, masks) in a memfd to both, the
-//     workspace as a detached mount to PID 1, and the output and status pipes and stdin to the
-//     payload. PID 1 attaches the workspace and its masks, sets the hostname, tells the
-//     payload, which execs at once, and becomes init: reaps orphans, forwards SIGTERM/SIGINT/
-//     SIGHUP, exits with the command's status.
-//     The command never shares PID 1's credentials: it cannot signal, trace or read PID 1.
+//     (argv, env, PATH candidates, working dir, hostname, masks) in a memfd and the workspace as
+//     a detached mount to PID 1, and the output and status pipes and stdin to the payload. PID 1
+//     decodes the command (into the memory it shares with the payload), attaches the workspace
+//     and its masks, sets the hostname, tells the payload, which execs at once, and becomes init:
+//     reaps orphans, forwards SIGTERM/SIGINT/ SIGHUP, exits with the command's status. The command
+//     never shares PID 1's credentials: it cannot signal, trace or read PID 1.
 // The cold path does both at once. Internal to src/sandbox.
 
 #include <sys/types.h>
