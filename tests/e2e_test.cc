@@ -72,6 +72,16 @@ TEST_F(EndToEnd, SecondServerOnTheSameDataDirIsRefused) {
   EXPECT_NE(r.output.find("in use by another nightshift server"), std::string::npos) << r.output;
 }
 
+TEST(ServeCli, ImpossibleRunLimitsAreRefusedAtStart) {
+  if (::geteuid() != 0) GTEST_SKIP() << "limits apply to sandboxed runs, which need root";
+  testing::TempDir dir;
+  auto r = Shell(ShellQuote(testing::NightshiftBin()) +
+                 " serve --listen 127.0.0.1:0 --run-memory 8m --data-dir " +
+                 ShellQuote(dir.path().string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("memory below 16 MiB"), std::string::npos) << r.output;
+}
+
 TEST_F(EndToEnd, CliTourOnARealRepository) {
   auto added = Cli("repo add app " + ShellQuote(repo_path().string()));
   ASSERT_EQ(added.exit_code, 0) << added.output;

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox {
 namespace {
@@ -449,6 +450,33 @@ Status Cgroup::SetLimits(const CgroupLimits& limits) {
   return OkStatus();
 }
 
+int Cgroup::RemoveStale(int64_t min_age_seconds) {
+  auto mountinfo = ReadFile("/proc/self/mountinfo");
+  auto own = ReadFile("/proc/self/cgroup");
+  if (!mountinfo.ok() || !own.ok()) return 0;
+  const CgroupHierarchies found = FindCgroupHierarchies(*mountinfo, *own);
+  std::vector<fs::path> parents;
+  if (!found.v2_dir.empty()) parents.push_back(found.v2_dir / kParentName);
+  for (const auto& [controller, dir] : found.v1_dirs) parents.push_back(dir / kParentName);
+  const auto now = std::chrono::system_clock::now();
+  int removed = 0;
+  for (const fs::path& parent : parents) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(parent, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.starts_with("sandbox-") || !entry.is_directory()) continue;
+      struct stat st {};
+      if (::stat(entry.path().c_str(), &st) != 0) continue;
+      const auto made = std::chrono::system_clock::from_time_t(st.st_mtime);
+      if (now - made < std::chrono::seconds(min_age_seconds)) continue;
+      auto procs = ReadFile(entry.path() / "cgroup.procs");
+      if (!procs.ok() || !Trim(*procs).empty()) continue;
+      if (::rmdir(entry.path().c_str()) == 0) ++removed;
+    }
+  }
+  return removed;
+}
+
 Cgroup::~Cgroup() {
   // The logger only on error: a sandbox's cgroup may go on the background reaper's thread while
   // the process exits and its loggers are being destroyed.
@@ -548,4 +576,37 @@ Status Cgroup::KillAll() {
   }
 }
 
+namespace internal {
+
+ContainFailure OpenCgroupFiles(const char* const* procs_files, CgroupFiles* files) {
+  files->count = 0;
+  for (; *procs_files != nullptr; ++procs_files) {
+    if (files->count == kMaxCgroupFiles) return Failed(ContainStep::kCgroup, E2BIG);
+    const long fd = sys::Open(*procs_files, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      CloseCgroupFiles(*files);
+      return Failed(ContainStep::kCgroup, RawError(fd));
+    }
+    files->fds[files->count++] = static_cast<int>(fd);
+  }
+  return std::nullopt;
+}
+
+void CloseCgroupFiles(const CgroupFiles& files) {
+  for (int i = 0; i < files.count; ++i) sys::Close(files.fds[i]);
+}
+
+ContainFailure JoinCgroup(const CgroupFiles& files) {
+  for (int i = 0; i < files.count; ++i) {
+    const long written = sys::Write(files.fds[i], "0", 1);  // "0": the writer
+    if (written < 0) {
+      CloseCgroupFiles(files);
+      return Failed(ContainStep::kCgroup, RawError(written));
+    }
+  }
+  CloseCgroupFiles(files);
+  return std::nullopt;
+}
+
+}  // namespace internal
 }  // namespace nightshift::sandbox

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "sandbox/contain_step.h"
 
 namespace nightshift::sandbox {
 
@@ -76,6 +77,12 @@ class Cgroup {
   Status KillAll();
   bool is_v2() const { return v2_; }
 
+  // Removes the sandbox groups a process that died without cleaning up left behind (a server
+  // killed with SIGKILL): empty groups named sandbox-* under this process's "nightshift"
+  // parents, older than `min_age_seconds` — a live process's group is empty only for the moment
+  // between its making and its first process joining. Returns how many it removed.
+  static int RemoveStale(int64_t min_age_seconds);
+
  private:
   Cgroup() = default;
   Status CreateV2(const std::filesystem::path& own, const std::string& name,
@@ -95,4 +102,23 @@ class Cgroup {
   std::filesystem::path memory_dir_, pids_dir_, cpu_dir_, cpuacct_dir_;
 };
 
+namespace internal {
+
+// A cgroup's cgroup.procs files (Cgroup::procs_files), opened for writing by a sandbox's PID 1
+// before it clones the payload: the payload joins through them (JoinCgroup) while PID 1 mounts,
+// and by path it could not — once PID 1 has pivoted, the host's cgroup mounts are gone from the
+// namespace they share. The writer's permission is the opener's. NS_CHILD.
+inline constexpr int kMaxCgroupFiles = 8;
+struct CgroupFiles {
+  int fds[kMaxCgroupFiles];
+  int count = 0;
+};
+NS_CHILD ContainFailure OpenCgroupFiles(const char* const* procs_files, CgroupFiles* files);
+NS_CHILD void CloseCgroupFiles(const CgroupFiles& files);
+
+// In the payload, first thing: joins the cgroup, so everything started in the sandbox is
+// accounted there. Closes the files.
+NS_CHILD ContainFailure JoinCgroup(const CgroupFiles& files);
+
+}  // namespace internal
 }  // namespace nightshift::sandbox

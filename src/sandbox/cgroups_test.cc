@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -274,6 +275,50 @@ TEST(Cgroup, CreateWritesLimitsAndDestroyLeavesNothing) {
     EXPECT_FALSE(usage.pids_limit_hit);
   }
   for (const fs::path& dir : dirs) EXPECT_FALSE(fs::exists(dir)) << dir;
+}
+
+TEST(Cgroup, RemoveStaleTakesOnlyOldEmptySandboxGroups) {
+  // What a server killed with SIGKILL leaves: sandbox groups nobody will remove.
+  SKIP_WITHOUT_CGROUPS();
+  auto anchor = Cgroup::Create(UniqueName(), {});  // for the "nightshift" parents' paths
+  ASSERT_TRUE(anchor.ok()) << anchor.status();
+  const std::string id = RandomHex(6);
+  std::vector<fs::path> stale, fresh, busy;
+  for (const fs::path& procs : (*anchor)->procs_files()) {
+    const fs::path parent = procs.parent_path().parent_path();
+    for (auto [list, name] :
+         {std::pair{&stale, "sandbox-stale-"}, std::pair{&fresh, "sandbox-fresh-"},
+          std::pair{&busy, "sandbox-busy-"}}) {
+      const fs::path dir = parent / (name + id);
+      ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
+      list->push_back(dir);
+    }
+  }
+  const struct timespec old[2] = {{::time(nullptr) - 120, 0}, {::time(nullptr) - 120, 0}};
+  for (const auto& dir : stale) ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), old, 0), 0) << dir;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_GT(pid, 0);
+  for (const auto& dir : busy) {
+    ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), old, 0), 0) << dir;
+    std::ofstream(dir / "cgroup.procs") << pid;
+  }
+  EXPECT_GE(Cgroup::RemoveStale(60), static_cast<int>(stale.size()));
+  for (const auto& dir : stale) EXPECT_FALSE(fs::exists(dir)) << dir;
+  for (const auto& dir : fresh) EXPECT_TRUE(fs::exists(dir)) << dir;
+  for (const auto& dir : busy) EXPECT_TRUE(fs::exists(dir)) << dir;
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  for (const auto& dir : fresh) ::rmdir(dir.c_str());
+  for (int i = 0; i < 100; ++i) {
+    bool left = false;
+    for (const auto& dir : busy) left |= ::rmdir(dir.c_str()) != 0 && errno != ENOENT;
+    if (!left) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 TEST(Cgroup, UnlimitedLeavesTheKernelDefaults) {

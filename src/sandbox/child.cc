@@ -1,10 +1,13 @@
 #include "sandbox/child.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
+
+#include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox::internal {
 
@@ -29,37 +32,38 @@ std::string_view ChildStepName(ChildStep step) {
 }
 
 void FailChild(int failure_fd, int32_t step, int error) {
-  ChildFailure failure{step, error};
-  ssize_t written = ::write(failure_fd, &failure, sizeof failure);  // atomic: < PIPE_BUF
-  (void)written;
-  ::_exit(kChildFailedExitCode);
+  const ChildFailure failure{step, error};
+  sys::Write(failure_fd, &failure, sizeof failure);  // atomic: < PIPE_BUF
+  sys::Exit(kChildFailedExitCode);
 }
 
 namespace {
 
 // dup2(), except that a descriptor already in place must lose its close-on-exec flag (dup2 of
-// a descriptor onto itself is a no-op that keeps the flag).
-bool MoveFd(int fd, int target) {
-  if (fd == target) return ::fcntl(target, F_SETFD, 0) == 0;
-  while (::dup2(fd, target) < 0) {
-    if (errno != EINTR && errno != EBUSY) return false;
+// a descriptor onto itself is a no-op that keeps the flag). Returns 0 or an errno value.
+NS_CHILD int MoveFd(int fd, int target) {
+  if (fd == target) return RawError(sys::Fcntl(target, F_SETFD, 0));
+  long r;
+  while ((r = sys::Dup3(fd, target, 0)) == -EINTR || r == -EBUSY) {
   }
-  return true;
+  return RawError(r);
 }
 
 }  // namespace
 
 void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int failure_fd) {
-  int dev_null = stdin_fd >= 0 ? stdin_fd : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (dev_null < 0) FailChild(failure_fd, static_cast<int32_t>(ChildStep::kDevNull), errno);
-  // stdin first: if /dev/null landed on 1 or 2, those are overwritten next.
-  if (!MoveFd(dev_null, STDIN_FILENO) || !MoveFd(stdout_fd, STDOUT_FILENO) ||
-      !MoveFd(stderr_fd, STDERR_FILENO)) {
-    FailChild(failure_fd, static_cast<int32_t>(ChildStep::kRedirect), errno);
+  const long dev_null = stdin_fd >= 0 ? stdin_fd : sys::Open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (int error = RawError(dev_null); error != 0) {
+    FailChild(failure_fd, static_cast<int32_t>(ChildStep::kDevNull), error);
   }
+  // stdin first: if /dev/null landed on 1 or 2, those are overwritten next.
+  int error = MoveFd(static_cast<int>(dev_null), STDIN_FILENO);
+  if (error == 0) error = MoveFd(stdout_fd, STDOUT_FILENO);
+  if (error == 0) error = MoveFd(stderr_fd, STDERR_FILENO);
+  if (error != 0) FailChild(failure_fd, static_cast<int32_t>(ChildStep::kRedirect), error);
   // Descriptors the supervisor's other threads opened without O_CLOEXEC (sockets, files) must not
   // leak into the command. Before Linux 5.11 this fails with EINVAL and we rely on O_CLOEXEC.
-  ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+  sys::CloseRange(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
 }
 
 void ExecOrFail(const char* const* candidates, char* const* argv, char* const* envp,
@@ -67,8 +71,7 @@ void ExecOrFail(const char* const* candidates, char* const* argv, char* const* e
   // No /bin/sh fallback for ENOEXEC: a script without "#!" is not executable.
   bool saw_eacces = false;
   for (; *candidates != nullptr; ++candidates) {
-    ::execve(*candidates, argv, envp);
-    int error = errno;
+    const int error = RawError(sys::Execve(*candidates, argv, envp));
     if (error == EACCES) {
       saw_eacces = true;
     } else if (error != ENOENT && error != ENOTDIR && error != ESTALE && error != ENODEV &&
@@ -81,8 +84,8 @@ void ExecOrFail(const char* const* candidates, char* const* argv, char* const* e
 
 void CloseAllBut(const int* keep, int count) {
   int sorted[8];
-  count = std::min(count, 8);
-  for (int i = 0; i < count; ++i) {  // insertion sort: no library call in a forked child
+  count = count < 8 ? count : 8;
+  for (int i = 0; i < count; ++i) {  // insertion sort: no library call in a child
     int j = i;
     for (; j > 0 && sorted[j - 1] > keep[i]; --j) sorted[j] = sorted[j - 1];
     sorted[j] = keep[i];
@@ -90,10 +93,26 @@ void CloseAllBut(const int* keep, int count) {
   unsigned int next = STDERR_FILENO + 1;
   for (int i = 0; i < count; ++i) {
     auto fd = static_cast<unsigned int>(sorted[i]);
-    if (fd > next) ::close_range(next, fd - 1, 0);
+    if (fd > next) sys::CloseRange(next, fd - 1, 0);
     if (fd + 1 > next) next = fd + 1;
   }
-  ::close_range(next, ~0U, 0);
+  sys::CloseRange(next, ~0U, 0);
+}
+
+bool SendTag(int socket, char tag) { return sys::Send(socket, &tag, 1, MSG_NOSIGNAL) == 1; }
+
+bool SendFailure(int socket, const ChildFailure& failure) {
+  return sys::Send(socket, &failure, sizeof failure, MSG_NOSIGNAL) == sizeof failure;
+}
+
+std::optional<ChildFailure> AwaitTag(int socket, char tag, int32_t fallback_step) {
+  ChildFailure message{};
+  long n;
+  while ((n = sys::Recv(socket, &message, sizeof message, 0)) == -EINTR) {
+  }
+  if (n == 1 && reinterpret_cast<const char*>(&message)[0] == tag) return std::nullopt;
+  if (n == sizeof message) return message;
+  return ChildFailure{fallback_step, EPROTO};
 }
 
 }  // namespace nightshift::sandbox::internal

@@ -1,23 +1,30 @@
 #pragma once
 
-// What every child of the supervisor does between clone() and execve(), plain or sandboxed.
-// Async-signal-safe only: the supervisor is multi-threaded, so the child may not allocate.
-// Internal to src/sandbox.
+// What every child of the supervisor does between clone() and execve(), plain or sandboxed, and
+// the messages a sandbox's processes exchange while they set up. System calls only
+// (raw_syscall.h): a plain child is a fork of a multi-threaded process, and a sandbox's PID 1
+// and payload share the supervisor's memory. Internal to src/sandbox.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
+#include <utility>
 
 namespace nightshift::sandbox::internal {
 
 inline constexpr int kChildFailedExitCode = 127;
 
-// For code that may run on a stack of its own in a child sharing the parent's memory
-// (clone(CLONE_VM | CLONE_VFORK)): AddressSanitizer would take the stack switch for a bug and
-// print a warning into the command's stderr before every noreturn call.
-#define NS_CHILD_NO_ASAN __attribute__((no_sanitize("address")))
+// For code that runs in a child sharing the supervisor's memory (CLONE_VM) on a stack of its
+// own: AddressSanitizer would take the stack switch for a bug (and its fake stacks are the
+// cloning thread's), and the stack protector reads its canary from that thread's TLS.
+#if defined(__has_attribute) && __has_attribute(no_stack_protector)
+#define NS_CHILD __attribute__((no_sanitize("address"), no_stack_protector))
+#else
+#define NS_CHILD __attribute__((no_sanitize("address")))
+#endif
 
 // A step a child reports through the close-on-exec status pipe when it cannot reach execve().
-// Sandbox set-up steps (ContainStep, contain_internal.h) share the numbering from 100 on.
+// Sandbox set-up steps (ContainStep, contain_step.h) share the numbering from 100 on.
 enum class ChildStep : int32_t {
   kSetsid = 1,
   kDeathSignal,
@@ -36,18 +43,30 @@ struct ChildFailure {
 std::string_view ChildStepName(ChildStep step);
 
 // Writes {step, error} to `failure_fd` (one atomic write) and exits 127.
-[[noreturn]] NS_CHILD_NO_ASAN void FailChild(int failure_fd, int32_t step, int error);
+[[noreturn]] NS_CHILD void FailChild(int failure_fd, int32_t step, int error);
 
 // stdin from `stdin_fd` (-1: /dev/null), stdout and stderr onto the given descriptors, and every
 // other descriptor marked close-on-exec. Fails the child on error.
-NS_CHILD_NO_ASAN void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int failure_fd);
+NS_CHILD void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int failure_fd);
 
 // Tries each null-terminated `candidates` path with execve, like execvp(): past entries that do
 // not exist, remembering EACCES. Reports kExec with ENOENT, EACCES or the first other error.
-[[noreturn]] NS_CHILD_NO_ASAN void ExecOrFail(const char* const* candidates, char* const* argv,
-                                              char* const* envp, int failure_fd);
+[[noreturn]] NS_CHILD void ExecOrFail(const char* const* candidates, char* const* argv,
+                                      char* const* envp, int failure_fd);
 
 // Closes every descriptor above stderr except those in `keep` (unsorted, at most 8).
-void CloseAllBut(const int* keep, int count);
+NS_CHILD void CloseAllBut(const int* keep, int count);
+
+// --- Messages over a SOCK_SEQPACKET socket between a sandbox's processes and the supervisor:
+// a one-byte tag, or a ChildFailure. ---
+
+// Sends the one-byte `tag`; false if the peer is gone.
+NS_CHILD bool SendTag(int socket, char tag);
+// Sends `failure`; false if the peer is gone.
+NS_CHILD bool SendFailure(int socket, const ChildFailure& failure);
+
+// Waits for the next message. `tag` on success; otherwise the failure the peer reported, or
+// {fallback step, EPROTO} for EOF or anything unexpected.
+NS_CHILD std::optional<ChildFailure> AwaitTag(int socket, char tag, int32_t fallback_step);
 
 }  // namespace nightshift::sandbox::internal

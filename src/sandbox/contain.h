@@ -1,13 +1,14 @@
 #pragma once
 
-// The sandbox: what a contained process gets, and the ordered checklist that builds it in the
-// child between clone() and execve() (Contain(), in contain.cc).
+// The sandbox: what a contained process gets, and the ordered checklist that builds it between
+// clone() and execve() (ContainInit and ContainPayload, in contain.cc, over one file pair per
+// kernel facility: mounts, userns, netns, cgroups, seccomp, rlimits).
 //
-// Requires root (CAP_SYS_ADMIN in the initial user namespace): the mount, PID, network, UTS,
-// IPC and cgroup namespaces are created and furnished with full privileges — an overlay of the
-// host root cannot be mounted from inside an unprivileged user namespace, since the host's
-// submounts are locked there — and only then does the process enter its own user namespace,
-// where root maps to an unprivileged host uid and owns none of the other namespaces.
+// Requires root (CAP_SYS_ADMIN in the initial user namespace): the mount, PID, UTS and IPC
+// namespaces are furnished by the sandbox's PID 1 with full privileges — an overlay of the host
+// root cannot be mounted from inside an unprivileged user namespace, since the host's submounts
+// are locked there — and only the process that execs the command enters the sandbox's own user
+// namespace, where root maps to an unprivileged host uid and owns none of the other namespaces.
 
 #include <sys/types.h>
 
@@ -39,6 +40,9 @@ struct SandboxSpec {
   int64_t upper_bytes = int64_t{2} << 30;  // tmpfs holding the root's writable layer and /tmp
   bool seccomp = true;
 };
+
+// The smallest memory limit a sandbox takes.
+inline constexpr int64_t kMinSandboxMemoryBytes = int64_t{16} << 20;
 
 // Checks a spec before anything is started: paths exist and are absolute directories, limits
 // are possible. InvalidArgument naming the problem.

@@ -1,111 +1,62 @@
 #pragma once
 
-// Between the supervisor (process.cc) and the sandbox checklist (contain.cc). Not for other
-// parts.
+// Between the supervisor (launch.cc, process.cc) and the sandbox checklist (contain.cc). Not for
+// other parts.
 
 #include <sys/types.h>
 
-#include <filesystem>
 #include <memory>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
 
+#include "sandbox/cgroups.h"
 #include "sandbox/contain.h"
+#include "sandbox/contain_step.h"
+#include "sandbox/mounts.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/userns.h"
 
 namespace nightshift::sandbox::internal {
 
-// Every string the child needs, built in the parent: after clone() in a multi-threaded process
-// the child may not allocate.
+// Every string the sandbox's processes need, built in the supervisor: they run in its memory
+// and may not allocate.
 struct PreparedSandbox {
-  std::filesystem::path staging;  // host dir: the tmpfs mount point for upper/work/root
-  std::string staging_s, upper, work, root;
-  // With layers over the host root: the host root as a read-only overlay of its own first
-  // (see ContainMounts), at `base`, with `empty` as its second lower layer.
-  std::string base, empty, base_options;
-  std::string tmpfs_options, overlay_options;
-  std::string workspace_target;  // the mount point, made before pivot_root
-  std::string proc, proc_sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;  // /sys: after pivot_root
-  struct DevNode {
-    std::string path;  // in the new root's /dev
-    dev_t rdev;        // the host's device
-    mode_t mode;
-  };
-  std::vector<DevNode> dev_nodes;
-  std::vector<std::pair<std::string, std::string>> dev_links;  // link target → link path
-  std::vector<std::pair<std::string, bool>> masks;             // path inside root, is dir
-  std::string uid_map, gid_map;
+  MountPlan mounts;
+  IdMaps ids;
 };
 
-enum class ContainStep : int32_t {
-  kMountPrivate = 100,
-  kMountStaging,
-  kMountOverlay,
-  kMountWorkspace,
-  kMountProc,
-  kMountSys,
-  kMountDev,
-  kMountTmp,
-  kMask,
-  kPivotRoot,
-  kNet,
-  kHostname,
-  kRlimits,
-  kUserns,
-  kSetId,
-  kCaps,
-  kSeccomp,
-  kCgroup,
-  kInitFork,
-  kLaunch,
-};
-
-// Builds the strings of `spec`'s shape (everything but workspace, hostname and limits, which
-// come with the launch). The host staging directory is one mount point shared by all sandboxes
-// of the process (each mounts its tmpfs there in its own mount namespace).
+// Validates `spec`'s shape and builds its strings (everything but the workspace, hostname and
+// limits, which come with the launch).
 StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spec);
 
-// The spec's masked paths that lie inside its workspace, as ContainLaunch wants them: "d" or
-// "f" then the path under /workspace.
-std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec);
-
-using ContainFailure = std::optional<std::pair<ContainStep, int>>;
-
-// The checklist, in two halves. Async-signal-safe; each returns the failed step and errno.
-//
-
-// ContainWarm, in the child right after clone() into new mount/PID/UTS/IPC namespaces: the
-// overlay root, /proc — then `after_proc` —, /dev, /tmp, the masks, pivot_root, then
-// `before_sys`, /sys and the masks under it, rlimits. The sandbox then waits, still
-// privileged, for its command (launch.h). Hooks may be null.
-struct WarmHooks {
-  ContainFailure (*after_proc)(void* arg) = nullptr;  // the sandbox's /proc is at prepared.proc
-  ContainFailure (*before_sys)(void* arg) = nullptr;  // after pivot_root
-  void* arg = nullptr;
+// A launched command as PID 1 and the payload read it, in the supervisor's memory.
+struct Command {
+  char* const* argv;
+  char* const* envp;
+  const char* const* candidates;  // paths to try with execve, in order
+  const char* const* masks;       // "d/workspace/…" or "f/workspace/…"
+  const char* hostname;
+  const char* working_dir;  // empty: /workspace
 };
-ContainFailure ContainWarm(const PreparedSandbox& prepared, const WarmHooks& hooks);
 
-// The per-command part, in PID 1 once launched: the workspace (a detached mount,
-// `workspace_fd`) at /workspace with `workspace_masks` ("d/path" or "f/path", null-terminated)
-// over it, and the hostname. PID 1 keeps its privileges for this; the command never has them.
-ContainFailure ContainLaunch(int workspace_fd, const char* const* workspace_masks,
-                             const char* hostname);
+// The checklist, in the sandbox's two processes (NS_CHILD). Each returns the failed step and
+// errno, or nullopt. They meet over `link` (a SOCK_SEQPACKET pair, child.h's messages).
+//
+// ContainInit, in PID 1, right after it has cloned the payload (`payload`, its pid in the
+// sandbox): the mount namespace and /proc; then the payload's uid/gid maps; /dev, /tmp, masks,
+// pivot_root; then, once the payload has made it, joining the sandbox's network namespace; /sys
+// and the masks under it. It returns once the payload is unprivileged and filtered. PID 1 then
+// waits, still root of the host's user namespace, for its command.
+NS_CHILD ContainFailure ContainInit(const PreparedSandbox& prepared, pid_t payload, int link);
 
-// The command's process, the payload, is cloned by PID 1 into new user and cgroup namespaces
-// before PID 1 mounts anything (launch.h). While PID 1 mounts, it makes the sandbox's network
-// namespace (ContainPayloadNet: owned by its user namespace, loopback up), then empties its
-// capability bounding set (ContainPayloadBounding) and installs the seccomp filter. PID 1,
-// still root of the host's user namespace, writes its uid and gid maps once the sandbox's /proc
-// is mounted (ContainPayloadMaps), then sends it "m"; the payload (ContainPayload) becomes root
-// inside and clears its capabilities. PID 1 joins the payload's network namespace before it
-// mounts /sys (ContainJoinNet, after pivot_root).
-ContainFailure ContainPayloadNet();
-ContainFailure ContainPayloadBounding();
-ContainFailure ContainPayloadMaps(const PreparedSandbox& prepared, pid_t payload);
-ContainFailure ContainPayload(int init);
-ContainFailure ContainJoinNet(pid_t payload);
+// ContainPayload, in the payload, meanwhile: the sandbox's cgroup (`cgroup`, its cgroup.procs
+// files as PID 1 opened them; none: no cgroup) and a cgroup namespace, the network
+// namespace, rlimits, the capability bounding set and the seccomp filter (null: no filter, only
+// no_new_privs); then, given its maps, root inside with no capabilities.
+NS_CHILD ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& cgroup,
+                                       int link);
 
-std::string_view ContainStepName(ContainStep step);
+// ContainLaunch, in PID 1, per command: the workspace (a detached mount) at /workspace with the
+// command's masks over it, and the hostname. PID 1 keeps its privileges for this; the command
+// never has them.
+NS_CHILD ContainFailure ContainLaunch(int workspace_fd, const Command& command);
 
 }  // namespace nightshift::sandbox::internal

@@ -3,16 +3,21 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
+#include "core/fs.h"
 #include "gtest/gtest.h"
+#include "sandbox/cgroups.h"
 #include "sandbox/pool.h"
 #include "sandbox/process.h"
 #include "tests/support/test_support.h"
@@ -161,6 +166,11 @@ TEST_P(SandboxTest, BadSpecsAreRefusedWithAReason) {
   SandboxSpec tiny{.workspace = workspace_};
   tiny.limits.memory_bytes = 1000;
   EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(tiny)));
+  // Its set-up runs in the supervisor's memory until the exec: the limit must leave room.
+  tiny.limits.memory_bytes = kMinSandboxMemoryBytes - 1;
+  EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(tiny)));
+  tiny.limits.memory_bytes = kMinSandboxMemoryBytes;
+  EXPECT_TRUE(ValidateSandboxSpec(tiny).ok());
 }
 
 TEST_P(SandboxTest, LayersAreVisibleAndWritesStayInTheSandbox) {
@@ -396,6 +406,41 @@ TEST_P(SandboxTest, CommandInheritsOnlyItsStdio) {
   EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
 }
 
+TEST_P(SandboxTest, CommandStartsWithTheSandboxsRlimits) {
+  // The payload sets them itself: it is cloned before PID 1 sets anything up, so limits PID 1
+  // set on itself would never reach the command.
+  struct rlimit files {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+  const auto expected_files = std::min<rlim_t>(files.rlim_max, 65536);
+  Ran r = Run("ulimit -c; ulimit -n; ulimit -Hn");
+  EXPECT_EQ(r.out, StrCat("0\n", expected_files, "\n", expected_files, "\n")) << r.err;
+}
+
+TEST_P(SandboxTest, CommandStartsWithNoSignalBlockedOrIgnored) {
+  // PID 1 blocks every signal (it takes the ones it forwards with sigwait); the command must not
+  // inherit that.
+  Ran r = Run("grep -E '^Sig(Blk|Ign)' /proc/self/status");
+  EXPECT_EQ(r.out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n") << r.err;
+}
+
+std::atomic<int> g_supervisor_handler_calls{0};
+
+TEST_P(SandboxTest, SupervisorSignalHandlersNeverRunInTheSandbox) {
+  // PID 1 and the payload run in the supervisor's memory (CLONE_VM): a handler of ours run by
+  // them would be seen here. The timeout sends SIGTERM to PID 1, which forwards it.
+  struct sigaction counting {
+  }, saved[3];
+  counting.sa_handler = [](int) { ++g_supervisor_handler_calls; };
+  const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(::sigaction(signals[i], &counting, &saved[i]), 0);
+  g_supervisor_handler_calls = 0;
+  Ran r = Run("sleep 30", {}, /*timeout_ms=*/300);
+  for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &saved[i], nullptr);
+  EXPECT_EQ(r.result.reason, EndReason::kTimedOut);
+  EXPECT_EQ(r.result.exit_code, 128 + SIGTERM) << "PID 1 forwarded SIGTERM to the command";
+  EXPECT_EQ(g_supervisor_handler_calls.load(), 0);
+}
+
 TEST_P(SandboxTest, ForkBombStopsAtThePidsLimit) {
   SandboxSpec box;
   box.limits.pids = 64;
@@ -508,6 +553,69 @@ TEST_F(SandboxPoolTest, DestroyingThePoolLeavesNoSandboxBehind) {
     EXPECT_EQ(WaitingSandboxes(), 3);
   }
   EXPECT_EQ(WaitingSandboxes(), 0);
+}
+
+TEST_F(SandboxPoolTest, AFailureInsideTheSandboxIsReportedColdAndWarm) {
+  // A rootfs whose /proc is a file: the sandbox fails inside, mounting /proc. A cold start
+  // launches before PID 1 is ready, so the failure comes back through the control socket.
+  auto rootfs = dir_.path() / "rootfs";
+  std::filesystem::create_directories(rootfs);
+  std::ofstream(rootfs / "proc") << "not a directory\n";
+  SandboxSpec bad = Shape();
+  bad.rootfs = rootfs;
+  auto cold = RunTrue(nullptr, bad);
+  ASSERT_FALSE(cold.ok()) << cold->exit_code << " " << EndReasonName(cold->reason);
+  EXPECT_NE(cold.status().message().find("sandbox: mount /proc"), std::string::npos)
+      << cold.status();
+  EXPECT_NE(cold.status().message().find("Not a directory"), std::string::npos) << cold.status();
+  auto pool = SandboxPool::Start(bad, 1);
+  EXPECT_FALSE(pool.ok());
+  // Nothing is left of either attempt.
+  EXPECT_EQ(WaitingSandboxes(), 0);
+}
+
+// The cgroup of a process's last run goes before the process exits, though its PID 1 is reaped
+// in the background. The test runs itself in a child process, in a cgroup of the test's own.
+TEST_F(SandboxPoolTest, TheLastRunsCgroupGoesBeforeTheProcessExits) {
+  if (std::getenv("NIGHTSHIFT_EXIT_HELPER") != nullptr) {
+    // In the child: a run with limits whose PID 1 is left to the background reaper, then
+    // straight to exit. Its /tmp holds 48 MiB, which the kernel takes a while to free as PID 1
+    // exits.
+    ProcessSpec spec{.argv = {"/bin/sh", "-c", "head -c 48m /dev/zero > /tmp/big"},
+                     .env = {{"PATH", "/usr/bin:/bin"}},
+                     .timeout_ms = 20'000};
+    spec.sandbox = Shape();
+    spec.sandbox->limits.memory_bytes = 128 << 20;
+    auto r = RunProcess(spec, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->exit_code, 0);
+    return;
+  }
+  auto outer = Cgroup::Create("exit-test-" + RandomHex(8), {});
+  if (!outer.ok()) GTEST_SKIP() << "no cgroups here: " << outer.status();
+  // A shell of its own, which joins the cgroup, so that the children it starts are in it.
+  std::string script;
+  for (const auto& file : (*outer)->procs_files()) {
+    script += "echo $$ > " + testing::ShellQuote(file.string()) + " && ";
+  }
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  // Several times: whether the process or the reaper gets to the end first is a race.
+  script += "for i in 1 2 3 4 5; do NIGHTSHIFT_EXIT_HELPER=1 " + testing::ShellQuote(self) +
+            " --gtest_filter=SandboxPoolTest." + test + " >/dev/null || exit 1; done";
+  auto r = testing::Shell("/bin/sh -c " + testing::ShellQuote(script));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const auto& file : (*outer)->procs_files()) {
+    const auto parent = file.parent_path() / "nightshift";
+    std::vector<std::string> left;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
+      if (entry.is_directory()) left.push_back(entry.path().filename().string());
+    }
+    EXPECT_TRUE(left.empty()) << parent << " still holds " << left.size() << " groups";
+    for (const auto& group : left) ::rmdir((parent / group).c_str());
+    ::rmdir(parent.c_str());
+  }
 }
 
 TEST_F(SandboxPoolTest, AShapeThatCannotWorkFailsAtStart) {

@@ -130,7 +130,10 @@ void SandboxPool::Fill() {
       if (stopping_) break;
     }
     lock.unlock();
-    auto warm = internal::WarmSandbox::Spawn(shape_, seccomp, cgroups_, command_policy);
+    auto warm = internal::WarmSandbox::Start(shape_, seccomp, cgroups_, command_policy);
+    if (warm.ok()) {
+      if (Status ready = (*warm)->WaitReady(); !ready.ok()) warm = ready;
+    }
     lock.lock();
     if (warm.ok()) {
       ++stats_.spawned;

@@ -324,9 +324,13 @@ bool GroupHasLiveMember(pid_t pgid) {
 // The command's leader process (whose pid is also the process group id, after setsid) and, once
 // it has exited, its wait status. Until the leader has been reaped and the group is gone, the
 // destructor SIGKILLs the group and reaps, so an early return never leaves processes behind.
+//
+// A sandbox's PID 1 runs in the supervisor's memory (`memory`, launch.h): it is freed only once
+// PID 1 has been reaped, here or by the background reaper.
 class ChildProcess {
  public:
-  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  explicit ChildProcess(pid_t pid, std::unique_ptr<internal::SandboxMemory> memory = nullptr)
+      : pid_(pid), memory_(std::move(memory)) {}
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess() {
@@ -358,7 +362,7 @@ class ChildProcess {
   bool finished_by_report() const { return report_; }
   void HandOff(std::unique_ptr<Cgroup> cgroup) {
     handed_off_ = true;
-    internal::ReapInBackground(pid_, std::move(cgroup));
+    internal::ReapInBackground(pid_, std::move(cgroup), std::move(memory_));
   }
 
   // A pidfd becomes readable when the leader exits, so poll() notices without SIGCHLD. Returns
@@ -434,6 +438,7 @@ class ChildProcess {
   }
 
   pid_t pid_;
+  std::unique_ptr<internal::SandboxMemory> memory_;  // after the destructor has reaped
   UniqueFd pidfd_;
   bool report_ = false;
   bool handed_off_ = false;
@@ -578,6 +583,8 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   std::unique_ptr<Cgroup> cgroup;
   UniqueFd stdout_read, stderr_read, failure_read;
   UniqueFd sandbox_control;  // the FinalReport of a sandbox's PID 1
+  std::unique_ptr<internal::SandboxMemory> sandbox_memory;
+  internal::SetupSlot setup_slot;
   pid_t pid = 0;
   if (spec.sandbox) {
     if (spec.pool != nullptr) warm = spec.pool->Take(*spec.sandbox);
@@ -587,8 +594,10 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       if (spec.sandbox->seccomp) {
         ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
       }
+      // Cold: launched at once, without waiting for the set-up, which finds the command
+      // queued when it is done (launch.h).
       ASSIGN_OR_RETURN(
-          warm, internal::WarmSandbox::Spawn(*spec.sandbox, seccomp, spec.sandbox->limits.any()));
+          warm, internal::WarmSandbox::Start(*spec.sandbox, seccomp, spec.sandbox->limits.any()));
     }
     internal::LaunchRequest request{
         .argv = plan.argv_strings,
@@ -604,7 +613,9 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         .stdin_data = spec.stdin_data,
     };
     ASSIGN_OR_RETURN(internal::Launched launched, warm->Launch(request));
-    pid = warm->Release();
+    pid = launched.pid;
+    sandbox_memory = std::move(launched.memory);
+    setup_slot = std::move(launched.setup);
     cgroup = std::move(launched.cgroup);
     stdout_read = std::move(launched.stdout_read);
     stderr_read = std::move(launched.stderr_read);
@@ -643,12 +654,17 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     stderr_read = std::move(err.read);
     failure_read = std::move(failure.read);
   }
-  ChildProcess child(pid);
+  ChildProcess child(pid, std::move(sandbox_memory));
 
   auto read_failure = ReadChildFailure(failure_read.Get());
   failure_read.Reset();
+  setup_slot.Release();
   if (!read_failure.ok()) return read_failure.status();
-  const std::optional<ChildFailure>& child_failure = *read_failure;
+  std::optional<ChildFailure> child_failure = *read_failure;
+  // The status pipe also reaches EOF when a sandbox died setting up: PID 1 said why first.
+  if (!child_failure && sandbox_control.Valid()) {
+    child_failure = internal::ReadSetupFailure(sandbox_control.Get());
+  }
   if (child_failure.has_value()) {
     RETURN_IF_ERROR(child.Wait(/*block=*/true));
     RETURN_IF_ERROR(child.KillGroupAndWait(kGroupGoneTimeoutMs));

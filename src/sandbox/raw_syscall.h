@@ -1,12 +1,22 @@
 #pragma once
 
-// System calls that leave errno alone: the result is -errno on failure. For code that runs
-// while another process shares its memory, and so its thread-local errno (the payload, cloned
-// with CLONE_VM by a sandbox's PID 1, which works on at the same time: launch.cc). Internal to
-// src/sandbox.
+// System calls that leave errno alone: each returns the kernel's result, -errno on failure.
+//
+// For the code a sandbox's PID 1 and its payload run (launch.h). Both are cloned with CLONE_VM:
+// they run in the supervisor's memory, on stacks of their own but with the thread-local storage
+// of the supervisor thread that cloned them. Anything that touches thread-local state — errno,
+// malloc, glibc's cached rseq CPU number, the stack protector's canary — would race with that
+// thread, or read it after the thread is gone. So code on those paths calls only these, and
+// pure functions (memcpy, strlen), and is marked NS_CHILD (child.h). Internal to src/sandbox.
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
 
 namespace nightshift::sandbox::internal {
 
@@ -45,4 +55,202 @@ inline int RawError(long result) {
   return result < 0 && result > -4096 ? static_cast<int>(-result) : 0;
 }
 
+// clone() with `flags` (CLONE_VM among them, with SIGCHLD or another exit signal), the child on
+// the stack ending at `stack_top` (16-byte aligned): it runs fn(arg), then exits with its
+// result. Returns the child's pid, or -errno. glibc's clone() does the same but sets errno on
+// failure, which a process cloning from a CLONE_VM child must not.
+inline long RawCloneOnStack(unsigned long flags, char* stack_top, int (*fn)(void*), void* arg) {
+#if defined(__x86_64__)
+  // The child pops fn and arg off its new stack; after both pops it is 16-byte aligned again,
+  // as the call wants. clone(flags, newsp, parent_tid, child_tid, tls) on x86-64.
+  auto** sp = reinterpret_cast<void**>(stack_top);
+  *--sp = arg;
+  *--sp = reinterpret_cast<void*>(fn);
+  long ret;
+  register long r10 __asm__("r10") = 0;
+  register long r8 __asm__("r8") = 0;
+  __asm__ volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xorl %%ebp, %%ebp\n\t"
+      "popq %%rax\n\t"
+      "popq %%rdi\n\t"
+      "callq *%%rax\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl %[exit_nr], %%eax\n\t"
+      "syscall\n\t"
+      "hlt\n"
+      "1:"
+      : "=a"(ret)
+      : "a"(SYS_clone), "D"(flags), "S"(sp), "d"(0), "r"(r10), "r"(r8), [exit_nr] "i"(SYS_exit)
+      : "rcx", "r11", "memory");
+  return ret;
+#elif defined(__aarch64__)
+  // x10 and x11 survive the system call in both processes; clone(flags, newsp, parent_tid,
+  // tls, child_tid) on arm64.
+  register long x8 __asm__("x8") = SYS_clone;
+  register long x0 __asm__("x0") = static_cast<long>(flags);
+  register long x1 __asm__("x1") = reinterpret_cast<long>(stack_top);
+  register long x2 __asm__("x2") = 0;
+  register long x3 __asm__("x3") = 0;
+  register long x4 __asm__("x4") = 0;
+  register long x10 __asm__("x10") = reinterpret_cast<long>(fn);
+  register long x11 __asm__("x11") = reinterpret_cast<long>(arg);
+  __asm__ volatile(
+      "svc 0\n\t"
+      "cbnz x0, 1f\n\t"
+      "mov x29, xzr\n\t"
+      "mov x0, x11\n\t"
+      "blr x10\n\t"
+      "mov x8, %[exit_nr]\n\t"
+      "svc 0\n"
+      "1:"
+      : "+r"(x0)
+      : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x10), "r"(x11), [exit_nr] "i"(SYS_exit)
+      : "memory");
+  return x0;
+#else
+#error "RawCloneOnStack: add this architecture's clone sequence"
+#endif
+}
+
+// Typed wrappers, named after the calls (the *at forms where only those exist on every
+// architecture). Each returns what RawSyscall does.
+namespace sys {
+
+template <typename T>
+inline long Arg(T* pointer) {
+  return reinterpret_cast<long>(pointer);
+}
+
+inline long Open(const char* path, int flags, mode_t mode = 0) {
+  return RawSyscall(SYS_openat, AT_FDCWD, Arg(path), flags, mode);
+}
+inline long Close(int fd) { return RawSyscall(SYS_close, fd); }
+inline long CloseRange(unsigned first, unsigned last, unsigned flags) {
+  return RawSyscall(SYS_close_range, first, last, flags);
+}
+inline long Read(int fd, void* data, size_t size) {
+  return RawSyscall(SYS_read, fd, Arg(data), static_cast<long>(size));
+}
+inline long Write(int fd, const void* data, size_t size) {
+  return RawSyscall(SYS_write, fd, Arg(data), static_cast<long>(size));
+}
+inline long Dup3(int fd, int target, int flags) { return RawSyscall(SYS_dup3, fd, target, flags); }
+inline long Fcntl(int fd, int command, long arg) { return RawSyscall(SYS_fcntl, fd, command, arg); }
+
+inline long Mount(const char* source, const char* target, const char* type, unsigned long flags,
+                  const void* data) {
+  return RawSyscall(SYS_mount, Arg(source), Arg(target), Arg(type), static_cast<long>(flags),
+                    Arg(data));
+}
+inline long Umount2(const char* target, int flags) {
+  return RawSyscall(SYS_umount2, Arg(target), flags);
+}
+inline long MoveMount(int from_dir, const char* from_path, int to_dir, const char* to_path,
+                      unsigned flags) {
+  return RawSyscall(SYS_move_mount, from_dir, Arg(from_path), to_dir, Arg(to_path), flags);
+}
+inline long PivotRoot(const char* new_root, const char* put_old) {
+  return RawSyscall(SYS_pivot_root, Arg(new_root), Arg(put_old));
+}
+inline long Mkdir(const char* path, mode_t mode) {
+  return RawSyscall(SYS_mkdirat, AT_FDCWD, Arg(path), mode);
+}
+inline long Mknod(const char* path, mode_t mode, dev_t device) {
+  return RawSyscall(SYS_mknodat, AT_FDCWD, Arg(path), mode, static_cast<long>(device));
+}
+inline long Chmod(const char* path, mode_t mode) {
+  return RawSyscall(SYS_fchmodat, AT_FDCWD, Arg(path), mode);
+}
+inline long Symlink(const char* target, const char* link) {
+  return RawSyscall(SYS_symlinkat, Arg(target), AT_FDCWD, Arg(link));
+}
+inline long Lstat(const char* path, struct stat* st) {
+  return RawSyscall(SYS_newfstatat, AT_FDCWD, Arg(path), Arg(st), AT_SYMLINK_NOFOLLOW);
+}
+inline long Setxattr(const char* path, const char* name, const void* value, size_t size) {
+  return RawSyscall(SYS_setxattr, Arg(path), Arg(name), Arg(value), static_cast<long>(size), 0);
+}
+inline long Chdir(const char* path) { return RawSyscall(SYS_chdir, Arg(path)); }
+
+inline long Unshare(int flags) { return RawSyscall(SYS_unshare, flags); }
+inline long Setns(int fd, int type) { return RawSyscall(SYS_setns, fd, type); }
+inline long Sethostname(const char* name, size_t size) {
+  return RawSyscall(SYS_sethostname, Arg(name), static_cast<long>(size));
+}
+inline long Setsid() { return RawSyscall(SYS_setsid); }
+inline long Prctl(int option, long a2 = 0, long a3 = 0) {
+  return RawSyscall(SYS_prctl, option, a2, a3, 0, 0);
+}
+inline long Setresuid(uid_t id) { return RawSyscall(SYS_setresuid, id, id, id); }
+inline long Setresgid(gid_t id) { return RawSyscall(SYS_setresgid, id, id, id); }
+inline long Prlimit(int resource, const void* new_limit, void* old_limit) {
+  return RawSyscall(SYS_prlimit64, 0, resource, Arg(new_limit), Arg(old_limit));
+}
+inline long Getcpu(unsigned* cpu) { return RawSyscall(SYS_getcpu, Arg(cpu), 0, 0); }
+inline long SchedGetaffinity(size_t size, void* mask) {
+  return RawSyscall(SYS_sched_getaffinity, 0, static_cast<long>(size), Arg(mask));
+}
+inline long SchedSetaffinity(pid_t pid, size_t size, const void* mask) {
+  return RawSyscall(SYS_sched_setaffinity, pid, static_cast<long>(size), Arg(mask));
+}
+inline long Kill(pid_t pid, int signal) { return RawSyscall(SYS_kill, pid, signal); }
+inline long Wait4(pid_t pid, int* status, int options, void* usage) {
+  return RawSyscall(SYS_wait4, pid, Arg(status), options, Arg(usage));
+}
+inline long Getrusage(int who, void* usage) { return RawSyscall(SYS_getrusage, who, Arg(usage)); }
+inline long Execve(const char* path, char* const* argv, char* const* envp) {
+  return RawSyscall(SYS_execve, Arg(path), Arg(argv), Arg(envp));
+}
+[[noreturn]] inline void Exit(int code) {
+  for (;;) RawSyscall(SYS_exit_group, code);
+}
+
+inline long Socket(int domain, int type, int protocol) {
+  return RawSyscall(SYS_socket, domain, type, protocol);
+}
+inline long Socketpair(int domain, int type, int protocol, int* fds) {
+  return RawSyscall(SYS_socketpair, domain, type, protocol, Arg(fds));
+}
+inline long Ioctl(int fd, unsigned long request, void* arg) {
+  return RawSyscall(SYS_ioctl, fd, static_cast<long>(request), Arg(arg));
+}
+inline long Send(int fd, const void* data, size_t size, int flags) {
+  return RawSyscall(SYS_sendto, fd, Arg(data), static_cast<long>(size), flags, 0, 0);
+}
+inline long Recv(int fd, void* data, size_t size, int flags) {
+  return RawSyscall(SYS_recvfrom, fd, Arg(data), static_cast<long>(size), flags, 0, 0);
+}
+inline long Recvmsg(int fd, void* message, int flags) {
+  return RawSyscall(SYS_recvmsg, fd, Arg(message), flags);
+}
+inline long Sendmsg(int fd, const void* message, int flags) {
+  return RawSyscall(SYS_sendmsg, fd, Arg(message), flags);
+}
+
+// Signals as the kernel sees them: a 64-bit mask (bit n-1 for signal n) and its struct
+// sigaction, not glibc's 128-byte sigset_t.
+using KernelSigset = uint64_t;
+inline constexpr KernelSigset SignalBit(int signal) { return KernelSigset{1} << (signal - 1); }
+inline constexpr int kKernelSignals = 64;
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  KernelSigset mask;
+};
+inline long Sigaction(int signal, const KernelSigaction* action) {
+  return RawSyscall(SYS_rt_sigaction, signal, Arg(action), 0, sizeof(KernelSigset));
+}
+inline long Sigprocmask(int how, const KernelSigset* set) {
+  return RawSyscall(SYS_rt_sigprocmask, how, Arg(set), 0, sizeof(KernelSigset));
+}
+// Blocks until one of `set` (blocked) is pending; returns its number.
+inline long Sigwait(const KernelSigset* set) {
+  return RawSyscall(SYS_rt_sigtimedwait, Arg(set), 0, 0, sizeof(KernelSigset));
+}
+
+}  // namespace sys
 }  // namespace nightshift::sandbox::internal

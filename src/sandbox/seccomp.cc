@@ -210,8 +210,6 @@ int InstallSeccompProgram(const SeccompProgram& program) {
   fprog.filter = const_cast<sock_filter*>(program.instructions.data());
   // Required for an unprivileged filter, and wanted anyway: setuid binaries must not gain
   // privileges under a filter that could mislead them.
-  // Raw calls, which leave errno alone: the payload installs this while PID 1, which shares
-  // its memory, works on (raw_syscall.h).
   if (int error = internal::RawError(internal::RawSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1));
       error != 0) {
     return error;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "sandbox/child.h"
 
 namespace nightshift::sandbox {
 
@@ -28,8 +29,8 @@ struct SeccompProgram {
 // Fails only if libseccomp does; the program fits the kernel's BPF_MAXINSNS.
 StatusOr<SeccompProgram> BuildDefaultSeccompProgram();
 
-// Async-signal-safe: prctl(PR_SET_NO_NEW_PRIVS) then seccomp(SECCOMP_SET_MODE_FILTER). Returns
-// 0 or an errno value.
-int InstallSeccompProgram(const SeccompProgram& program);
+// prctl(PR_SET_NO_NEW_PRIVS) then seccomp(SECCOMP_SET_MODE_FILTER), raw system calls only (a
+// sandbox's payload installs it: raw_syscall.h). Returns 0 or an errno value.
+NS_CHILD int InstallSeccompProgram(const SeccompProgram& program);
 
 }  // namespace nightshift::sandbox

@@ -19,6 +19,7 @@
 #include "runner/lease_source.h"
 #include "runner/recipe_executor.h"
 #include "runner/runner.h"
+#include "sandbox/cgroups.h"
 #include "server/api.h"
 #include "server/event_hub.h"
 #include "server/task_queue.h"
@@ -133,6 +134,19 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                  .agent = s->agent_config_.get(),
                                  .forge = s->forge_.get(),
                                  .review = &s->review_policies_};
+    if (sandboxed) {
+      // Impossible limits would fail every run: refuse them now.
+      const sandbox::SandboxSpec probe{.workspace = dir, .limits = recipe.limits};
+      if (Status st = sandbox::ValidateSandboxSpec(probe); !st.ok()) {
+        return InvalidArgumentError(StrCat("run limits: ", st.message()));
+      }
+    }
+    if (sandboxed) {
+      // What a server killed before it could clean up left (its waiting sandboxes' groups).
+      if (int stale = sandbox::Cgroup::RemoveStale(/*min_age_seconds=*/60); stale > 0) {
+        log::Get("server")->info("removed {} stale sandbox cgroups", stale);
+      }
+    }
     if (sandboxed && options.warm_sandboxes > 0) {
       auto pool = sandbox::SandboxPool::Start(recipe.SandboxShape(dir), options.warm_sandboxes);
       if (pool.ok()) {

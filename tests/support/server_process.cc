@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace nightshift::testing {
 
@@ -30,7 +31,20 @@ ServerProcess::ServerProcess(std::filesystem::path data_dir, std::vector<std::st
 }
 
 ServerProcess::~ServerProcess() {
-  if (pid_ > 0) Stop(SIGKILL);
+  if (pid_ <= 0) return;
+  // Gracefully, as an operator would, so it removes its sandboxes' cgroups; SIGKILL if it hangs.
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 1000; ++i) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (out_fd_ >= 0) ::close(out_fd_);
+      out_fd_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Stop(SIGKILL);
 }
 
 bool ServerProcess::Start() {

@@ -1,0 +1,91 @@
+#pragma once
+
+// The sandbox's mount namespace: an overlay root (the spec's layers over the host root or a
+// rootfs, with a writable layer on a tmpfs of its own), a fresh /proc with /proc/sys read-only,
+// a minimal /dev, tmpfs /tmp, read-only /sys, the masked paths, and pivot_root into it; at
+// launch, the workspace at /workspace.
+//
+// PlanMounts and WorkspaceMount run in the supervisor (they allocate); the steps run in the
+// sandbox's PID 1, which is still root of the host's user namespace (an overlay of the host root
+// cannot be mounted from an unprivileged one: the host's submounts are locked there), in the
+// order Contain() gives (contain.cc). Internal to src/sandbox.
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/fs.h"
+#include "core/status.h"
+#include "sandbox/contain.h"
+#include "sandbox/contain_step.h"
+
+namespace nightshift::sandbox::internal {
+
+// Every path and option string the steps need, made in the supervisor.
+struct MountPlan {
+  // The tmpfs holding upper/, work/ and root/ is mounted over `staging`, a directory of the host
+  // shared by all sandboxes of the process (each mounts in its own namespace).
+  std::string staging, tmpfs_options, upper, work, root;
+  // With layers over the host root: the host root as a read-only overlay of its own first, at
+  // `base`, with `empty` as its second lower layer (see MountRoot).
+  std::string base, empty, base_options;
+  std::string overlay_options;
+  std::string workspace_target;  // made before pivot_root; the workspace is attached at launch
+  std::string proc, proc_sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;
+  struct DevNode {
+    std::string path;  // in the new root's /dev
+    dev_t rdev;        // the host's device
+    mode_t mode;
+  };
+  std::vector<DevNode> dev_nodes;
+  std::vector<std::pair<std::string, std::string>> dev_links;  // link target, link path
+  struct Mask {
+    std::string path;  // before pivot_root: under `root`; for sys_masks: inside the sandbox
+    bool is_dir;
+  };
+  std::vector<Mask> masks;      // hidden before pivot_root
+  std::vector<Mask> sys_masks;  // under /sys: hidden once sysfs is mounted
+};
+
+// The plan for `spec`'s shape (everything but the workspace, hostname and limits, which come
+// with each launch). FailedPrecondition if the host lacks a device /dev needs.
+StatusOr<MountPlan> PlanMounts(const SandboxSpec& spec);
+
+// The spec's masked paths that lie inside its workspace, as AttachWorkspace wants them: "d" or
+// "f", then the path under /workspace.
+std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec);
+
+// The workspace as a detached mount (made with the new mount API, so nothing is mounted in the
+// supervisor's namespace), nosuid and nodev: a recursive bind of `workspace`, or with `layers`,
+// an overlay of them (top first) under the writable `workspace` with `work` as its work dir.
+StatusOr<UniqueFd> WorkspaceMount(const std::filesystem::path& workspace,
+                                  const std::vector<std::filesystem::path>& layers,
+                                  const std::filesystem::path& work);
+
+// --- The steps, in the sandbox's PID 1 (NS_CHILD: see raw_syscall.h). ---
+
+// Nothing mounted from here on propagates back to the host.
+NS_CHILD ContainFailure MakeMountsPrivate();
+// The staging tmpfs and the overlay root on it, with the workspace's mount point.
+NS_CHILD ContainFailure MountRoot(const MountPlan& plan);
+// A fresh /proc of the sandbox's PID namespace, /proc/sys read-only.
+NS_CHILD ContainFailure MountProc(const MountPlan& plan);
+// /dev: a tmpfs with null, zero, full, random, urandom, tty (made with mknod: PID 1 is real
+// root), the fd links, a private devpts and a tmpfs /dev/shm; then read-only.
+NS_CHILD ContainFailure MountDev(const MountPlan& plan);
+NS_CHILD ContainFailure MountTmp(const MountPlan& plan);
+// An empty read-only tmpfs over each masked directory, /dev/null over each masked file.
+NS_CHILD ContainFailure MaskPaths(const std::vector<MountPlan::Mask>& masks);
+// Into the new root; the host's tree is unmounted from the sandbox's namespace.
+NS_CHILD ContainFailure PivotRoot(const MountPlan& plan);
+// Read-only sysfs. After joining the sandbox's network namespace: sysfs shows the network
+// devices of its mounter's.
+NS_CHILD ContainFailure MountSys();
+// At launch: the workspace (a detached mount, WorkspaceMount) at /workspace, and the masks in it
+// ("d/workspace/…" or "f/workspace/…", null-terminated).
+NS_CHILD ContainFailure AttachWorkspace(int workspace_fd, const char* const* masks);
+
+}  // namespace nightshift::sandbox::internal
