@@ -119,7 +119,10 @@ ContainFailure ContainInit(const PreparedSandbox& p, pid_t payload, int link) {
   RETURN_IF_FAILED(Await(link, kNetnsMade, ContainStep::kNet));
   RETURN_IF_FAILED(JoinNetnsOf(payload));
   RETURN_IF_FAILED(MountSys());
-  RETURN_IF_FAILED(MaskPaths(m.sys_masks));
+  return MaskPaths(m.sys_masks);
+}
+
+ContainFailure AwaitPayloadReady(int link) {
   return Await(link, kPayloadReady, ContainStep::kInitFork);
 }
 

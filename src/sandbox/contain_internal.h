@@ -43,9 +43,11 @@ struct Command {
 // ContainInit, in PID 1, right after it has cloned the payload (`payload`, its pid in the
 // sandbox): the mount namespace and /proc; then the payload's uid/gid maps; /dev, /tmp, masks,
 // pivot_root; then, once the payload has made it, joining the sandbox's network namespace; /sys
-// and the masks under it. It returns once the payload is unprivileged and filtered. PID 1 then
-// waits, still root of the host's user namespace, for its command.
+// and the masks under it. AwaitPayloadReady then returns once the payload is unprivileged and
+// filtered (or its failure). PID 1 then waits, still root of the host's user namespace, for its
+// command.
 NS_CHILD ContainFailure ContainInit(const PreparedSandbox& prepared, pid_t payload, int link);
+NS_CHILD ContainFailure AwaitPayloadReady(int link);
 
 // ContainPayload, in the payload, meanwhile: the sandbox's cgroup (`cgroup`, its cgroup.procs
 // files as PID 1 opened them; none: no cgroup) and a cgroup namespace, the network

@@ -31,6 +31,7 @@ constexpr char kReady = 'r';               // PID 1 → supervisor: waiting for 
 constexpr char kLaunch = 'L';              // supervisor → PID 1, with the workspace
 constexpr char kGo = 'G';                  // supervisor → payload, with its descriptors
 constexpr char kWorkspaceReady = 'W';      // PID 1 → payload: the workspace is attached
+constexpr int kReapBatch = 64;             // zombies PID 1 reaps before it looks at signals
 
 std::atomic<int> g_setting_up{0};  // sandboxes of this process being set up (SetupSlot)
 
@@ -49,10 +50,12 @@ struct PayloadStart {
   const Command* command;     // in SandboxMemory; read once PID 1 says the workspace is ready
 };
 
+constexpr int kNothingYet = -2;  // ReceiveFds with MSG_DONTWAIT: nothing queued
+
 // Receives one tagged message with `min_count` to `max_count` descriptors (their number in
-// *received, if not null). Returns the tag, 0 at EOF, or -1 for anything else.
-NS_CHILD int ReceiveFds(int socket, int* fds, int min_count, int max_count,
-                        int* received = nullptr) {
+// *received, if not null). Returns the tag, 0 at EOF, kNothingYet, or -1 for anything else.
+NS_CHILD int ReceiveFds(int socket, int* fds, int min_count, int max_count, int* received = nullptr,
+                        int flags = 0) {
   char tag = 0;
   struct iovec iov {
     &tag, 1
@@ -64,8 +67,9 @@ NS_CHILD int ReceiveFds(int socket, int* fds, int min_count, int max_count,
   message.msg_control = buffer;
   message.msg_controllen = sizeof buffer;
   long n;
-  while ((n = sys::Recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) == -EINTR) {
+  while ((n = sys::Recvmsg(socket, &message, MSG_CMSG_CLOEXEC | flags)) == -EINTR) {
   }
+  if (n == -EAGAIN) return kNothingYet;
   if (n == 0) return 0;
   if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0) return -1;
   struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
@@ -146,7 +150,11 @@ NS_CHILD int RunPayload(void* arg) {
     int status = 0, payload_status = 0;
     bool payload_done = false;
     long r;
-    while ((r = sys::Wait4(-1, &status, WNOHANG, nullptr)) > 0) {
+    // A bounded batch: under a fork bomb, orphans can die as fast as they are reaped, and the
+    // loop would never get back to forwarding a signal, nor to leaving once the command is gone.
+    int reaped = 0;
+    for (; reaped < kReapBatch; ++reaped) {
+      if ((r = sys::Wait4(-1, &status, WNOHANG, nullptr)) <= 0) break;
       if (r == payload) {
         payload_done = true;
         payload_status = status;
@@ -155,8 +163,9 @@ NS_CHILD int RunPayload(void* arg) {
     if (payload_done) {
       const int code =
           WIFEXITED(payload_status) ? WEXITSTATUS(payload_status) : 128 + WTERMSIG(payload_status);
-      // Nothing else left: say so before our own (slow) exit. Otherwise leaving kills whatever
-      // still runs in the namespace, and the supervisor waits for that.
+      // Nothing else left: say so before our own (slow) exit. Otherwise (or in a storm of
+      // orphans: r > 0) leaving kills whatever still runs in the namespace, and the supervisor
+      // waits for that.
       if (r == -ECHILD) {
         struct rusage usage {};
         sys::Getrusage(RUSAGE_CHILDREN, &usage);
@@ -168,10 +177,23 @@ NS_CHILD int RunPayload(void* arg) {
       sys::Exit(code);
     }
     if (r < 0 && r != -ECHILD) sys::Exit(kChildFailedExitCode);
-    const long signal = sys::Sigwait(&waited);
+    // A cut batch leaves zombies whose SIGCHLD was already taken: only look for a signal then.
+    const long signal = sys::Sigwait(&waited, /*poll=*/reaped == kReapBatch);
     if (signal == SIGTERM || signal == SIGINT || signal == SIGHUP) {
       sys::Kill(-1, static_cast<int>(signal));
     }
+  }
+}
+
+// PID 1's half of a launch: the workspace and hostname (ContainLaunch), then the word to the
+// payload — "the workspace is ready", or why not.
+NS_CHILD void Launch(int tag, int workspace, const Command& command, int link) {
+  const ContainFailure failed =
+      tag == kLaunch ? ContainLaunch(workspace, command) : Failed(ContainStep::kLaunch, EPROTO);
+  if (failed) {
+    SendFailure(link, *failed);
+  } else {
+    SendTag(link, kWorkspaceReady);
   }
 }
 
@@ -247,24 +269,22 @@ NS_CHILD int RunInit(void* arg) {
   if (auto failed = ContainInit(*memory.prepared, static_cast<pid_t>(payload), link)) {
     Fail(control, *failed);
   }
-  if (!SendTag(control, kReady)) sys::Exit(kChildFailedExitCode);
-
-  // Wait for the command. EOF: the pool let us go (our exit takes the payload with it).
+  // A cold start's command is already queued: attach its workspace now, so the payload finds
+  // the word waiting as soon as it is ready, and execs without another wake-up. A failure from
+  // here on goes to the payload, which reports it on the status pipe; PID 1 then waits for it
+  // like for any command.
   int workspace = -1;
-  const int tag = ReceiveFds(control, &workspace, 1, 1);
+  int tag = ReceiveFds(control, &workspace, 1, 1, nullptr, MSG_DONTWAIT);
+  const bool launched = tag != kNothingYet;
   if (tag == 0) sys::Exit(0);
-  // From here on a failure goes to the payload, which reports it on the status pipe; PID 1 then
-  // waits for it like for any command.
-  ContainFailure failed;
-  if (tag != kLaunch) {
-    failed = Failed(ContainStep::kLaunch, EPROTO);
-  } else {
-    failed = ContainLaunch(workspace, memory.command);
-  }
-  if (failed) {
-    SendFailure(link, *failed);
-  } else {
-    SendTag(link, kWorkspaceReady);
+  if (launched) Launch(tag, workspace, memory.command, link);
+  if (auto failed = AwaitPayloadReady(link)) Fail(control, *failed);
+  if (!SendTag(control, kReady)) sys::Exit(kChildFailedExitCode);
+  if (!launched) {
+    // Wait for the command. EOF: the pool let us go (our exit takes the payload with it).
+    tag = ReceiveFds(control, &workspace, 1, 1);
+    if (tag == 0) sys::Exit(0);
+    Launch(tag, workspace, memory.command, link);
   }
   sys::Close(link);
   BeInit(static_cast<pid_t>(payload), control);
@@ -534,11 +554,16 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   return launched;
 }
 
-std::optional<FinalReport> ReadFinalReport(int control) {
-  FinalReport report{};
-  const ssize_t n = ReceiveFromInit(control, &report, sizeof report, MSG_DONTWAIT);
-  if (n != sizeof report || report.tag != 'R') return std::nullopt;
-  return report;
+InitReport ReadFinalReport(int control) {
+  for (;;) {
+    FinalReport report{};
+    const ssize_t n = ReceiveFromInit(control, &report, sizeof report, MSG_DONTWAIT);
+    if (n < 0 && errno == EAGAIN) return {InitReport::kPending, {}};
+    // A cold start's "ready" may come after its command started: not a report.
+    if (n == 1 && reinterpret_cast<const char*>(&report)[0] == kReady) continue;
+    if (n != sizeof report || report.tag != 'R') return {InitReport::kGone, {}};
+    return {InitReport::kReport, report};
+  }
 }
 
 std::optional<ChildFailure> ReadSetupFailure(int control) {

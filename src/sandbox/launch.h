@@ -133,9 +133,14 @@ struct FinalReport {
   int64_t user_us, system_us, max_rss_kb;  // the command's (and its reaped children's) usage
 };
 
-// Reads a FinalReport from a readable `control`; nullopt if PID 1 exited without one (other
-// processes were still running: its exit kills them, and the caller must wait for that).
-std::optional<FinalReport> ReadFinalReport(int control);
+// What a readable `control` held: PID 1's FinalReport; nothing yet (only a cold start's late
+// "ready"); or nothing ever — PID 1 exited without one (other processes were still running: its
+// exit kills them, and the caller must wait for that).
+struct InitReport {
+  enum State { kPending, kReport, kGone } state;
+  FinalReport report;
+};
+InitReport ReadFinalReport(int control);
 
 // Once the command's status pipe has reached EOF (it exec'd, or the sandbox died before it
 // could): the set-up failure PID 1 reported on `control`, if any. Consumes PID 1's "ready" and

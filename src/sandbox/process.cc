@@ -800,8 +800,9 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     }
     if (fds[4].fd >= 0 && fds[4].revents != 0) {
       // The command is done and the sandbox empty: its PID 1 is on its way out.
-      if (auto report = internal::ReadFinalReport(sandbox_control.Get())) child.Finished(*report);
-      sandbox_control.Reset();
+      const internal::InitReport read = internal::ReadFinalReport(sandbox_control.Get());
+      if (read.state == internal::InitReport::kReport) child.Finished(read.report);
+      if (read.state != internal::InitReport::kPending) sandbox_control.Reset();
     }
     for (size_t i = 0; i < pipes.size(); ++i) {
       if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -247,9 +248,11 @@ inline long Sigaction(int signal, const KernelSigaction* action) {
 inline long Sigprocmask(int how, const KernelSigset* set) {
   return RawSyscall(SYS_rt_sigprocmask, how, Arg(set), 0, sizeof(KernelSigset));
 }
-// Blocks until one of `set` (blocked) is pending; returns its number.
-inline long Sigwait(const KernelSigset* set) {
-  return RawSyscall(SYS_rt_sigtimedwait, Arg(set), 0, 0, sizeof(KernelSigset));
+// Takes one of `set` (blocked) when pending, and returns its number; blocks until one is, unless
+// `poll` (then -EAGAIN if none is).
+inline long Sigwait(const KernelSigset* set, bool poll = false) {
+  static constexpr struct timespec kNow = {0, 0};
+  return RawSyscall(SYS_rt_sigtimedwait, Arg(set), 0, poll ? Arg(&kNow) : 0, sizeof(KernelSigset));
 }
 
 }  // namespace sys
