@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "sandbox/raw_syscall.h"
 
@@ -97,6 +99,35 @@ void CloseAllBut(const int* keep, int count) {
     if (fd + 1 > next) next = fd + 1;
   }
   sys::CloseRange(next, ~0U, 0);
+}
+
+int ReceiveFds(int socket, int* fds, int min_count, int max_count, int* received, int flags) {
+  char tag = 0;
+  struct iovec iov {
+    &tag, 1
+  };
+  alignas(struct cmsghdr) char buffer[CMSG_SPACE(sizeof(int) * kMaxReceivedFds)];
+  struct msghdr message {};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = buffer;
+  message.msg_controllen = sizeof buffer;
+  long n;
+  while ((n = sys::Recvmsg(socket, &message, MSG_CMSG_CLOEXEC | flags)) == -EINTR) {
+  }
+  if (n == -EAGAIN) return kNothingYet;
+  if (n == 0) return 0;
+  if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0) return -1;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+      cmsg->cmsg_len < CMSG_LEN(0)) {
+    return -1;
+  }
+  const auto count = static_cast<int>((cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+  if (count < min_count || count > max_count) return -1;
+  std::memcpy(fds, CMSG_DATA(cmsg), sizeof(int) * static_cast<size_t>(count));
+  if (received != nullptr) *received = count;
+  return static_cast<unsigned char>(tag);
 }
 
 bool SendTag(int socket, char tag) { return sys::Send(socket, &tag, 1, MSG_NOSIGNAL) == 1; }

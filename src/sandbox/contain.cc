@@ -70,7 +70,7 @@ StatusOr<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const SandboxSpec& spe
 namespace {
 
 // The handshake between PID 1 and the payload (child.h's messages over `link`).
-constexpr char kNetnsMade = 'n';     // payload → PID 1: the network namespace exists
+constexpr char kUsernsMade = 'u';    // payload → PID 1: its user namespace exists
 constexpr char kMapsWritten = 'm';   // PID 1 → payload: its uid/gid maps are in place
 constexpr char kPayloadReady = 'r';  // payload → PID 1: root inside, no capabilities, filtered
 
@@ -94,30 +94,39 @@ NS_CHILD ContainFailure InstallFilter(const SeccompProgram* seccomp) {
   return std::nullopt;
 }
 
+// The network namespace the supervisor made (netns.h), from `socket`, joined.
+NS_CHILD ContainFailure ReceiveNetns(int socket) {
+  int netns = -1;
+  if (ReceiveFds(socket, &netns, 1, 1) != kNetnsMessage) return Failed(ContainStep::kNet, EPROTO);
+  return JoinNetns(netns);
+}
+
 NS_CHILD ContainFailure SetHostname(const char* hostname) {
   return Check(ContainStep::kHostname, sys::Sethostname(hostname, std::strlen(hostname)));
 }
 
 }  // namespace
 
-// The two halves overlap: the payload's network namespace (the largest single cost) and filter
-// are made while PID 1 mounts. Each half's order matters where it says why.
-ContainFailure ContainInit(const PreparedSandbox& p, pid_t payload, int link) {
+// The two halves overlap each other and the supervisor's making of the network namespace (the
+// largest single cost). Each half's order matters where it says why.
+ContainFailure ContainInit(const PreparedSandbox& p, pid_t payload, int link, int control) {
   const MountPlan& m = p.mounts;
   RETURN_IF_FAILED(MakeMountsPrivate());
   RETURN_IF_FAILED(MountRoot(m));
   RETURN_IF_FAILED(MountProc(m));
-  // Through the sandbox's own /proc, where `payload` is its pid.
-  RETURN_IF_FAILED(WriteIdMaps(m.proc.c_str(), payload, p.ids));
-  RETURN_IF_FAILED(Tell(link, kMapsWritten, ContainStep::kUserns));
   RETURN_IF_FAILED(MountDev(m));
   RETURN_IF_FAILED(MountTmp(m));
   RETURN_IF_FAILED(MaskPaths(m.masks));
+  // The payload has made its user namespace meanwhile: its maps, through the sandbox's /proc,
+  // where `payload` is its pid. Before pivot_root: until pivot_root's old root is unmounted, the
+  // kernel takes the payload, which shares our mount namespace, for chrooted, and refuses it a
+  // user namespace (EPERM).
+  RETURN_IF_FAILED(Await(link, kUsernsMade, ContainStep::kUserns));
+  RETURN_IF_FAILED(WriteIdMaps(m.proc.c_str(), payload, p.ids));
+  RETURN_IF_FAILED(Tell(link, kMapsWritten, ContainStep::kUserns));
   RETURN_IF_FAILED(PivotRoot(m));
-  // As late as possible, so everything above overlaps its making; before /sys, which shows the
-  // network devices of its mounter's namespace.
-  RETURN_IF_FAILED(Await(link, kNetnsMade, ContainStep::kNet));
-  RETURN_IF_FAILED(JoinNetnsOf(payload));
+  // Before /sys, which shows the network devices of its mounter's namespace.
+  RETURN_IF_FAILED(ReceiveNetns(control));
   RETURN_IF_FAILED(MountSys());
   return MaskPaths(m.sys_masks);
 }
@@ -126,13 +135,15 @@ ContainFailure AwaitPayloadReady(int link) {
   return Await(link, kPayloadReady, ContainStep::kInitFork);
 }
 
-ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& cgroup, int link) {
-  // Into the sandbox's cgroup first, so all it makes is accounted there, then a cgroup
-  // namespace rooted at it.
+ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& cgroup, int direct,
+                              int link) {
+  // Into the sandbox's cgroup first, so all it makes is accounted there.
   RETURN_IF_FAILED(JoinCgroup(cgroup));
-  RETURN_IF_FAILED(Check(ContainStep::kCgroup, sys::Unshare(CLONE_NEWCGROUP)));
-  RETURN_IF_FAILED(MakeLoopbackNetns());
-  RETURN_IF_FAILED(Tell(link, kNetnsMade, ContainStep::kNet));
+  // Still root of the host's user namespace, which owns the network namespace: join it. Then
+  // the sandbox's own user namespace, and a cgroup namespace rooted at the sandbox's cgroup.
+  RETURN_IF_FAILED(ReceiveNetns(direct));
+  RETURN_IF_FAILED(Check(ContainStep::kUserns, sys::Unshare(CLONE_NEWUSER | CLONE_NEWCGROUP)));
+  RETURN_IF_FAILED(Tell(link, kUsernsMade, ContainStep::kUserns));
   RETURN_IF_FAILED(ApplyRlimits());
   // While still privileged in the new user namespace: dropping from the bounding set needs
   // CAP_SETPCAP.

@@ -37,24 +37,28 @@ struct Command {
   const char* working_dir;  // empty: /workspace
 };
 
+// The supervisor's message with the sandbox's network namespace (netns.h), to PID 1 on its
+// control socket and to the payload on its own.
+inline constexpr char kNetnsMessage = 'N';
+
 // The checklist, in the sandbox's two processes (NS_CHILD). Each returns the failed step and
 // errno, or nullopt. They meet over `link` (a SOCK_SEQPACKET pair, child.h's messages).
 //
 // ContainInit, in PID 1, right after it has cloned the payload (`payload`, its pid in the
-// sandbox): the mount namespace and /proc; then the payload's uid/gid maps; /dev, /tmp, masks,
-// pivot_root; then, once the payload has made it, joining the sandbox's network namespace; /sys
-// and the masks under it. AwaitPayloadReady then returns once the payload is unprivileged and
-// filtered (or its failure). PID 1 then waits, still root of the host's user namespace, for its
-// command.
-NS_CHILD ContainFailure ContainInit(const PreparedSandbox& prepared, pid_t payload, int link);
+// sandbox): the mount namespace, /proc, /dev, /tmp, masks, pivot_root; then the payload's
+// uid/gid maps; joining the network namespace (from `control`); /sys and the masks under it.
+// AwaitPayloadReady then returns once the payload is unprivileged and filtered (or its
+// failure). PID 1 then waits, still root of the host's user namespace, for its command.
+NS_CHILD ContainFailure ContainInit(const PreparedSandbox& prepared, pid_t payload, int link,
+                                    int control);
 NS_CHILD ContainFailure AwaitPayloadReady(int link);
 
 // ContainPayload, in the payload, meanwhile: the sandbox's cgroup (`cgroup`, its cgroup.procs
-// files as PID 1 opened them; none: no cgroup) and a cgroup namespace, the network
-// namespace, rlimits, the capability bounding set and the seccomp filter (null: no filter, only
-// no_new_privs); then, given its maps, root inside with no capabilities.
+// files as PID 1 opened them; none: no cgroup), the network namespace (from `direct`), the user
+// and cgroup namespaces, rlimits, the capability bounding set and the seccomp filter (null: no
+// filter, only no_new_privs); then, given its maps, root inside with no capabilities.
 NS_CHILD ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& cgroup,
-                                       int link);
+                                       int direct, int link);
 
 // ContainLaunch, in PID 1, per command: the workspace (a detached mount) at /workspace with the
 // command's masks over it, and the hostname. PID 1 keeps its privileges for this; the command

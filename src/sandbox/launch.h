@@ -3,11 +3,13 @@
 // Starting a sandbox in two moves, so the expensive part can happen ahead of time (pool.h):
 //  1. Start: clone() PID 1 into new mount/PID/UTS/IPC namespaces, sharing the supervisor's
 //     memory (CLONE_VM: no page tables to copy; SandboxMemory holds all it reads). PID 1 clones
-//     the payload — the process that will exec the command — into a new user namespace, pinned
-//     to another CPU for its set-up. Then both run the checklist (contain_internal.h): PID 1
-//     mounts; the payload joins the sandbox's cgroup, if any, and makes the cgroup and network
-//     namespaces and its filter. PID 1 tells the supervisor "ready" and waits for its command,
-//     still root of the host's user namespace; the payload waits, unprivileged and filtered.
+//     the payload — the process that will exec the command — pinned to another CPU for its
+//     set-up; meanwhile the supervisor's thread makes the sandbox's network namespace (netns.h)
+//     and sends it to both. Then both run the checklist (contain_internal.h): PID 1 mounts; the
+//     payload joins the sandbox's cgroup, if any, and the network namespace, makes its user and
+//     cgroup namespaces and its filter. PID 1 tells the supervisor "ready" and waits for its
+//     command, still root of the host's user namespace; the payload waits, unprivileged and
+//     filtered.
 //     Only the payload joins the cgroup: the OOM killer kills every process sharing its
 //     victim's memory, so a process running in the supervisor's must never be one. Until its
 //     exec the payload charges the cgroup little (kernel objects of its namespaces), far below
@@ -23,6 +25,7 @@
 // its set-up is done, and a set-up failure arrives on the control socket (ReadSetupFailure).
 // Internal to src/sandbox.
 
+#include <sched.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -81,10 +84,13 @@ struct SandboxMemory {
   ChildStack init_stack, payload_stack;
   std::vector<std::string> cgroup_procs;       // the cgroup.procs files the payload joins
   std::vector<const char*> cgroup_procs_ptrs;  // null-terminated
-  int control = -1;          // PID 1's end of its socket to the supervisor (its descriptor number)
-  int direct = -1;           // the payload's end of its socket to the supervisor
-  bool pin_payload = false;  // pin the payload to another CPU while it sets up
-  int command_policy = -1;   // the command's scheduling policy, or -1 for the cloning thread's
+  int control = -1;  // PID 1's end of its socket to the supervisor (its descriptor number)
+  int direct = -1;   // the payload's end of its socket to the supervisor
+  // While setting up, the payload is pinned to this CPU (-1: not pinned), and PID 1 to another;
+  // both go back to `affinity`, the supervisor's.
+  int payload_cpu = -1;
+  cpu_set_t affinity;
+  int command_policy = -1;  // the command's scheduling policy, or -1 for the cloning thread's
 
   // The command, written by Launch before it tells PID 1 and the payload.
   std::vector<std::string> argv, env, candidates, masks;

@@ -5,43 +5,56 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
+#include "core/log.h"
 #include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox::internal {
+namespace {
 
-ContainFailure MakeLoopbackNetns() {
-  RETURN_IF_FAILED(Check(ContainStep::kNet, sys::Unshare(CLONE_NEWNET)));
-  // A new namespace starts with its loopback down.
-  const long fd = sys::Socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  RETURN_IF_FAILED(Check(ContainStep::kNet, fd));
+// A new namespace starts with its loopback down.
+Status BringLoopbackUp() {
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.Valid()) return ErrnoError("socket", "loopback");
   struct ifreq ifr {};
   std::memcpy(ifr.ifr_name, "lo", 3);
-  long r = sys::Ioctl(static_cast<int>(fd), SIOCGIFFLAGS, &ifr);
-  if (r == 0) {
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    r = sys::Ioctl(static_cast<int>(fd), SIOCSIFFLAGS, &ifr);
-  }
-  sys::Close(static_cast<int>(fd));
-  return Check(ContainStep::kNet, r);
+  if (::ioctl(fd.Get(), SIOCGIFFLAGS, &ifr) != 0) return ErrnoError("SIOCGIFFLAGS", "lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (::ioctl(fd.Get(), SIOCSIFFLAGS, &ifr) != 0) return ErrnoError("SIOCSIFFLAGS", "lo");
+  return OkStatus();
 }
 
-ContainFailure JoinNetnsOf(pid_t pid) {
-  char path[32] = "/proc/";
-  size_t at = 6;
-  char digits[16];
-  int n = 0;
-  for (auto v = static_cast<unsigned>(pid); n == 0 || v > 0; v /= 10) {
-    digits[n++] = static_cast<char>('0' + v % 10);
+}  // namespace
+
+StatusOr<UniqueFd> MakeLoopbackNetns() {
+  // unshare and setns change the calling thread's namespace only.
+  UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!own.Valid()) return ErrnoError("open", "/proc/thread-self/ns/net");
+  if (::unshare(CLONE_NEWNET) != 0) return ErrnoError("unshare", "network namespace");
+  Status up = BringLoopbackUp();
+  UniqueFd made(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  const int made_errno = errno;
+  if (::setns(own.Get(), CLONE_NEWNET) != 0) {
+    // We hold the namespace we came from and are root: this cannot fail, and if it did, this
+    // thread's sockets would be the sandbox's.
+    log::Get("sandbox")->critical("{}", ErrnoError("setns",
+                                                   "back to the supervisor's network "
+                                                   "namespace")
+                                            .ToString());
+    std::abort();
   }
-  while (n > 0) path[at++] = digits[--n];
-  std::memcpy(path + at, "/ns/net", 8);
-  const long fd = sys::Open(path, O_RDONLY | O_CLOEXEC);
-  RETURN_IF_FAILED(Check(ContainStep::kNet, fd));
-  const long r = sys::Setns(static_cast<int>(fd), CLONE_NEWNET);
-  sys::Close(static_cast<int>(fd));
+  RETURN_IF_ERROR(up);
+  if (!made.Valid()) return ErrnoError("open", "the new network namespace", made_errno);
+  return made;
+}
+
+ContainFailure JoinNetns(int netns) {
+  const long r = sys::Setns(netns, CLONE_NEWNET);
+  sys::Close(netns);
   return Check(ContainStep::kNet, r);
 }
 
