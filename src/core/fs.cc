@@ -52,6 +52,13 @@ StatusOr<FileLock> FileLock::Acquire(const std::filesystem::path& path) {
   return FileLock(std::move(fd));
 }
 
+StatusOr<UniqueFd> AboveStdio(UniqueFd fd) {
+  if (fd.Get() > STDERR_FILENO) return fd;
+  int moved = ::fcntl(fd.Get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+  if (moved < 0) return ErrnoError("fcntl", "F_DUPFD_CLOEXEC");
+  return UniqueFd(moved);
+}
+
 StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.Valid()) return ErrnoError("open", path.string());

@@ -39,6 +39,11 @@ class FileLock {
   UniqueFd fd_;  // closing releases the lock
 };
 
+// `fd` itself if it is above the standard descriptors, else a close-on-exec duplicate that is (a
+// child's dup2() onto 0/1/2 must not clobber one of its own sources, possible when the process
+// runs with 0-2 closed).
+StatusOr<UniqueFd> AboveStdio(UniqueFd fd);
+
 StatusOr<std::string> ReadFile(const std::filesystem::path& path);
 
 // Writes through a temporary file and rename(2), so readers see the old or the new content.

@@ -86,12 +86,14 @@ void ExecOrFail(const char* const* candidates, char* const* argv, char* const* e
 
 void CloseAllBut(const int* keep, int count) {
   int sorted[8];
-  count = count < 8 ? count : 8;
-  for (int i = 0; i < count; ++i) {  // insertion sort: no library call in a child
-    int j = i;
+  int kept = 0;
+  for (int i = 0; i < count && kept < 8; ++i) {  // insertion sort: no library call in a child
+    if (keep[i] < 0) continue;                   // not a descriptor
+    int j = kept++;
     for (; j > 0 && sorted[j - 1] > keep[i]; --j) sorted[j] = sorted[j - 1];
     sorted[j] = keep[i];
   }
+  count = kept;
   unsigned int next = STDERR_FILENO + 1;
   for (int i = 0; i < count; ++i) {
     auto fd = static_cast<unsigned int>(sorted[i]);

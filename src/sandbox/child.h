@@ -54,7 +54,8 @@ NS_CHILD void RedirectStdio(int stdin_fd, int stdout_fd, int stderr_fd, int fail
 [[noreturn]] NS_CHILD void ExecOrFail(const char* const* candidates, char* const* argv,
                                       char* const* envp, int failure_fd);
 
-// Closes every descriptor above stderr except those in `keep` (unsorted, at most 8).
+// Closes every descriptor above stderr except those in `keep` (unsorted, at most 8; negative
+// entries are ignored).
 NS_CHILD void CloseAllBut(const int* keep, int count);
 
 // --- Messages over a SOCK_SEQPACKET socket between a sandbox's processes and the supervisor:

@@ -50,6 +50,7 @@ struct PayloadStart {
   const cpu_set_t* affinity;  // to restore once set up, if PID 1 pinned it to another CPU
   int policy;                 // the command's scheduling policy, or -1 to keep PID 1's
   const Command* command;     // in SandboxMemory; read once PID 1 says the workspace is ready
+  const SandboxMemory::InheritedLaunch* inherited;  // a cold start's descriptors, if any
 };
 
 [[noreturn]] NS_CHILD void Fail(int socket, const ChildFailure& failure) {
@@ -81,14 +82,18 @@ NS_CHILD int RunPayload(void* arg) {
     RawSyscall(SYS_sched_setscheduler, 0, start.policy, sys::Arg(&normal));
   }
 
-  int fds[kPayloadFds];
-  int received = 0;
-  if (ReceiveFds(start.direct, fds, kPayloadFds - 1, kPayloadFds, &received) != kGo) {
-    sys::Exit(0);  // let go, or not ours
+  // A cold start's descriptors were inherited; a pooled sandbox's come with its launch.
+  int fds[kPayloadFds] = {start.inherited->fds[0], start.inherited->fds[1], start.inherited->fds[2],
+                          start.inherited->fds[3]};
+  if (fds[2] < 0) {
+    int received = 0;
+    if (ReceiveFds(start.direct, fds, kPayloadFds - 1, kPayloadFds, &received) != kGo) {
+      sys::Exit(0);  // let go, or not ours
+    }
+    if (received < kPayloadFds) fds[3] = -1;
   }
   // No stdin descriptor: no input (RedirectStdio opens /dev/null).
-  const int stdout_fd = fds[0], stderr_fd = fds[1], failure_fd = fds[2],
-            stdin_fd = received == kPayloadFds ? fds[3] : -1;
+  const int stdout_fd = fds[0], stderr_fd = fds[1], failure_fd = fds[2], stdin_fd = fds[3];
   if (auto failed = AwaitTag(start.link, kWorkspaceReady, int32_t(ContainStep::kLaunch))) {
     FailChild(failure_fd, failed->step, failed->error);
   }
@@ -181,8 +186,10 @@ NS_CHILD int RunInit(void* arg) {
   const long dev_null = sys::Open("/dev/null", O_RDWR | O_CLOEXEC);
   if (dev_null < 0) Fail(control, ContainStep::kLaunch, dev_null);
   for (int fd = 0; fd <= STDERR_FILENO; ++fd) sys::Dup3(static_cast<int>(dev_null), fd, 0);
-  const int keep[] = {control, memory.direct};
-  CloseAllBut(keep, 2);
+  const auto& inherited = memory.inherited;
+  const int keep[] = {control,          memory.direct,    inherited.workspace, inherited.fds[0],
+                      inherited.fds[1], inherited.fds[2], inherited.fds[3]};
+  CloseAllBut(keep, 7);
   if (long r = sys::Setsid(); r < 0) Fail(control, ContainStep::kLaunch, r);
   if (long r = sys::Prctl(PR_SET_PDEATHSIG, SIGKILL); r < 0) Fail(control, ContainStep::kLaunch, r);
   // PID 1 never joins the sandbox's cgroup: it runs in the supervisor's memory, and the kernel's
@@ -208,7 +215,8 @@ NS_CHILD int RunInit(void* arg) {
                            link,
                            pinned ? &memory.affinity : nullptr,
                            memory.command_policy,
-                           &memory.command};
+                           &memory.command,
+                           &inherited};
   const long payload = RawCloneOnStack(CLONE_VM | SIGCHLD, memory.payload_stack.top(), RunPayload,
                                        const_cast<PayloadStart*>(&start));
   if (payload < 0) Fail(control, ContainStep::kUserns, payload);
@@ -219,28 +227,31 @@ NS_CHILD int RunInit(void* arg) {
     sys::SchedSetaffinity(static_cast<pid_t>(payload), sizeof cpu, &cpu);
   }
   sys::Close(pair[1]);
-  // memory.direct stays open here until BeInit: should the payload die before it takes its
-  // pipes, they stay queued on it, so the status pipe reaches EOF only after we have said why.
+  // The payload's descriptors are the payload's. Should it die before its exec, the status pipe
+  // must reach EOF only after we have said why: we keep its write end until the payload is
+  // ready, and memory.direct (where a pooled sandbox's launch would stay queued) until BeInit.
+  for (int i = 0; i < kPayloadFds; ++i) {
+    if (i != 2 && inherited.fds[i] >= 0) sys::Close(inherited.fds[i]);
+  }
   CloseCgroupFiles(cgroup);
 
   if (auto failed = ContainInit(*memory.prepared, static_cast<pid_t>(payload), link, control)) {
     Fail(control, *failed);
   }
   if (pinned) sys::SchedSetaffinity(0, sizeof memory.affinity, &memory.affinity);
-  // A cold start's command is already queued: attach its workspace now, so the payload finds
-  // the word waiting as soon as it is ready, and execs without another wake-up. A failure from
-  // here on goes to the payload, which reports it on the status pipe; PID 1 then waits for it
-  // like for any command.
-  int workspace = -1;
-  int tag = ReceiveFds(control, &workspace, 1, 1, nullptr, MSG_DONTWAIT);
-  const bool launched = tag != kNothingYet;
-  if (tag == 0) sys::Exit(0);
-  if (launched) Launch(tag, workspace, memory.command, link);
+  // A cold start's command came with us: attach its workspace now, so the payload finds the
+  // word waiting as soon as it is ready, and execs without another wake-up. A failure from here
+  // on goes to the payload, which reports it on the status pipe; PID 1 then waits for it like
+  // for any command.
+  const bool launched = inherited.workspace >= 0;
+  if (launched) Launch(kLaunch, inherited.workspace, memory.command, link);
   if (auto failed = AwaitPayloadReady(link)) Fail(control, *failed);
+  if (inherited.fds[2] >= 0) sys::Close(inherited.fds[2]);
   if (!SendTag(control, kReady)) sys::Exit(kChildFailedExitCode);
   if (!launched) {
     // Wait for the command. EOF: the pool let us go (our exit takes the payload with it).
-    tag = ReceiveFds(control, &workspace, 1, 1);
+    int workspace = -1;
+    const int tag = ReceiveFds(control, &workspace, 1, 1);
     if (tag == 0) sys::Exit(0);
     Launch(tag, workspace, memory.command, link);
   }
@@ -279,18 +290,56 @@ StatusOr<UniqueFd> MakeMemfd(const std::string& content) {
   return fd;
 }
 
-StatusOr<std::pair<UniqueFd, UniqueFd>> Pipe2() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", "sandbox");
-  return std::make_pair(UniqueFd(fds[0]), UniqueFd(fds[1]));
-}
-
 Status SetNonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
     return ErrnoError("fcntl", "O_NONBLOCK");
   }
   return OkStatus();
+}
+
+// A socket pair, both ends above the standard descriptors (PID 1 puts /dev/null on those).
+StatusOr<std::pair<UniqueFd, UniqueFd>> SocketPair(std::string_view what) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    return ErrnoError("socketpair", what);
+  }
+  UniqueFd first(fds[0]), second(fds[1]);
+  ASSIGN_OR_RETURN(first, AboveStdio(std::move(first)));
+  ASSIGN_OR_RETURN(second, AboveStdio(std::move(second)));
+  return std::make_pair(std::move(first), std::move(second));
+}
+
+// A launch's descriptors: ours (the read ends) and the sandbox's (the workspace mount for PID 1;
+// the write ends and stdin for the payload), all above the standard descriptors.
+struct LaunchFds {
+  UniqueFd stdout_read, stderr_read, status_read;
+  UniqueFd workspace, stdout_write, stderr_write, status_write, input;
+};
+
+StatusOr<LaunchFds> MakeLaunchFds(const LaunchRequest& request) {
+  LaunchFds fds;
+  ASSIGN_OR_RETURN(fds.workspace, WorkspaceMount(request.workspace, request.workspace_layers,
+                                                 request.workspace_work));
+  ASSIGN_OR_RETURN(fds.workspace, AboveStdio(std::move(fds.workspace)));
+  auto pipe = [](UniqueFd& read, UniqueFd& write) -> Status {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) return ErrnoError("pipe2", "sandbox");
+    ASSIGN_OR_RETURN(read, AboveStdio(UniqueFd(ends[0])));
+    ASSIGN_OR_RETURN(write, AboveStdio(UniqueFd(ends[1])));
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(pipe(fds.stdout_read, fds.stdout_write));
+  RETURN_IF_ERROR(pipe(fds.stderr_read, fds.stderr_write));
+  RETURN_IF_ERROR(pipe(fds.status_read, fds.status_write));
+  RETURN_IF_ERROR(SetNonblocking(fds.stdout_read.Get()));
+  RETURN_IF_ERROR(SetNonblocking(fds.stderr_read.Get()));
+  // stdin: the request's data in a memfd; none: /dev/null, opened inside.
+  if (!request.stdin_data.empty()) {
+    ASSIGN_OR_RETURN(fds.input, MakeMemfd(request.stdin_data));
+    ASSIGN_OR_RETURN(fds.input, AboveStdio(std::move(fds.input)));
+  }
+  return fds;
 }
 
 // The command into the sandbox's memory, where PID 1 and the payload read it.
@@ -383,39 +432,83 @@ void SetupSlot::Release() {
   held_ = false;
 }
 
-StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Start(const SandboxSpec& shape,
-                                                          const SeccompProgram* seccomp,
-                                                          bool with_cgroup, int command_policy) {
-  std::unique_ptr<WarmSandbox> warm(new WarmSandbox());
+namespace {
+
+// Everything of a sandbox's memory but its launch and sockets.
+StatusOr<std::unique_ptr<SandboxMemory>> NewMemory(const SandboxSpec& shape,
+                                                   const SeccompProgram* seccomp,
+                                                   const Cgroup* cgroup, int command_policy) {
   auto memory = std::make_unique<SandboxMemory>();
   ASSIGN_OR_RETURN(memory->prepared, PrepareSandbox(shape));
   memory->seccomp = seccomp;
+  memory->command_policy = command_policy;
   ASSIGN_OR_RETURN(memory->init_stack, ChildStack::Make(kStackBytes));
   ASSIGN_OR_RETURN(memory->payload_stack, ChildStack::Make(kStackBytes));
-  if (with_cgroup) {
-    // Random, not the pid: a group a dead supervisor left behind may carry any pid.
-    ASSIGN_OR_RETURN(warm->cgroup_,
-                     Cgroup::Create(StrCat("sandbox-", RandomHex(8)), CgroupLimits{}));
-    for (const auto& file : warm->cgroup_->procs_files()) {
-      memory->cgroup_procs.push_back(file.string());
-    }
+  if (cgroup != nullptr) {
+    for (const auto& file : cgroup->procs_files()) memory->cgroup_procs.push_back(file.string());
   }
   for (const auto& file : memory->cgroup_procs) memory->cgroup_procs_ptrs.push_back(file.c_str());
   memory->cgroup_procs_ptrs.push_back(nullptr);
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    return ErrnoError("socketpair", "sandbox control");
+  return memory;
+}
+
+// Random, not the pid: a group a dead supervisor left behind may carry any pid.
+StatusOr<std::unique_ptr<Cgroup>> NewCgroup(const CgroupLimits& limits) {
+  return Cgroup::Create(StrCat("sandbox-", RandomHex(8)), limits);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Start(const SandboxSpec& shape,
+                                                          const SeccompProgram* seccomp,
+                                                          bool with_cgroup, int command_policy) {
+  std::unique_ptr<Cgroup> cgroup;
+  if (with_cgroup) {
+    ASSIGN_OR_RETURN(cgroup, NewCgroup(CgroupLimits{}));
   }
-  warm->control_ = UniqueFd(pair[0]);
-  UniqueFd child_end(pair[1]);
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    return ErrnoError("socketpair", "sandbox payload");
+  ASSIGN_OR_RETURN(auto memory, NewMemory(shape, seccomp, cgroup.get(), command_policy));
+  return Clone(std::move(memory), std::move(cgroup));
+}
+
+StatusOr<Launched> WarmSandbox::StartLaunched(const SandboxSpec& shape,
+                                              const SeccompProgram* seccomp,
+                                              const LaunchRequest& request) {
+  std::unique_ptr<Cgroup> cgroup;
+  if (request.limits.any()) {
+    ASSIGN_OR_RETURN(cgroup, NewCgroup(request.limits));
   }
-  warm->direct_ = UniqueFd(pair[0]);
-  UniqueFd payload_end(pair[1]);
-  memory->control = child_end.Get();
-  memory->direct = payload_end.Get();
-  memory->command_policy = command_policy;
+  ASSIGN_OR_RETURN(auto memory, NewMemory(shape, seccomp, cgroup.get(), -1));
+  // Everything the launch needs, before the clone: PID 1 and the payload inherit it. Ours go
+  // when this returns, so only the sandbox holds the write ends.
+  ASSIGN_OR_RETURN(LaunchFds fds, MakeLaunchFds(request));
+  WriteCommand(request, *memory);
+  memory->inherited = {
+      fds.workspace.Get(),
+      {fds.stdout_write.Get(), fds.stderr_write.Get(), fds.status_write.Get(), fds.input.Get()}};
+  ASSIGN_OR_RETURN(auto warm, Clone(std::move(memory), std::move(cgroup)));
+  Launched launched;
+  launched.pid = warm->pid_;
+  launched.stdout_read = std::move(fds.stdout_read);
+  launched.stderr_read = std::move(fds.stderr_read);
+  launched.failure_read = std::move(fds.status_read);
+  launched.cgroup = std::move(warm->cgroup_);
+  launched.control = std::move(warm->control_);
+  launched.memory = std::move(warm->memory_);
+  launched.setup = std::move(warm->setup_);
+  warm->released_ = true;
+  return launched;
+}
+
+StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Clone(std::unique_ptr<SandboxMemory> memory,
+                                                          std::unique_ptr<Cgroup> cgroup) {
+  std::unique_ptr<WarmSandbox> warm(new WarmSandbox());
+  warm->cgroup_ = std::move(cgroup);
+  ASSIGN_OR_RETURN(auto control, SocketPair("sandbox control"));
+  ASSIGN_OR_RETURN(auto direct, SocketPair("sandbox payload"));
+  warm->control_ = std::move(control.first);
+  warm->direct_ = std::move(direct.first);
+  memory->control = control.second.Get();
+  memory->direct = direct.second.Get();
   warm->setup_ = SetupSlot::Take();
   // Three things to do at once on a small machine: our thread makes the network namespace, PID 1
   // mounts, the payload sets itself up and waits for the namespace. Left to the scheduler, PID 1
@@ -447,19 +540,20 @@ StatusOr<std::unique_ptr<WarmSandbox>> WarmSandbox::Start(const SandboxSpec& sha
   ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
   if (pid < 0) return ErrnoError("clone", "sandbox", clone_errno);
   warm->pid_ = pid;
-  if (memory->payload_cpu >= 0) {  // best effort
+  warm->memory_ = std::move(memory);
+  if (warm->memory_->payload_cpu >= 0) {  // best effort
     cpu_set_t cpu;
     CPU_ZERO(&cpu);
     CPU_SET(other_cpu, &cpu);
     ::sched_setaffinity(pid, sizeof cpu, &cpu);
   }
-  warm->memory_ = std::move(memory);
   // While PID 1 mounts and the payload joins its cgroup: their network namespace (netns.h).
   ASSIGN_OR_RETURN(UniqueFd netns, MakeLoopbackNetns());
   const int netns_fd = netns.Get();
   if (!SendFds(warm->control_.Get(), kNetnsMessage, &netns_fd, 1) ||
       !SendFds(warm->direct_.Get(), kNetnsMessage, &netns_fd, 1)) {
     const int error = errno;
+    // PID 1 may have failed setting up, and gone, before we got here: its reason.
     if (auto failure = ReadSetupFailure(warm->control_.Get())) return SetupError(*failure);
     return ErrnoError("sendmsg", "sandbox network namespace", error);
   }
@@ -502,38 +596,25 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
     }
     RETURN_IF_ERROR(cgroup_->SetLimits(request.limits));
   }
-  ASSIGN_OR_RETURN(UniqueFd workspace, WorkspaceMount(request.workspace, request.workspace_layers,
-                                                      request.workspace_work));
-  ASSIGN_OR_RETURN(auto out, Pipe2());
-  ASSIGN_OR_RETURN(auto err, Pipe2());
-  ASSIGN_OR_RETURN(auto status, Pipe2());
-  RETURN_IF_ERROR(SetNonblocking(out.first.Get()));
-  RETURN_IF_ERROR(SetNonblocking(err.first.Get()));
-  // stdin: the request's data in a memfd; none: /dev/null, opened inside.
-  UniqueFd input;
-  if (!request.stdin_data.empty()) {
-    ASSIGN_OR_RETURN(input, MakeMemfd(request.stdin_data));
-  }
+  ASSIGN_OR_RETURN(LaunchFds fds, MakeLaunchFds(request));
   // Before either is told: they read it from our memory.
   WriteCommand(request, *memory_);
   // PID 1 first: it attaches the workspace while the payload takes its descriptors.
-  const int workspace_fd = workspace.Get();
-  const int to_payload[kPayloadFds] = {out.second.Get(), err.second.Get(), status.second.Get(),
-                                       input.Get()};
+  const int workspace_fd = fds.workspace.Get();
+  const int to_payload[kPayloadFds] = {fds.stdout_write.Get(), fds.stderr_write.Get(),
+                                       fds.status_write.Get(), fds.input.Get()};
   if (!SendFds(control_.Get(), kLaunch, &workspace_fd, 1) ||
-      !SendFds(direct_.Get(), kGo, to_payload, input.Valid() ? kPayloadFds : kPayloadFds - 1)) {
-    const int error = errno;
-    // A cold start's PID 1 may have failed setting up, and gone, before we got here: its reason.
-    if (auto failure = ReadSetupFailure(control_.Get())) return SetupError(*failure);
-    return ErrnoError("sendmsg", "sandbox launch", error);
+      !SendFds(direct_.Get(), kGo, to_payload, fds.input.Valid() ? kPayloadFds : kPayloadFds - 1)) {
+    return ErrnoError("sendmsg", "sandbox launch");
   }
   direct_.Reset();
-  // Only the sandbox holds the write ends now, so the pipes reach EOF when it is done.
+  // Only the sandbox holds the write ends now (ours go with `fds`), so the pipes reach EOF when
+  // it is done.
   Launched launched;
   launched.pid = pid_;
-  launched.stdout_read = std::move(out.first);
-  launched.stderr_read = std::move(err.first);
-  launched.failure_read = std::move(status.first);
+  launched.stdout_read = std::move(fds.stdout_read);
+  launched.stderr_read = std::move(fds.stderr_read);
+  launched.failure_read = std::move(fds.status_read);
   launched.cgroup = std::move(cgroup_);
   launched.control = std::move(control_);
   launched.memory = std::move(memory_);

@@ -92,7 +92,15 @@ struct SandboxMemory {
   cpu_set_t affinity;
   int command_policy = -1;  // the command's scheduling policy, or -1 for the cloning thread's
 
-  // The command, written by Launch before it tells PID 1 and the payload.
+  // A cold start's launch (StartLaunched), made before the clone and inherited: PID 1 attaches
+  // `workspace` as soon as it is set up and leaves `fds` (stdout, stderr, status, stdin; -1:
+  // none) to the payload. All -1: the launch comes later, by message (Launch).
+  struct InheritedLaunch {
+    int workspace = -1;
+    int fds[4] = {-1, -1, -1, -1};
+  } inherited;
+
+  // The command, written before PID 1 and the payload are told of the launch.
   std::vector<std::string> argv, env, candidates, masks;
   std::string hostname, working_dir;
   std::vector<char*> argv_ptrs, env_ptrs;
@@ -169,6 +177,12 @@ class WarmSandbox {
   static StatusOr<std::unique_ptr<WarmSandbox>> Start(const SandboxSpec& shape,
                                                       const SeccompProgram* seccomp,
                                                       bool with_cgroup, int command_policy = -1);
+  // A cold start: Start and Launch in one. The launch's descriptors are made before the clone
+  // and inherited, so neither PID 1 nor the payload waits for a message; a failure while they
+  // set up arrives through ReadSetupFailure. With the request's limits, the cgroup is made with
+  // them.
+  static StatusOr<Launched> StartLaunched(const SandboxSpec& shape, const SeccompProgram* seccomp,
+                                          const LaunchRequest& request);
   // Kills the sandbox if it was never handed over (Launch).
   ~WarmSandbox();
   WarmSandbox(const WarmSandbox&) = delete;
@@ -177,11 +191,10 @@ class WarmSandbox {
   // Blocks until the sandbox waits for its command, or failed (an error naming the step).
   Status WaitReady();
 
-  // Sends the command and hands the sandbox over: the caller now owns PID 1 (Launched::pid).
-  // The child runs the command once set up; a failure in the child after this point arrives on
-  // failure_read like any exec failure, or, before it was ready, through ReadSetupFailure. An
-  // error here (the sandbox died, a mount or cgroup failed in the supervisor) leaves the sandbox
-  // to the destructor.
+  // For a ready sandbox (WaitReady): sends the command and hands the sandbox over, the caller
+  // now owns PID 1 (Launched::pid). A failure in the child after this point arrives on
+  // failure_read like any exec failure. An error here (the sandbox died, a mount or cgroup
+  // failed in the supervisor) leaves the sandbox to the destructor.
   StatusOr<Launched> Launch(const LaunchRequest& request);
 
   pid_t pid() const { return pid_; }
@@ -190,6 +203,10 @@ class WarmSandbox {
 
  private:
   WarmSandbox() = default;
+  // Clones PID 1 with `memory` (NewMemory's, and StartLaunched's launch) and gives it and the
+  // payload their network namespace.
+  static StatusOr<std::unique_ptr<WarmSandbox>> Clone(std::unique_ptr<SandboxMemory> memory,
+                                                      std::unique_ptr<Cgroup> cgroup);
   // Until Launch hands it over; the destructor reaps PID 1 before any member goes.
   std::unique_ptr<SandboxMemory> memory_;
   pid_t pid_ = -1;

@@ -187,15 +187,6 @@ struct Pipe {
   UniqueFd write;
 };
 
-// Moves `fd` above the standard descriptors, so that the child's dup2() onto 0/1/2 cannot
-// clobber one of its own sources (possible when the supervisor runs with 0-2 closed).
-StatusOr<UniqueFd> AboveStdio(UniqueFd fd) {
-  if (fd.Get() > STDERR_FILENO) return fd;
-  int moved = ::fcntl(fd.Get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-  if (moved < 0) return ErrnoError("fcntl", "F_DUPFD_CLOEXEC");
-  return UniqueFd(moved);
-}
-
 StatusOr<Pipe> MakePipe(bool nonblocking_read) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", "O_CLOEXEC");
@@ -589,16 +580,6 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   if (spec.sandbox) {
     if (spec.pool != nullptr) warm = spec.pool->Take(*spec.sandbox);
     if (warm) launch_guard.pool = spec.pool;
-    if (!warm) {
-      const SeccompProgram* seccomp = nullptr;
-      if (spec.sandbox->seccomp) {
-        ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
-      }
-      // Cold: launched at once, without waiting for the set-up, which finds the command
-      // queued when it is done (launch.h).
-      ASSIGN_OR_RETURN(
-          warm, internal::WarmSandbox::Start(*spec.sandbox, seccomp, spec.sandbox->limits.any()));
-    }
     internal::LaunchRequest request{
         .argv = plan.argv_strings,
         .env = plan.env_strings,
@@ -612,7 +593,18 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         .limits = spec.sandbox->limits,
         .stdin_data = spec.stdin_data,
     };
-    ASSIGN_OR_RETURN(internal::Launched launched, warm->Launch(request));
+    internal::Launched launched;
+    if (warm) {
+      ASSIGN_OR_RETURN(launched, warm->Launch(request));
+    } else {
+      // Cold: started and launched in one, without waiting for the set-up (launch.h).
+      const SeccompProgram* seccomp = nullptr;
+      if (spec.sandbox->seccomp) {
+        ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
+      }
+      ASSIGN_OR_RETURN(launched,
+                       internal::WarmSandbox::StartLaunched(*spec.sandbox, seccomp, request));
+    }
     pid = launched.pid;
     sandbox_memory = std::move(launched.memory);
     setup_slot = std::move(launched.setup);
