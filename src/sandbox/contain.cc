@@ -137,8 +137,10 @@ ContainFailure AwaitPayloadReady(int link) {
 
 ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& cgroup, int direct,
                               int link) {
-  // Into the sandbox's cgroup first, so all it makes is accounted there.
+  // Into the sandbox's cgroup first, so all it makes is accounted there. Then, while the
+  // supervisor makes the network namespace, the IPC namespace: only the command needs one.
   RETURN_IF_FAILED(JoinCgroup(cgroup));
+  RETURN_IF_FAILED(Check(ContainStep::kIpc, sys::Unshare(CLONE_NEWIPC)));
   // Still root of the host's user namespace, which owns the network namespace: join it. Then
   // the sandbox's own user namespace, and a cgroup namespace rooted at the sandbox's cgroup.
   RETURN_IF_FAILED(ReceiveNetns(direct));
@@ -202,6 +204,8 @@ std::string_view ContainStepName(ContainStep step) {
       return "start the command's process";
     case ContainStep::kLaunch:
       return "receive the command";
+    case ContainStep::kIpc:
+      return "make the IPC namespace";
   }
   return "contain";
 }

@@ -32,7 +32,7 @@ struct Command {
   char* const* argv;
   char* const* envp;
   const char* const* candidates;  // paths to try with execve, in order
-  const char* const* masks;       // "d/workspace/…" or "f/workspace/…"
+  const char* const* masks;       // "/workspace/…": masked once the workspace is attached
   const char* hostname;
   const char* working_dir;  // empty: /workspace
 };
@@ -54,9 +54,10 @@ NS_CHILD ContainFailure ContainInit(const PreparedSandbox& prepared, pid_t paylo
 NS_CHILD ContainFailure AwaitPayloadReady(int link);
 
 // ContainPayload, in the payload, meanwhile: the sandbox's cgroup (`cgroup`, its cgroup.procs
-// files as PID 1 opened them; none: no cgroup), the network namespace (from `direct`), the user
-// and cgroup namespaces, rlimits, the capability bounding set and the seccomp filter (null: no
-// filter, only no_new_privs); then, given its maps, root inside with no capabilities.
+// files as PID 1 opened them; none: no cgroup), an IPC namespace, the network namespace (from
+// `direct`), the user and cgroup namespaces, rlimits, the capability bounding set and the
+// seccomp filter (null: no filter, only no_new_privs); then, given its maps, root inside with no
+// capabilities.
 NS_CHILD ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& cgroup,
                                        int direct, int link);
 

@@ -33,6 +33,7 @@ enum class ContainStep : int32_t {
   kCgroup,
   kInitFork,
   kLaunch,
+  kIpc,
 };
 
 std::string_view ContainStepName(ContainStep step);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "core/fs.h"
@@ -144,6 +145,24 @@ TEST_P(SandboxTest, ToolchainWorksInside) {
           "git -c user.name=a -c user.email=a@b commit -qm x && git log --oneline | wc -l");
   EXPECT_EQ(r.result.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "compiled\nmake-ok\n1\n") << r.err;
+}
+
+TEST_P(SandboxTest, EveryNamespaceIsTheSandboxsOwn) {
+  // Mount, PID, UTS, IPC, network, user and cgroup: none is the host's (the supervisor's).
+  std::string host;
+  for (const char* ns : {"mnt", "pid", "uts", "ipc", "net", "user", "cgroup"}) {
+    host += std::filesystem::read_symlink(std::string("/proc/self/ns/") + ns).string() + "\n";
+  }
+  Ran r = Run("for ns in mnt pid uts ipc net user cgroup; do readlink /proc/self/ns/$ns; done");
+  ASSERT_EQ(r.result.exit_code, 0) << r.err;
+  std::set<std::string> inside;
+  for (size_t at = 0, nl; (nl = r.out.find('\n', at)) != std::string::npos; at = nl + 1) {
+    inside.insert(r.out.substr(at, nl - at));
+  }
+  EXPECT_EQ(inside.size(), 7u) << r.out;
+  for (size_t at = 0, nl; (nl = host.find('\n', at)) != std::string::npos; at = nl + 1) {
+    EXPECT_EQ(inside.count(host.substr(at, nl - at)), 0u) << host.substr(at, nl - at);
+  }
 }
 
 TEST_P(SandboxTest, LoopbackWorksInside) {

@@ -1,19 +1,18 @@
 #pragma once
 
 // Starting a sandbox in two moves, so the expensive part can happen ahead of time (pool.h):
-//  1. Start: clone() PID 1 into new mount/PID/UTS/IPC namespaces, sharing the supervisor's
+//  1. Start: clone() PID 1 into new mount, PID and UTS namespaces, sharing the supervisor's
 //     memory (CLONE_VM: no page tables to copy; SandboxMemory holds all it reads). PID 1 clones
 //     the payload — the process that will exec the command — pinned to another CPU for its
 //     set-up; meanwhile the supervisor's thread makes the sandbox's network namespace (netns.h)
 //     and sends it to both. Then both run the checklist (contain_internal.h): PID 1 mounts; the
-//     payload joins the sandbox's cgroup, if any, and the network namespace, makes its user and
-//     cgroup namespaces and its filter. PID 1 tells the supervisor "ready" and waits for its
-//     command, still root of the host's user namespace; the payload waits, unprivileged and
-//     filtered.
-//     Only the payload joins the cgroup: the OOM killer kills every process sharing its
-//     victim's memory, so a process running in the supervisor's must never be one. Until its
-//     exec the payload charges the cgroup little (kernel objects of its namespaces), far below
-//     the smallest memory limit a sandbox accepts.
+//     payload joins the sandbox's cgroup, if any, makes an IPC namespace, joins the network
+//     namespace, makes its user and cgroup namespaces and its filter. PID 1 tells the supervisor
+//     "ready" and waits for its command, still root of the host's user namespace; the payload
+//     waits, unprivileged and filtered. Only the payload joins the cgroup: the OOM killer kills
+//     every process sharing its victim's memory, so a process running in the supervisor's must
+//     never be one. Until its exec the payload charges the cgroup little (kernel objects of its
+//     namespaces), far below the smallest memory limit a sandbox accepts.
 //  2. Launch: the supervisor sets the cgroup's limits, writes the command into SandboxMemory,
 //     and sends with SCM_RIGHTS the workspace as a detached mount to PID 1, and the output and
 //     status pipes and stdin straight to the payload (PID 1 never holds them, so they reach EOF
@@ -54,7 +53,7 @@ struct LaunchRequest {
   std::filesystem::path workspace;  // host directory, bound at /workspace, or the upper dir of:
   std::vector<std::filesystem::path> workspace_layers;  // an overlay's read-only layers, top first
   std::filesystem::path workspace_work;
-  std::vector<std::string> workspace_masks;  // "d/workspace/…" or "f/workspace/…"
+  std::vector<std::string> workspace_masks;  // "/workspace/…", masked over the workspace
   CgroupLimits limits;     // applied to the sandbox's cgroup (it must have one if any is set)
   std::string stdin_data;  // the command's stdin (empty: at EOF)
 };

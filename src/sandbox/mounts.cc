@@ -74,15 +74,11 @@ StatusOr<MountPlan> PlanMounts(const SandboxSpec& spec) {
   std::vector<std::string> masked = DefaultMaskedPaths();
   for (const auto& m : spec.masked) masked.push_back(m.string());
   for (const std::string& m : masked) {
-    std::error_code ec;
-    auto st = std::filesystem::symlink_status(m, ec);
-    if (ec || std::filesystem::is_symlink(st)) continue;  // a symlink is masked by its target
-    const bool is_dir = std::filesystem::is_directory(st);
     // Masks under /sys wait for sysfs, which is mounted last.
     if (m == "/sys" || m.rfind("/sys/", 0) == 0) {
-      p.sys_masks.push_back({m, is_dir});
+      p.sys_masks.push_back(m);
     } else {
-      p.masks.push_back({p.root + m, is_dir});
+      p.masks.push_back(p.root + m);
     }
   }
   // upper/, work/ and root/ are made by PID 1, on the tmpfs it mounts over `staging`.
@@ -99,10 +95,7 @@ std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec) {
     if (ec) continue;
     const auto relative = path.lexically_relative(workspace);
     if (relative.empty() || *relative.begin() == "..") continue;
-    auto st = std::filesystem::symlink_status(path, ec);
-    if (ec || std::filesystem::is_symlink(st)) continue;
-    const std::string inside = relative == "." ? "/workspace" : "/workspace/" + relative.string();
-    masks.push_back(StrCat(std::filesystem::is_directory(st) ? "d" : "f", inside));
+    masks.push_back(relative == "." ? "/workspace" : "/workspace/" + relative.string());
   }
   return masks;
 }
@@ -184,10 +177,11 @@ NS_CHILD ContainFailure MakeDir(ContainStep step, const char* path, mode_t mode)
 // A mount point that may already exist in the lower layer.
 NS_CHILD void EnsureDir(const char* path, mode_t mode) { sys::Mkdir(path, mode); }
 
-NS_CHILD ContainFailure MaskPath(const char* path, bool is_dir) {
+NS_CHILD ContainFailure MaskPath(const char* path) {
   struct stat st {};
   if (sys::Lstat(path, &st) != 0) return std::nullopt;  // not in this root
-  if (is_dir) {
+  if (S_ISLNK(st.st_mode)) return std::nullopt;         // masked by its target
+  if (S_ISDIR(st.st_mode)) {
     return MountAt(ContainStep::kMask, "tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
                    "mode=0755,size=4k");
   }
@@ -260,8 +254,8 @@ ContainFailure MountTmp(const MountPlan& p) {
                  "mode=1777");
 }
 
-ContainFailure MaskPaths(const std::vector<MountPlan::Mask>& masks) {
-  for (const auto& mask : masks) RETURN_IF_FAILED(MaskPath(mask.path.c_str(), mask.is_dir));
+ContainFailure MaskPaths(const std::vector<std::string>& masks) {
+  for (const auto& mask : masks) RETURN_IF_FAILED(MaskPath(mask.c_str()));
   return std::nullopt;
 }
 
@@ -286,10 +280,7 @@ ContainFailure AttachWorkspace(int workspace_fd, const char* const* masks) {
       Check(ContainStep::kMountWorkspace,
             sys::MoveMount(workspace_fd, "", AT_FDCWD, "/workspace", MOVE_MOUNT_F_EMPTY_PATH)));
   sys::Close(workspace_fd);
-  for (; *masks != nullptr; ++masks) {
-    const char* mask = *masks;
-    RETURN_IF_FAILED(MaskPath(mask + 1, mask[0] == 'd'));
-  }
+  for (; *masks != nullptr; ++masks) RETURN_IF_FAILED(MaskPath(*masks));
   return std::nullopt;
 }
 

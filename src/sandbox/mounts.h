@@ -42,20 +42,17 @@ struct MountPlan {
   };
   std::vector<DevNode> dev_nodes;
   std::vector<std::pair<std::string, std::string>> dev_links;  // link target, link path
-  struct Mask {
-    std::string path;  // before pivot_root: under `root`; for sys_masks: inside the sandbox
-    bool is_dir;
-  };
-  std::vector<Mask> masks;      // hidden before pivot_root
-  std::vector<Mask> sys_masks;  // under /sys: hidden once sysfs is mounted
+  // What each masked path is (a directory, a file, a symlink, nothing) is looked at when it is
+  // masked, in the sandbox's root: a plan holds only names.
+  std::vector<std::string> masks;      // hidden before pivot_root: paths under `root`
+  std::vector<std::string> sys_masks;  // under /sys, hidden once sysfs is mounted
 };
 
 // The plan for `spec`'s shape (everything but the workspace, hostname and limits, which come
 // with each launch). FailedPrecondition if the host lacks a device /dev needs.
 StatusOr<MountPlan> PlanMounts(const SandboxSpec& spec);
 
-// The spec's masked paths that lie inside its workspace, as AttachWorkspace wants them: "d" or
-// "f", then the path under /workspace.
+// The spec's masked paths that lie inside its workspace, as paths under /workspace.
 std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec);
 
 // The workspace as a detached mount (made with the new mount API, so nothing is mounted in the
@@ -77,15 +74,16 @@ NS_CHILD ContainFailure MountProc(const MountPlan& plan);
 // root), the fd links, a private devpts and a tmpfs /dev/shm; then read-only.
 NS_CHILD ContainFailure MountDev(const MountPlan& plan);
 NS_CHILD ContainFailure MountTmp(const MountPlan& plan);
-// An empty read-only tmpfs over each masked directory, /dev/null over each masked file.
-NS_CHILD ContainFailure MaskPaths(const std::vector<MountPlan::Mask>& masks);
+// An empty read-only tmpfs over each masked directory, /dev/null over anything else; a path
+// that is not there, or is a symlink (masked by its target), is left alone.
+NS_CHILD ContainFailure MaskPaths(const std::vector<std::string>& masks);
 // Into the new root; the host's tree is unmounted from the sandbox's namespace.
 NS_CHILD ContainFailure PivotRoot(const MountPlan& plan);
 // Read-only sysfs. After joining the sandbox's network namespace: sysfs shows the network
 // devices of its mounter's.
 NS_CHILD ContainFailure MountSys();
 // At launch: the workspace (a detached mount, WorkspaceMount) at /workspace, and the masks in it
-// ("d/workspace/…" or "f/workspace/…", null-terminated).
+// ("/workspace/…", null-terminated).
 NS_CHILD ContainFailure AttachWorkspace(int workspace_fd, const char* const* masks);
 
 }  // namespace nightshift::sandbox::internal
