@@ -103,7 +103,7 @@ void CloseAllBut(const int* keep, int count) {
   sys::CloseRange(next, ~0U, 0);
 }
 
-int ReceiveFds(int socket, int* fds, int min_count, int max_count, int* received, int flags) {
+int ReceiveFds(int socket, int* fds, int min_count, int max_count, int* received) {
   char tag = 0;
   struct iovec iov {
     &tag, 1
@@ -115,9 +115,8 @@ int ReceiveFds(int socket, int* fds, int min_count, int max_count, int* received
   message.msg_control = buffer;
   message.msg_controllen = sizeof buffer;
   long n;
-  while ((n = sys::Recvmsg(socket, &message, MSG_CMSG_CLOEXEC | flags)) == -EINTR) {
+  while ((n = sys::Recvmsg(socket, &message, MSG_CMSG_CLOEXEC)) == -EINTR) {
   }
-  if (n == -EAGAIN) return kNothingYet;
   if (n == 0) return 0;
   if (n != 1 || (message.msg_flags & MSG_CTRUNC) != 0) return -1;
   struct cmsghdr* cmsg = CMSG_FIRSTHDR(&message);

@@ -67,13 +67,11 @@ NS_CHILD bool SendTag(int socket, char tag);
 NS_CHILD bool SendFailure(int socket, const ChildFailure& failure);
 
 // Receives one message: a one-byte tag with `min_count` to `max_count` descriptors (at most
-// kMaxReceivedFds; their number in *received, if not null), close-on-exec. `flags` may add
-// MSG_DONTWAIT. Returns the tag, 0 at EOF, kNothingYet (nothing queued), or -1 for anything
-// else.
+// kMaxReceivedFds; their number in *received, if not null), close-on-exec. Returns the tag, 0 at
+// EOF, or -1 for anything else.
 inline constexpr int kMaxReceivedFds = 4;
-inline constexpr int kNothingYet = -2;
-NS_CHILD int ReceiveFds(int socket, int* fds, int min_count, int max_count, int* received = nullptr,
-                        int flags = 0);
+NS_CHILD int ReceiveFds(int socket, int* fds, int min_count, int max_count,
+                        int* received = nullptr);
 
 // Waits for the next message. `tag` on success; otherwise the failure the peer reported, or
 // {fallback step, EPROTO} for EOF or anything unexpected.

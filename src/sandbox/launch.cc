@@ -47,7 +47,7 @@ struct PayloadStart {
   int direct;                 // the payload's own socket to the supervisor
   int link;                   // the payload's end of its socket to PID 1
   int link_peer;              // PID 1's end: the payload closes its copy
-  const cpu_set_t* affinity;  // to restore once set up, if PID 1 pinned it to another CPU
+  const cpu_set_t* affinity;  // to restore once set up, if it was pinned for its set-up
   int policy;                 // the command's scheduling policy, or -1 to keep PID 1's
   const Command* command;     // in SandboxMemory; read once PID 1 says the workspace is ready
   const SandboxMemory::InheritedLaunch* inherited;  // a cold start's descriptors, if any
@@ -62,11 +62,12 @@ struct PayloadStart {
   Fail(socket, ChildFailure{static_cast<int32_t>(step), RawError(result)});
 }
 
-// The command's process, cloned by PID 1 first thing, in new user and cgroup namespaces. It runs
-// its half of the checklist while PID 1 mounts, then waits. At launch the supervisor sends it
-// its pipes directly (PID 1 never holds them, so they reach EOF the moment the command is done
-// with them); once PID 1 says the workspace is in place it execs. Doing all the rest ahead of
-// time is what makes a warm launch cheap.
+// The command's process, cloned by PID 1 first thing, in the supervisor's memory too. It runs
+// its half of the checklist (ContainPayload: its own namespaces, filter, credentials) while
+// PID 1 mounts, then waits. Its pipes come straight from the supervisor — inherited by a cold
+// start, sent at a pooled sandbox's launch — so PID 1 never holds them and they reach EOF the
+// moment the command is done with them; once PID 1 says the workspace is in place it execs.
+// Doing all the rest ahead of time is what makes a warm launch cheap.
 NS_CHILD int RunPayload(void* arg) {
   const auto& start = *static_cast<const PayloadStart*>(arg);
   sys::Close(start.control);  // never the command's: a fake FinalReport must be impossible

@@ -190,10 +190,6 @@ inline long Setresgid(gid_t id) { return RawSyscall(SYS_setresgid, id, id, id); 
 inline long Prlimit(int resource, const void* new_limit, void* old_limit) {
   return RawSyscall(SYS_prlimit64, 0, resource, Arg(new_limit), Arg(old_limit));
 }
-inline long Getcpu(unsigned* cpu) { return RawSyscall(SYS_getcpu, Arg(cpu), 0, 0); }
-inline long SchedGetaffinity(size_t size, void* mask) {
-  return RawSyscall(SYS_sched_getaffinity, 0, static_cast<long>(size), Arg(mask));
-}
 inline long SchedSetaffinity(pid_t pid, size_t size, const void* mask) {
   return RawSyscall(SYS_sched_setaffinity, pid, static_cast<long>(size), Arg(mask));
 }
