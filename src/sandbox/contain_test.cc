@@ -478,6 +478,53 @@ TEST_P(SandboxTest, MemoryHogIsOomKilledAndReported) {
   EXPECT_GT(r.result.peak_memory_bytes, 32 << 20);
 }
 
+TEST_P(SandboxTest, OnlyTheCommandIsInTheSandboxsCgroupNeverItsInit) {
+  // PID 1 runs in the supervisor's memory, and the OOM killer kills every process sharing its
+  // victim's: were PID 1 in the limited cgroup, a memory hog could take the supervisor with it.
+  auto anchor = Cgroup::Create("anchor-" + RandomHex(6), {});  // for our "nightshift" parents
+  if (!anchor.ok()) GTEST_SKIP() << "no cgroups here: " << anchor.status();
+  std::vector<std::filesystem::path> parents;
+  for (const auto& procs : (*anchor)->procs_files()) {
+    parents.push_back(procs.parent_path().parent_path());
+  }
+  const pid_t self = ::getpid();
+  auto parent_of = [](pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    pid_t ppid = 0;
+    const size_t close = line.rfind(')');
+    if (close != std::string::npos) std::sscanf(line.c_str() + close + 2, "%*c %d", &ppid);
+    return ppid;
+  };
+  std::atomic<bool> done{false};
+  int commands_seen = 0, inits_seen = 0;
+  std::thread watcher([&] {
+    while (!done) {
+      for (const auto& parent : parents) {
+        std::error_code ec;
+        for (const auto& group : std::filesystem::directory_iterator(parent, ec)) {
+          std::ifstream procs(group.path() / "cgroup.procs");
+          for (pid_t pid; procs >> pid;) {
+            const pid_t ppid = parent_of(pid);
+            if (ppid == self) ++inits_seen;  // one of our sandboxes' PID 1s
+            if (ppid > 0 && parent_of(ppid) == self) ++commands_seen;  // one of their commands
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  SandboxSpec box;
+  box.limits.memory_bytes = 64 << 20;
+  Ran r = Run("sleep 1", box);
+  done = true;
+  watcher.join();
+  EXPECT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_GT(commands_seen, 0) << "the command was never seen in a cgroup of ours";
+  EXPECT_EQ(inits_seen, 0);
+}
+
 TEST_P(SandboxTest, TimeoutKillsATreeThatIgnoresSigtermAndDoubleForks) {
   Ran r = Run("trap '' TERM; (trap '' TERM; sleep 3011 &) ; sleep 3012", {}, /*timeout_ms=*/1000);
   EXPECT_EQ(r.result.reason, EndReason::kTimedOut);
