@@ -401,7 +401,9 @@ TEST_P(SandboxTest, CommandCannotSignalOrReadItsInit) {
           "cat /proc/1/environ >/dev/null 2>&1 && echo read-environ; "
           "ls /proc/1/fd >/dev/null 2>&1 && echo listed-fds; "
           "ls /proc/1/root/ >/dev/null 2>&1 && echo listed-root; "
-          "head -c1 /proc/1/mem >/dev/null 2>&1 && echo read-mem; echo done");
+          "head -c1 /proc/1/mem >/dev/null 2>&1 && echo read-mem; "
+          // PID 1 runs in the supervisor's memory: its command line would be the supervisor's.
+          "[ -n \"$(tr -d '\\000' < /proc/1/cmdline)\" ] && echo read-cmdline; echo done");
   EXPECT_EQ(r.out, "done\n") << r.err;
 }
 

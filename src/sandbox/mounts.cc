@@ -51,6 +51,7 @@ StatusOr<MountPlan> PlanMounts(const SandboxSpec& spec) {
   p.workspace_target = p.root + "/workspace";
   p.proc = p.root + "/proc";
   p.proc_sys = p.root + "/proc/sys";
+  p.proc_init_cmdline = p.root + "/proc/1/cmdline";
   p.dev = p.root + "/dev";
   p.dev_pts = p.root + "/dev/pts";
   p.dev_shm = p.root + "/dev/shm";
@@ -219,8 +220,12 @@ ContainFailure MountProc(const MountPlan& p) {
                            MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
   RETURN_IF_FAILED(MountAt(ContainStep::kMountProc, p.proc_sys.c_str(), p.proc_sys.c_str(), nullptr,
                            MS_BIND | MS_REC, nullptr));
-  return MountAt(ContainStep::kMountProc, nullptr, p.proc_sys.c_str(), nullptr,
-                 MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr);
+  RETURN_IF_FAILED(MountAt(ContainStep::kMountProc, nullptr, p.proc_sys.c_str(), nullptr,
+                           MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr));
+  // PID 1 runs in the supervisor's memory: its command line, which anyone may read, is the
+  // supervisor's.
+  return MountAt(ContainStep::kMountProc, "/dev/null", p.proc_init_cmdline.c_str(), nullptr,
+                 MS_BIND, nullptr);
 }
 
 ContainFailure MountDev(const MountPlan& p) {

@@ -34,7 +34,7 @@ struct MountPlan {
   std::string base, empty, base_options;
   std::string overlay_options;
   std::string workspace_target;  // made before pivot_root; the workspace is attached at launch
-  std::string proc, proc_sys, dev, dev_pts, dev_shm, dev_ptmx, tmp;
+  std::string proc, proc_sys, proc_init_cmdline, dev, dev_pts, dev_shm, dev_ptmx, tmp;
   struct DevNode {
     std::string path;  // in the new root's /dev
     dev_t rdev;        // the host's device
