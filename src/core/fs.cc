@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,6 +58,32 @@ StatusOr<UniqueFd> AboveStdio(UniqueFd fd) {
   int moved = ::fcntl(fd.Get(), F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
   if (moved < 0) return ErrnoError("fcntl", "F_DUPFD_CLOEXEC");
   return UniqueFd(moved);
+}
+
+StatusOr<Pipe> MakePipe(bool nonblocking_read) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", "O_CLOEXEC");
+  Pipe pipe;
+  ASSIGN_OR_RETURN(pipe.read, AboveStdio(UniqueFd(fds[0])));
+  ASSIGN_OR_RETURN(pipe.write, AboveStdio(UniqueFd(fds[1])));
+  if (nonblocking_read) {
+    int flags = ::fcntl(pipe.read.Get(), F_GETFL);
+    if (flags < 0 || ::fcntl(pipe.read.Get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+      return ErrnoError("fcntl", "O_NONBLOCK");
+    }
+  }
+  return pipe;
+}
+
+StatusOr<UniqueFd> MakeMemfdWith(std::string_view name, std::string_view content) {
+  const std::string label(name);
+  UniqueFd fd(::memfd_create(label.c_str(), MFD_CLOEXEC));
+  if (!fd.Valid()) return ErrnoError("memfd_create", label);
+  if (::write(fd.Get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    return ErrnoError("write", label);
+  }
+  if (::lseek(fd.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", label);
+  return AboveStdio(std::move(fd));
 }
 
 StatusOr<std::string> ReadFile(const std::filesystem::path& path) {

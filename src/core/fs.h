@@ -44,6 +44,19 @@ class FileLock {
 // runs with 0-2 closed).
 StatusOr<UniqueFd> AboveStdio(UniqueFd fd);
 
+// A pipe for a child's stdio, both ends close-on-exec and above the standard descriptors; the
+// read end (ours) non-blocking if asked — O_NONBLOCK lives on the open file description, so
+// only on the end the child does not share.
+struct Pipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+StatusOr<Pipe> MakePipe(bool nonblocking_read);
+
+// An anonymous file (memfd) named `name` holding `content`, positioned at its start: a child's
+// stdin. Close-on-exec, above the standard descriptors.
+StatusOr<UniqueFd> MakeMemfdWith(std::string_view name, std::string_view content);
+
 StatusOr<std::string> ReadFile(const std::filesystem::path& path);
 
 // Writes through a temporary file and rename(2), so readers see the old or the new content.

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -281,24 +283,6 @@ bool SendFds(int socket, char tag, const int* fds, int count) {
   return ::sendmsg(socket, &message, MSG_NOSIGNAL) == 1;
 }
 
-StatusOr<UniqueFd> MakeMemfd(const std::string& content) {
-  UniqueFd fd(::memfd_create("nightshift-stdin", MFD_CLOEXEC));
-  if (!fd.Valid()) return ErrnoError("memfd_create", "stdin");
-  if (::write(fd.Get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
-    return ErrnoError("write", "stdin memfd");
-  }
-  if (::lseek(fd.Get(), 0, SEEK_SET) != 0) return ErrnoError("lseek", "stdin memfd");
-  return fd;
-}
-
-Status SetNonblocking(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-    return ErrnoError("fcntl", "O_NONBLOCK");
-  }
-  return OkStatus();
-}
-
 // A socket pair, both ends above the standard descriptors (PID 1 puts /dev/null on those).
 StatusOr<std::pair<UniqueFd, UniqueFd>> SocketPair(std::string_view what) {
   int fds[2];
@@ -311,11 +295,16 @@ StatusOr<std::pair<UniqueFd, UniqueFd>> SocketPair(std::string_view what) {
   return std::make_pair(std::move(first), std::move(second));
 }
 
-// A launch's descriptors: ours (the read ends) and the sandbox's (the workspace mount for PID 1;
-// the write ends and stdin for the payload), all above the standard descriptors.
+// A launch's descriptors: ours (the read ends of the pipes) and the sandbox's (the workspace
+// mount for PID 1; the write ends and stdin for the payload), all above the standard
+// descriptors.
 struct LaunchFds {
-  UniqueFd stdout_read, stderr_read, status_read;
-  UniqueFd workspace, stdout_write, stderr_write, status_write, input;
+  Pipe out, err, status;
+  UniqueFd workspace, input;
+  // The payload's: stdout, stderr, status, stdin (-1: none).
+  std::array<int, kPayloadFds> payload() const {
+    return {out.write.Get(), err.write.Get(), status.write.Get(), input.Get()};
+  }
 };
 
 StatusOr<LaunchFds> MakeLaunchFds(const LaunchRequest& request) {
@@ -323,22 +312,12 @@ StatusOr<LaunchFds> MakeLaunchFds(const LaunchRequest& request) {
   ASSIGN_OR_RETURN(fds.workspace, WorkspaceMount(request.workspace, request.workspace_layers,
                                                  request.workspace_work));
   ASSIGN_OR_RETURN(fds.workspace, AboveStdio(std::move(fds.workspace)));
-  auto pipe = [](UniqueFd& read, UniqueFd& write) -> Status {
-    int ends[2];
-    if (::pipe2(ends, O_CLOEXEC) != 0) return ErrnoError("pipe2", "sandbox");
-    ASSIGN_OR_RETURN(read, AboveStdio(UniqueFd(ends[0])));
-    ASSIGN_OR_RETURN(write, AboveStdio(UniqueFd(ends[1])));
-    return OkStatus();
-  };
-  RETURN_IF_ERROR(pipe(fds.stdout_read, fds.stdout_write));
-  RETURN_IF_ERROR(pipe(fds.stderr_read, fds.stderr_write));
-  RETURN_IF_ERROR(pipe(fds.status_read, fds.status_write));
-  RETURN_IF_ERROR(SetNonblocking(fds.stdout_read.Get()));
-  RETURN_IF_ERROR(SetNonblocking(fds.stderr_read.Get()));
+  ASSIGN_OR_RETURN(fds.out, MakePipe(/*nonblocking_read=*/true));
+  ASSIGN_OR_RETURN(fds.err, MakePipe(/*nonblocking_read=*/true));
+  ASSIGN_OR_RETURN(fds.status, MakePipe(/*nonblocking_read=*/false));
   // stdin: the request's data in a memfd; none: /dev/null, opened inside.
   if (!request.stdin_data.empty()) {
-    ASSIGN_OR_RETURN(fds.input, MakeMemfd(request.stdin_data));
-    ASSIGN_OR_RETURN(fds.input, AboveStdio(std::move(fds.input)));
+    ASSIGN_OR_RETURN(fds.input, MakeMemfdWith("nightshift-stdin", request.stdin_data));
   }
   return fds;
 }
@@ -483,20 +462,25 @@ StatusOr<Launched> WarmSandbox::StartLaunched(const SandboxSpec& shape,
   // when this returns, so only the sandbox holds the write ends.
   ASSIGN_OR_RETURN(LaunchFds fds, MakeLaunchFds(request));
   WriteCommand(request, *memory);
-  memory->inherited = {
-      fds.workspace.Get(),
-      {fds.stdout_write.Get(), fds.stderr_write.Get(), fds.status_write.Get(), fds.input.Get()}};
+  memory->inherited.workspace = fds.workspace.Get();
+  const auto payload = fds.payload();
+  std::copy(payload.begin(), payload.end(), memory->inherited.fds);
   ASSIGN_OR_RETURN(auto warm, Clone(std::move(memory), std::move(cgroup)));
+  return warm->HandOver(std::move(fds.out.read), std::move(fds.err.read),
+                        std::move(fds.status.read));
+}
+
+Launched WarmSandbox::HandOver(UniqueFd stdout_read, UniqueFd stderr_read, UniqueFd status_read) {
   Launched launched;
-  launched.pid = warm->pid_;
-  launched.stdout_read = std::move(fds.stdout_read);
-  launched.stderr_read = std::move(fds.stderr_read);
-  launched.failure_read = std::move(fds.status_read);
-  launched.cgroup = std::move(warm->cgroup_);
-  launched.control = std::move(warm->control_);
-  launched.memory = std::move(warm->memory_);
-  launched.setup = std::move(warm->setup_);
-  warm->released_ = true;
+  launched.pid = pid_;
+  launched.stdout_read = std::move(stdout_read);
+  launched.stderr_read = std::move(stderr_read);
+  launched.failure_read = std::move(status_read);
+  launched.cgroup = std::move(cgroup_);
+  launched.control = std::move(control_);
+  launched.memory = std::move(memory_);
+  launched.setup = std::move(setup_);
+  released_ = true;
   return launched;
 }
 
@@ -603,26 +587,16 @@ StatusOr<Launched> WarmSandbox::Launch(const LaunchRequest& request) {
   WriteCommand(request, *memory_);
   // PID 1 first: it attaches the workspace while the payload takes its descriptors.
   const int workspace_fd = fds.workspace.Get();
-  const int to_payload[kPayloadFds] = {fds.stdout_write.Get(), fds.stderr_write.Get(),
-                                       fds.status_write.Get(), fds.input.Get()};
+  const auto to_payload = fds.payload();
   if (!SendFds(control_.Get(), kLaunch, &workspace_fd, 1) ||
-      !SendFds(direct_.Get(), kGo, to_payload, fds.input.Valid() ? kPayloadFds : kPayloadFds - 1)) {
+      !SendFds(direct_.Get(), kGo, to_payload.data(),
+               fds.input.Valid() ? kPayloadFds : kPayloadFds - 1)) {
     return ErrnoError("sendmsg", "sandbox launch");
   }
   direct_.Reset();
   // Only the sandbox holds the write ends now (ours go with `fds`), so the pipes reach EOF when
   // it is done.
-  Launched launched;
-  launched.pid = pid_;
-  launched.stdout_read = std::move(fds.stdout_read);
-  launched.stderr_read = std::move(fds.stderr_read);
-  launched.failure_read = std::move(fds.status_read);
-  launched.cgroup = std::move(cgroup_);
-  launched.control = std::move(control_);
-  launched.memory = std::move(memory_);
-  launched.setup = std::move(setup_);
-  released_ = true;
-  return launched;
+  return HandOver(std::move(fds.out.read), std::move(fds.err.read), std::move(fds.status.read));
 }
 
 InitReport ReadFinalReport(int control) {

@@ -196,7 +196,6 @@ class WarmSandbox {
   // failed in the supervisor) leaves the sandbox to the destructor.
   StatusOr<Launched> Launch(const LaunchRequest& request);
 
-  pid_t pid() const { return pid_; }
   // Whether the sandbox still waits (has not died since WaitReady).
   bool Alive() const;
 
@@ -206,6 +205,8 @@ class WarmSandbox {
   // payload their network namespace.
   static StatusOr<std::unique_ptr<WarmSandbox>> Clone(std::unique_ptr<SandboxMemory> memory,
                                                       std::unique_ptr<Cgroup> cgroup);
+  // The launched sandbox, with our ends of its pipes, to the caller; this one is spent.
+  Launched HandOver(UniqueFd stdout_read, UniqueFd stderr_read, UniqueFd status_read);
   // Until Launch hands it over; the destructor reaps PID 1 before any member goes.
   std::unique_ptr<SandboxMemory> memory_;
   pid_t pid_ = -1;

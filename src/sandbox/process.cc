@@ -182,27 +182,6 @@ ExecPlan MakeExecPlan(const ProcessSpec& spec) {
   return plan;
 }
 
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-};
-
-StatusOr<Pipe> MakePipe(bool nonblocking_read) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe2", "O_CLOEXEC");
-  Pipe pipe;
-  ASSIGN_OR_RETURN(pipe.read, AboveStdio(UniqueFd(fds[0])));
-  ASSIGN_OR_RETURN(pipe.write, AboveStdio(UniqueFd(fds[1])));
-  // Only our end: O_NONBLOCK lives on the open file description, which the child's dup2 shares.
-  if (nonblocking_read) {
-    int flags = ::fcntl(pipe.read.Get(), F_GETFL);
-    if (flags < 0 || ::fcntl(pipe.read.Get(), F_SETFL, flags | O_NONBLOCK) != 0) {
-      return ErrnoError("fcntl", "O_NONBLOCK");
-    }
-  }
-  return pipe;
-}
-
 // --- In the child: async-signal-safe calls only. ---
 
 [[noreturn]] void RunChild(const ExecPlan& plan, int stdin_fd, int stdout_fd, int stderr_fd,
@@ -619,14 +598,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     ASSIGN_OR_RETURN(Pipe failure, MakePipe(/*nonblocking_read=*/false));
     UniqueFd input;  // stdin_data in a memfd, read from its start
     if (!spec.stdin_data.empty()) {
-      input.Reset(::memfd_create("nightshift-stdin", MFD_CLOEXEC));
-      if (!input.Valid() ||
-          ::write(input.Get(), spec.stdin_data.data(), spec.stdin_data.size()) !=
-              static_cast<ssize_t>(spec.stdin_data.size()) ||
-          ::lseek(input.Get(), 0, SEEK_SET) != 0) {
-        return ErrnoError("memfd", "stdin of " + spec.argv[0]);
-      }
-      ASSIGN_OR_RETURN(input, AboveStdio(std::move(input)));
+      ASSIGN_OR_RETURN(input, MakeMemfdWith("nightshift-stdin", spec.stdin_data));
     }
     // Block every signal across fork() so that none is handled in the child by one of the
     // supervisor's handlers before the child has restored the default dispositions.
