@@ -51,29 +51,18 @@ double TimeOne(const sandbox::ProcessSpec& spec) {
   return ms;
 }
 
-// The usage of this process's own memory cgroup (v2 memory.current, v1 memory.usage_in_bytes),
-// or 0 when there is none.
+// The usage of this process's own memory cgroup (v1 memory.usage_in_bytes, else v2
+// memory.current), or 0 when there is none.
 int64_t OwnCgroupMemoryBytes() {
-  std::ifstream cgroups("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(cgroups, line)) {
-    const size_t first = line.find(':'), second = line.find(':', first + 1);
-    if (first == std::string::npos || second == std::string::npos) continue;
-    const std::string controllers = line.substr(first + 1, second - first - 1);
-    const std::string path = line.substr(second + 1);
-    std::string file;
-    if (controllers == "memory") {
-      file = "/sys/fs/cgroup/memory" + path + "/memory.usage_in_bytes";
-    } else if (controllers.empty()) {
-      file = "/sys/fs/cgroup" + path + "/memory.current";
-    } else {
-      continue;
-    }
-    std::ifstream in(file);
-    int64_t bytes = 0;
-    if (in >> bytes && bytes > 0) return bytes;
-  }
-  return 0;
+  auto found = sandbox::OwnCgroupHierarchies();
+  if (!found.ok()) return 0;
+  const auto v1 = found->v1_dirs.find("memory");
+  const std::filesystem::path file = v1 != found->v1_dirs.end()
+                                         ? v1->second / "memory.usage_in_bytes"
+                                         : found->v2_dir / "memory.current";
+  std::ifstream in(file);
+  int64_t bytes = 0;
+  return in >> bytes ? bytes : 0;
 }
 
 int64_t PssKb(int pid) {

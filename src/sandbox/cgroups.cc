@@ -285,15 +285,19 @@ CgroupHierarchies FindCgroupHierarchies(std::string_view mountinfo,
   return out;
 }
 
-StatusOr<std::unique_ptr<Cgroup>> Cgroup::Create(const std::string& name,
-                                                 const CgroupLimits& limits) {
-  RETURN_IF_ERROR(ValidateName(name));
-  RETURN_IF_ERROR(ValidateLimits(limits));
+StatusOr<CgroupHierarchies> OwnCgroupHierarchies() {
   auto mountinfo = ReadFile("/proc/self/mountinfo");
   if (!mountinfo.ok()) return UnavailableError(mountinfo.status().message());
   auto own = ReadFile("/proc/self/cgroup");
   if (!own.ok()) return UnavailableError(own.status().message());
-  const CgroupHierarchies found = FindCgroupHierarchies(*mountinfo, *own);
+  return FindCgroupHierarchies(*mountinfo, *own);
+}
+
+StatusOr<std::unique_ptr<Cgroup>> Cgroup::Create(const std::string& name,
+                                                 const CgroupLimits& limits) {
+  RETURN_IF_ERROR(ValidateName(name));
+  RETURN_IF_ERROR(ValidateLimits(limits));
+  ASSIGN_OR_RETURN(const CgroupHierarchies found, OwnCgroupHierarchies());
 
   // Not make_unique: the constructor is private. On failure the destructor removes what was made.
   std::unique_ptr<Cgroup> cgroup(new Cgroup());
@@ -451,13 +455,11 @@ Status Cgroup::SetLimits(const CgroupLimits& limits) {
 }
 
 int Cgroup::RemoveStale(int64_t min_age_seconds) {
-  auto mountinfo = ReadFile("/proc/self/mountinfo");
-  auto own = ReadFile("/proc/self/cgroup");
-  if (!mountinfo.ok() || !own.ok()) return 0;
-  const CgroupHierarchies found = FindCgroupHierarchies(*mountinfo, *own);
+  auto found = OwnCgroupHierarchies();
+  if (!found.ok()) return 0;
   std::vector<fs::path> parents;
-  if (!found.v2_dir.empty()) parents.push_back(found.v2_dir / kParentName);
-  for (const auto& [controller, dir] : found.v1_dirs) parents.push_back(dir / kParentName);
+  if (!found->v2_dir.empty()) parents.push_back(found->v2_dir / kParentName);
+  for (const auto& [controller, dir] : found->v1_dirs) parents.push_back(dir / kParentName);
   const auto now = std::chrono::system_clock::now();
   int removed = 0;
   for (const fs::path& parent : parents) {

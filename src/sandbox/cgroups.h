@@ -44,6 +44,8 @@ struct CgroupHierarchies {
 };
 CgroupHierarchies FindCgroupHierarchies(std::string_view mountinfo,
                                         std::string_view proc_self_cgroup);
+// This process's own: FindCgroupHierarchies on /proc/self. Unavailable if those cannot be read.
+StatusOr<CgroupHierarchies> OwnCgroupHierarchies();
 
 // One cgroup (v2) or one cgroup per v1 controller, named `name`, under Nightshift's parent
 // group ("nightshift" below the current process's own cgroup, or the hierarchy root).
