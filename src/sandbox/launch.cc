@@ -346,8 +346,8 @@ void WriteCommand(const LaunchRequest& request, SandboxMemory& memory) {
 }
 
 // recv() on a socket to PID 1. ECONNRESET only says PID 1 exited with a message of ours unread
-// (a cold start's launch, when it failed setting up); the error is reported once, ahead of
-// what PID 1 sent before it went, so read again.
+// (the network namespace, when it failed setting up before it read it); the error is reported
+// once, ahead of what PID 1 sent before it went, so read again.
 ssize_t ReceiveFromInit(int control, void* data, size_t size, int flags) {
   ssize_t n;
   while ((n = ::recv(control, data, size, flags)) < 0 && (errno == EINTR || errno == ECONNRESET)) {

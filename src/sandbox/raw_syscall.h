@@ -132,9 +132,6 @@ inline long Close(int fd) { return RawSyscall(SYS_close, fd); }
 inline long CloseRange(unsigned first, unsigned last, unsigned flags) {
   return RawSyscall(SYS_close_range, first, last, flags);
 }
-inline long Read(int fd, void* data, size_t size) {
-  return RawSyscall(SYS_read, fd, Arg(data), static_cast<long>(size));
-}
 inline long Write(int fd, const void* data, size_t size) {
   return RawSyscall(SYS_write, fd, Arg(data), static_cast<long>(size));
 }
@@ -171,9 +168,6 @@ inline long Symlink(const char* target, const char* link) {
 inline long Lstat(const char* path, struct stat* st) {
   return RawSyscall(SYS_newfstatat, AT_FDCWD, Arg(path), Arg(st), AT_SYMLINK_NOFOLLOW);
 }
-inline long Setxattr(const char* path, const char* name, const void* value, size_t size) {
-  return RawSyscall(SYS_setxattr, Arg(path), Arg(name), Arg(value), static_cast<long>(size), 0);
-}
 inline long Chdir(const char* path) { return RawSyscall(SYS_chdir, Arg(path)); }
 
 inline long Unshare(int flags) { return RawSyscall(SYS_unshare, flags); }
@@ -205,14 +199,8 @@ inline long Execve(const char* path, char* const* argv, char* const* envp) {
   for (;;) RawSyscall(SYS_exit_group, code);
 }
 
-inline long Socket(int domain, int type, int protocol) {
-  return RawSyscall(SYS_socket, domain, type, protocol);
-}
 inline long Socketpair(int domain, int type, int protocol, int* fds) {
   return RawSyscall(SYS_socketpair, domain, type, protocol, Arg(fds));
-}
-inline long Ioctl(int fd, unsigned long request, void* arg) {
-  return RawSyscall(SYS_ioctl, fd, static_cast<long>(request), Arg(arg));
 }
 inline long Send(int fd, const void* data, size_t size, int flags) {
   return RawSyscall(SYS_sendto, fd, Arg(data), static_cast<long>(size), flags, 0, 0);
@@ -222,9 +210,6 @@ inline long Recv(int fd, void* data, size_t size, int flags) {
 }
 inline long Recvmsg(int fd, void* message, int flags) {
   return RawSyscall(SYS_recvmsg, fd, Arg(message), flags);
-}
-inline long Sendmsg(int fd, const void* message, int flags) {
-  return RawSyscall(SYS_sendmsg, fd, Arg(message), flags);
 }
 
 // Signals as the kernel sees them: a 64-bit mask (bit n-1 for signal n) and its struct

@@ -140,8 +140,6 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
       if (Status st = sandbox::ValidateSandboxSpec(probe); !st.ok()) {
         return InvalidArgumentError(StrCat("run limits: ", st.message()));
       }
-    }
-    if (sandboxed) {
       // What a server killed before it could clean up left (its waiting sandboxes' groups).
       if (int stale = sandbox::Cgroup::RemoveStale(/*min_age_seconds=*/60); stale > 0) {
         log::Get("server")->info("removed {} stale sandbox cgroups", stale);

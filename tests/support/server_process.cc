@@ -32,16 +32,14 @@ ServerProcess::ServerProcess(std::filesystem::path data_dir, std::vector<std::st
 
 ServerProcess::~ServerProcess() {
   if (pid_ <= 0) return;
-  // Gracefully, as an operator would, so it removes its sandboxes' cgroups; SIGKILL if it hangs.
+  // Gracefully, as an operator would, so it removes its sandboxes' cgroups; SIGKILL if it hangs
+  // (after it exited, the SIGKILL finds a zombie and Stop reaps it).
   ::kill(pid_, SIGTERM);
+  siginfo_t info{};
   for (int i = 0; i < 1000; ++i) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      if (out_fd_ >= 0) ::close(out_fd_);
-      out_fd_ = -1;
-      return;
-    }
+    info.si_pid = 0;
+    if (::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Stop(SIGKILL);
