@@ -212,6 +212,43 @@ TEST_F(AgentTest, OutputIsBoundedHeadAndTailAndSecretsAreRedacted) {
   EXPECT_NE(read.output.find("API_KEY=[REDACTED]"), std::string::npos) << read.output;
 }
 
+TEST(Redactor, RedactsGivenValuesAndEveryTokenShape) {
+  const Redactor redact({"my-own-api-key-42", "short"});
+  EXPECT_EQ(redact("key=my-own-api-key-42; short stays"), "key=[REDACTED]; short stays");
+  EXPECT_EQ(redact("AWS_ACCESS_KEY_ID=ASIAY34FZKBOKMUTVV7A\n"
+                   "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+                   "NPM_TOKEN=npm_abcdefghijklmnopqrstuvwxyzABCDEF0123\n"
+                   "STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc rk_live_51H8abcdefGHIJKLmnopQRST\n"
+                   "OPENAI=sk-proj-Ab3dEf_Gh1-jKlMnOpQrStUv\n"
+                   "ANTHROPIC=sk-ant-api03-abcdefghijklmnop_QRSTUV-0123456789xyz\n"
+                   "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln==\n"),
+            "AWS_ACCESS_KEY_ID=[REDACTED]\n"
+            "aws_secret_access_key = [REDACTED]\n"
+            "NPM_TOKEN=[REDACTED]\n"
+            "STRIPE=[REDACTED] [REDACTED]\n"
+            "OPENAI=[REDACTED]\n"
+            "ANTHROPIC=[REDACTED]\n"
+            "Authorization: Bearer [REDACTED]\n");
+}
+
+TEST(Redactor, RemovesAWholePrivateKeyBlockAndLeavesWordsAlone) {
+  const Redactor redact;
+  EXPECT_EQ(redact("before\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n"
+                   "-----END OPENSSH PRIVATE KEY-----\nafter"),
+            "before\n[REDACTED]\nafter");
+  EXPECT_EQ(redact(R"({"private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ==\n)"
+                   R"(-----END PRIVATE KEY-----\n"})"),
+            R"({"private_key": "[REDACTED]\n"})");
+  EXPECT_EQ(redact("cat id_rsa\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2"),
+            "cat id_rsa\n[REDACTED]");  // no END (say, cut by Bound): all after BEGIN goes
+  const std::string words =
+      "disk-cache-configuration-value-0123456789 task_sk-0123456789abcdefghijklmnop "
+      "mask-0123456789abcdefghijklmnop";
+  EXPECT_EQ(redact(words), words);
+  const std::string binary("\0\xff ghp_abcdefghijklmnopqrstuvwxyz0123456789\0\xc3", 45);
+  EXPECT_EQ(redact(binary), std::string("\0\xff [REDACTED]\0\xc3", 15));
+}
+
 TEST(WorkspacePath, ConfinesPaths) {
   EXPECT_EQ(*WorkspacePath("a/b"), "/workspace/a/b");
   EXPECT_EQ(*WorkspacePath("./a/../b/"), "/workspace/b");

@@ -128,19 +128,28 @@ Redactor::Redactor(std::vector<std::string> secrets) {
   for (auto& secret : secrets) {
     if (secret.size() >= 8) secrets_.push_back(std::move(secret));  // short ones would shred text
   }
-  patterns_ = SecretPatterns();
 }
 
 std::string Redactor::operator()(std::string text) const {
+  constexpr std::string_view kRedacted = "[REDACTED]";
   for (const std::string& secret : secrets_) {
-    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-      text.replace(at, secret.size(), "[REDACTED]");
+    // Resume after the replacement: a secret such as "REDACTED" must not be found in it again.
+    for (size_t at = text.find(secret); at != std::string::npos;
+         at = text.find(secret, at + kRedacted.size())) {
+      text.replace(at, secret.size(), kRedacted);
     }
   }
-  for (const std::regex& pattern : patterns_) {
-    text = std::regex_replace(text, pattern, "[REDACTED]");
+  const std::vector<SecretMatch> found = FindSecrets(text);
+  if (found.empty()) return text;
+  std::string out;
+  out.reserve(text.size());
+  size_t from = 0;
+  for (const SecretMatch& match : found) {
+    out.append(text, from, match.offset - from).append(kRedacted);
+    from = match.offset + match.length;
   }
-  return text;
+  out.append(text, from);
+  return out;
 }
 
 std::string Bound(const std::string& text, size_t max_bytes) {
