@@ -84,6 +84,8 @@ struct ShapeCase {
   std::string_view kind;
 };
 
+void PrintTo(const ShapeCase& c, std::ostream* os) { *os << c.name; }
+
 class EachShape : public TestWithParam<ShapeCase> {};
 
 TEST_P(EachShape, IsFoundWithItsOffsetLengthAndKind) {
