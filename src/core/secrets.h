@@ -4,7 +4,6 @@
 // forge tokens, API keys, private key blocks, bearer headers.
 
 #include <cstddef>
-#include <regex>
 #include <string_view>
 #include <vector>
 
@@ -35,9 +34,5 @@ struct SecretMatch {
 // `-----END …-----` marker, or to the end of `text` when there is none; the newlines between
 // may be real or escaped (`\n` inside JSON).
 std::vector<SecretMatch> FindSecrets(std::string_view text);
-
-// DEPRECATED: the shapes as std::regex, which recurses and is slow on large inputs. Use
-// FindSecrets. Kept only until forge/policy.cc moves over.
-const std::vector<std::regex>& SecretPatterns();
 
 }  // namespace nightshift

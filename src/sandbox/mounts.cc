@@ -139,8 +139,14 @@ StatusOr<UniqueFd> DetachedOverlay(const std::vector<std::filesystem::path>& lay
   }
   ASSIGN_OR_RETURN(std::string upper_name, short_name(upper));
   ASSIGN_OR_RETURN(std::string work_name, short_name(work));
-  for (const auto& [key, value] : std::vector<std::pair<const char*, std::string>>{
-           {"lowerdir", lower}, {"upperdir", upper_name}, {"workdir", work_name}}) {
+  // Plain entries only in the upper dir, which the host reads back as data (workspace/result.h):
+  // a renamed directory is copied, not redirected; a copy-up copies the data too.
+  for (const auto& [key, value] :
+       std::vector<std::pair<const char*, std::string>>{{"lowerdir", lower},
+                                                        {"upperdir", upper_name},
+                                                        {"workdir", work_name},
+                                                        {"redirect_dir", "off"},
+                                                        {"metacopy", "off"}}) {
     if (::fsconfig(fs.Get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) != 0) {
       return ErrnoError("overlay option", StrCat(key, "=", value));
     }

@@ -171,8 +171,8 @@ ExecPlan MakeExecPlan(const ProcessSpec& spec) {
     const auto& o = *spec.private_overlay;
     std::string lower;
     for (const auto& layer : o.lowers) lower += (lower.empty() ? "" : ":") + layer.string();
-    plan.overlay_options =
-        StrCat("lowerdir=", lower, ",upperdir=", o.upper.string(), ",workdir=", o.work.string());
+    plan.overlay_options = StrCat("lowerdir=", lower, ",upperdir=", o.upper.string(),
+                                  ",workdir=", o.work.string(), ",", kOverlayPlainOptions);
     plan.overlay_target = o.target.string();
   }
   plan.parent_pid = ::getpid();
@@ -422,16 +422,21 @@ class ChildProcess {
 // max_output_bytes.
 class LineSplitter {
  public:
-  LineSplitter(const ProcessSpec& spec, const LineSink& sink)
+  LineSplitter(const ProcessSpec& spec, const LineSink& sink, std::string* raw_stdout)
       : max_line_bytes_(spec.max_line_bytes),
         max_output_bytes_(spec.max_output_bytes),
-        sink_(sink) {}
+        sink_(sink),
+        raw_stdout_(raw_stdout) {}
 
   void Append(size_t stream, std::string_view bytes) {
     if (truncated_) return;
     std::string_view kept = bytes.substr(0, max_output_bytes_ - total_bytes_);
     total_bytes_ += kept.size();
-    Split(stream, kept);
+    if (stream == 0 && raw_stdout_ != nullptr) {
+      raw_stdout_->append(kept);
+    } else {
+      Split(stream, kept);
+    }
     if (kept.size() < bytes.size()) {
       truncated_ = true;
       // The cut lines will never be completed.
@@ -491,6 +496,7 @@ class LineSplitter {
   const size_t max_line_bytes_;
   const size_t max_output_bytes_;
   const LineSink& sink_;
+  std::string* const raw_stdout_;  // stdout kept byte for byte, when asked
   std::array<std::string, 2> partial_;
   size_t total_bytes_ = 0;
   bool truncated_ = false;
@@ -673,7 +679,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   }
 
   const bool have_pidfd = child.OpenPidfd();
-  LineSplitter lines(spec, sink);
+  LineSplitter lines(spec, sink, spec.capture_stdout ? &result.stdout_data : nullptr);
   std::array<UniqueFd, 2> pipes = {std::move(stdout_read), std::move(stderr_read)};
   std::vector<char> buffer(kReadChunkBytes);
 

@@ -41,6 +41,11 @@ class CancelToken {
   UniqueFd fd_;
 };
 
+// Overlay options that keep an upper dir plain — files, directories, symlinks, whiteouts and
+// opaque directories only — so the host can read it back as data: a renamed lower directory is
+// copied (rename answers EXDEV), a copy-up copies the data too.
+inline constexpr const char* kOverlayPlainOptions = "redirect_dir=off,metacopy=off";
+
 struct ProcessSpec {
   // argv[0] is looked up in the PATH of `env` (the supervisor's PATH if `env` has none) unless
   // it contains a '/', in which case it is used as is (relative to working_dir).
@@ -52,6 +57,9 @@ struct ProcessSpec {
   size_t max_line_bytes = 16 * 1024;           // longer lines are split
   size_t max_output_bytes = 16 * 1024 * 1024;  // past this, output is dropped (and said so)
   std::string stdin_data;  // the command's stdin, from a memfd; empty: /dev/null
+  // Keep stdout byte for byte in ProcessResult::stdout_data (within max_output_bytes) instead of
+  // passing it to the sink as lines: for output that is data (git's -z listings, a diff).
+  bool capture_stdout = false;
   // Run inside a sandbox (contain.h): namespaces, overlay root, cgroup limits, seccomp. Then
   // working_dir is a path inside the sandbox (empty = /workspace) and the process tree is the
   // sandbox's PID namespace, whose init (our PID 1) reaps orphans and forwards SIGTERM.
@@ -59,6 +67,7 @@ struct ProcessSpec {
   // Plain processes only (no `sandbox`): run in a private mount namespace with an overlay of
   // `lowers` (top first) and `upper` mounted at `target` — how a workspace layer is built from
   // the one below it (src/workspace). Needs root. Nothing is mounted in the caller's namespace.
+  // The overlay has kOverlayPlainOptions, as a sandbox's workspace does.
   struct PrivateOverlay {
     std::vector<std::filesystem::path> lowers;
     std::filesystem::path upper, work, target;
@@ -83,6 +92,7 @@ struct ProcessResult {
   int64_t peak_memory_bytes = 0;  // the cgroup's peak when sandboxed with limits, else the
                                   // largest single process's peak RSS
   bool output_truncated = false;
+  std::string stdout_data;  // with ProcessSpec::capture_stdout
 };
 
 // Receives each complete output line (without the newline) as it arrives, on the supervising

@@ -1,7 +1,12 @@
 #pragma once
 
-// Running git for the workspace part: a fixed, hermetic environment (no system or global
-// config, no terminal prompts), bounded time, cancellable, output collected and logged.
+// Running git on the host, for every part of the platform (mirrors, checkout layers, delivery,
+// merges): one way, with one fixed, clean configuration. Trust rule: the host's git only ever
+// works in repositories the platform owns — its mirrors, the checkout layers it builds, the
+// repositories it lays out for a delivery or a merge — never in a directory a run wrote. And
+// whatever those repositories hold, git reads no system or global config, runs no hook, takes
+// no replacement objects, reads attributes from no file, recurses into no submodule and speaks
+// only the transports the platform allows (file, git, http, https, ssh); no terminal prompts.
 
 #include <cstdint>
 #include <filesystem>
@@ -24,22 +29,56 @@ struct GitContext {
 
 struct GitOutput {
   int exit_code = 0;
-  std::vector<std::string> out;  // stdout lines
+  std::vector<std::string> out;  // stdout lines (without GitCall::capture_stdout)
+  std::string data;              // stdout byte for byte (with GitCall::capture_stdout)
   std::string last_error;        // git's last stderr line, for messages
 };
 
-// Runs `git args...` in `cwd`. Errors: the process could not run, was cancelled (Cancelled) or
-// timed out (DeadlineExceeded). A non-zero exit is not an error here: see exit_code.
+// One git command: `git args...` in `cwd`.
+struct GitCall {
+  std::vector<std::string> args;
+  std::string stdin_data;                        // empty: /dev/null
+  bool capture_stdout = false;                   // stdout as bytes in GitOutput::data
+  std::map<std::string, std::string> extra_env;  // on top of GitEnvironment
+};
+
+// Runs `call` in `cwd`. Errors: the process could not run, was cancelled (Cancelled) or timed
+// out (DeadlineExceeded). A non-zero exit is not an error here: see exit_code.
 StatusOr<GitOutput> RunGit(const GitContext& context, const std::filesystem::path& cwd,
-                           const std::vector<std::string>& args,
-                           const std::map<std::string, std::string>& extra_env = {},
-                           std::optional<sandbox::ProcessSpec::PrivateOverlay> overlay = {});
+                           const GitCall& call);
+StatusOr<GitOutput> RunGit(const GitContext& context, const std::filesystem::path& cwd,
+                           const std::vector<std::string>& args);
 
 // RunGit, with a non-zero exit turned into an error `what: <git's last error line>`.
 StatusOr<GitOutput> RunGitOk(const GitContext& context, const std::filesystem::path& cwd,
+                             const GitCall& call, std::string_view what);
+StatusOr<GitOutput> RunGitOk(const GitContext& context, const std::filesystem::path& cwd,
                              const std::vector<std::string>& args, std::string_view what);
 
-// The environment git runs with.
+// The environment git runs with: the fixed configuration above, as GIT_CONFIG_* variables
+// (which override any repository's own config file).
 std::map<std::string, std::string> GitEnvironment(const GitContext& context);
+
+// Git's file modes.
+inline constexpr uint32_t kModeTree = 0040000;
+inline constexpr uint32_t kModeFile = 0100644;
+inline constexpr uint32_t kModeExecutable = 0100755;
+inline constexpr uint32_t kModeSymlink = 0120000;
+inline constexpr uint32_t kModeGitlink = 0160000;
+
+// One entry of a commit's tree.
+struct TreeEntry {
+  uint32_t mode = 0;
+  std::string oid;
+  int64_t size = -1;  // blobs only
+};
+
+// The entries of `commit`'s tree (trees, blobs, symlinks, gitlinks; recursively) at and under
+// the top-level names `tops` — all of them when `tops` is empty — by path, from the repository
+// `git_dir` (`git ls-tree -r -t -l -z`; names are literal, never globs).
+StatusOr<std::map<std::string, TreeEntry>> ListTree(const GitContext& context,
+                                                    const std::filesystem::path& git_dir,
+                                                    const std::string& commit,
+                                                    const std::vector<std::string>& tops);
 
 }  // namespace nightshift::workspace
