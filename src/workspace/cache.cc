@@ -81,6 +81,11 @@ cd "$DEST"
 "$GIT" remote set-url origin "$URL"
 "$GIT" config core.checkStat minimal
 "$GIT" config core.trustctime false
+# Byte for byte what the commit holds: no end-of-line conversion, keyword expansion, filter or
+# re-encoding, whatever the repository's .gitattributes ask (this file overrides them all). A
+# run's changes are then exactly the bytes it wrote.
+mkdir -p .git/info
+printf '* -text -eol -ident -filter -working-tree-encoding\n' > .git/info/attributes
 "$GIT" checkout --quiet --detach "$COMMIT"
 "$GIT" ls-files -z | xargs -0 -r touch -c -h -m -d "@$STAMP" --
 "$GIT" update-index -q --refresh >/dev/null || true
@@ -180,12 +185,14 @@ std::optional<LayerCache::Meta> LayerCache::ReadMeta(const std::string& id) cons
   meta.parent = json->value("parent", "");
   meta.bytes = json->value("bytes", int64_t{0});
   meta.depth = json->value("depth", 0);
+  meta.format = json->value("format", 1);
   return meta;
 }
 
 Status LayerCache::WriteMeta(const std::string& id, const Meta& meta) const {
   Json json{{"kind", meta.kind},     {"repo", meta.repo},   {"commit", meta.commit},
-            {"parent", meta.parent}, {"bytes", meta.bytes}, {"depth", meta.depth}};
+            {"parent", meta.parent}, {"bytes", meta.bytes}, {"depth", meta.depth},
+            {"format", meta.format}};
   return WriteFileAtomic(MetaPath(id), json.dump() + "\n", 0600);
 }
 
@@ -267,7 +274,7 @@ StatusOr<LayerLease> LayerCache::Checkout(const std::string& repo_key,
                                           const std::filesystem::path& mirror,
                                           const std::string& url, const std::string& commit,
                                           const GitContext& git) {
-  const std::string id = StrCat("co-", repo_key, "-", commit);
+  const std::string id = StrCat("co", kCheckoutFormat, "-", repo_key, "-", commit);
   {
     std::lock_guard lock(mu_);
     if (auto lease = LeaseLocked(id)) return std::move(*lease);
@@ -289,6 +296,7 @@ StatusOr<LayerLease> LayerCache::Checkout(const std::string& repo_key,
       const std::string other = it->path().stem().string();
       auto meta = ReadMeta(other);
       if (!meta || meta->kind != "checkout" || meta->repo != repo_key) continue;
+      if (meta->format != kCheckoutFormat) continue;  // an older layout: never a base
       if (meta->depth + 1 > options_.max_depth) continue;
       const int64_t used = MtimeMs(it->path());
       if (used > best_used) {
@@ -301,7 +309,7 @@ StatusOr<LayerLease> LayerCache::Checkout(const std::string& repo_key,
   }
   ASSIGN_OR_RETURN(std::filesystem::path build_dir, NewBuildDir(id));
   auto layer = [&] { return build_dir / "layer"; };
-  Meta meta{.kind = "checkout", .repo = repo_key, .commit = commit};
+  Meta meta{.kind = "checkout", .repo = repo_key, .commit = commit, .format = kCheckoutFormat};
   Status built;
   if (base) {
     meta.parent = base->ids().front();

@@ -38,6 +38,10 @@
 
 namespace nightshift::workspace {
 
+// How checkouts are laid out; part of their ids. 2: byte for byte what the commit holds (no
+// attribute-driven conversion).
+inline constexpr int kCheckoutFormat = 2;
+
 struct CacheOptions {
   std::filesystem::path root;  // <data>/cache
   int64_t max_bytes = int64_t{20} << 30;
@@ -110,6 +114,7 @@ class LayerCache {
     std::string kind, repo, commit, parent;
     int64_t bytes = 0;
     int depth = 0;
+    int format = 1;  // checkouts: kCheckoutFormat when built byte for byte
   };
   std::filesystem::path LayerDir(const std::string& id) const {
     return options_.root / "layers" / id;

@@ -1,8 +1,6 @@
 #include "workspace/workspace.h"
 
 #include <sodium.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 
 #include "core/clock.h"
@@ -40,21 +38,6 @@ std::vector<std::filesystem::path> RunWorkspace::layers() const {
   std::vector<std::filesystem::path> all = checkout.dirs();
   if (prebuild) all.insert(all.end(), prebuild->dirs().begin(), prebuild->dirs().end());
   return all;
-}
-
-StatusOr<std::string> ReadThroughLayers(const std::vector<std::filesystem::path>& layers,
-                                        const std::filesystem::path& relative) {
-  for (const auto& layer : layers) {
-    const auto path = layer / relative;
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) continue;
-    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) break;  // a whiteout
-    if (!S_ISREG(st.st_mode)) {
-      return InvalidArgumentError(StrCat(relative.string(), " must be a regular file"));
-    }
-    return ReadFile(path);
-  }
-  return NotFoundError(StrCat(relative.string(), " not found"));
 }
 
 Workspaces::Workspaces(WorkspaceOptions options)
@@ -104,8 +87,10 @@ std::string Workspaces::PrebuildKey(const EnvironmentSpec& environment,
       StrCat(kPrebuildFormat, "\n", base_root_id_, "\n", environment.Canonical());
   std::vector<std::string> locks = DefaultLockFiles();
   locks.insert(locks.end(), environment.lock_files.begin(), environment.lock_files.end());
+  auto stack = LayerStack::Open(layers);
   for (const std::string& lock : locks) {
-    auto content = ReadThroughLayers(layers, lock);
+    if (!stack.ok()) break;
+    auto content = stack->ReadFile(lock, size_t{64} << 20);
     if (!content.ok()) continue;
     material += StrCat("\nlock ", lock, " ", Sha256Hex(*content));
   }
@@ -121,10 +106,13 @@ Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_
     std::filesystem::path p;
     ~Remove() { RemoveTreeQuietly(p); }
   } remove{view};
+  // Read as data: a symlink anywhere on the way (`.devcontainer -> /somewhere`) is refused,
+  // never followed out of the checkout.
+  ASSIGN_OR_RETURN(LayerStack stack, LayerStack::Open(workspace.checkout.dirs()));
   for (const std::string& file : EnvironmentFiles()) {
-    auto content = ReadThroughLayers(workspace.checkout.dirs(), file);
+    auto content = stack.ReadFile(file, size_t{1} << 20);
     if (content.status().code() == StatusCode::kNotFound) continue;
-    if (!content.ok()) return content.status();
+    if (!content.ok()) return InvalidArgumentError(content.status().message());
     std::error_code ec;
     std::filesystem::create_directories((view / file).parent_path(), ec);
     RETURN_IF_ERROR(WriteFileAtomic(view / file, *content));

@@ -18,6 +18,7 @@
 #include "workspace/cache.h"
 #include "workspace/environment.h"
 #include "workspace/git.h"
+#include "workspace/layered_tree.h"
 #include "workspace/mirror.h"
 
 namespace nightshift::workspace {
@@ -94,10 +95,5 @@ class Workspaces {
   LayerCache cache_;
   std::string base_root_id_;
 };
-
-// The content of `relative` as the overlay of `layers` (top first) shows it: the topmost layer
-// that has it wins, a whiteout hides it. NotFound if absent.
-StatusOr<std::string> ReadThroughLayers(const std::vector<std::filesystem::path>& layers,
-                                        const std::filesystem::path& relative);
 
 }  // namespace nightshift::workspace
