@@ -1,50 +1,9 @@
 #include "forge/builtin.h"
 
-#include <cstdlib>
-
 #include "core/fs.h"
-#include "sandbox/process.h"
+#include "workspace/git.h"
 
 namespace nightshift::forge {
-namespace {
-
-struct GitRun {
-  int exit_code = 0;
-  std::string out;
-  std::string last_error;
-};
-
-StatusOr<GitRun> Git(const std::string& git, const std::filesystem::path& cwd,
-                     std::vector<std::string> args, const Identity& who) {
-  const char* path = std::getenv("PATH");
-  sandbox::ProcessSpec spec{.working_dir = cwd,
-                            .env = {{"PATH", path != nullptr ? path : "/usr/bin:/bin"},
-                                    {"HOME", cwd.string()},
-                                    {"LANG", "C.UTF-8"},
-                                    {"GIT_TERMINAL_PROMPT", "0"},
-                                    {"GIT_CONFIG_NOSYSTEM", "1"},
-                                    {"GIT_CONFIG_GLOBAL", "/dev/null"},
-                                    {"GIT_AUTHOR_NAME", who.name},
-                                    {"GIT_AUTHOR_EMAIL", who.email},
-                                    {"GIT_COMMITTER_NAME", who.name},
-                                    {"GIT_COMMITTER_EMAIL", who.email}},
-                            .timeout_ms = 5 * 60 * 1000};
-  spec.argv = {git};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  GitRun run;
-  auto r = sandbox::RunProcess(spec, [&](std::string_view stream, std::string_view line) {
-    if (stream == "stdout") {
-      run.out += std::string(line) + "\n";
-    } else if (!line.empty()) {
-      run.last_error = std::string(line);
-    }
-  });
-  if (!r.ok()) return r.status();
-  run.exit_code = r->exit_code;
-  return run;
-}
-
-}  // namespace
 
 std::string BranchFor(const store::Run& run) {
   return StrCat("nightshift/", run.kind, "/", run.id);
@@ -123,53 +82,82 @@ StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id) {
         StrCat("change request ", id, " is not approved: a person must approve it first"));
   }
   ASSIGN_OR_RETURN(store::Repository repo, store_.GetRepository(cr.repo));
+  // A bare repository of the platform's own; the merge is computed on trees (merge-tree), so
+  // nothing is checked out and no attribute, filter or hook of the repository's has a say.
   ASSIGN_OR_RETURN(auto tmp, MakeTempDir("nightshift-merge"));
   struct Remove {
     std::filesystem::path p;
     ~Remove() { RemoveTreeQuietly(p); }
   } remove{tmp};
-  auto ok = [&](std::vector<std::string> args, std::string_view what) -> StatusOr<GitRun> {
-    ASSIGN_OR_RETURN(GitRun r, Git(git_, tmp, std::move(args), identity_));
+  const workspace::GitContext git{.git = git_, .home = tmp};
+  auto ok = [&](std::vector<std::string> args, std::string_view what,
+                std::map<std::string, std::string> env = {}) -> StatusOr<workspace::GitOutput> {
+    args.insert(args.begin(), {"--git-dir", tmp.string()});
+    ASSIGN_OR_RETURN(
+        workspace::GitOutput r,
+        workspace::RunGit(
+            git, tmp, workspace::GitCall{.args = std::move(args), .extra_env = std::move(env)}));
     if (r.exit_code != 0) {
       return FailedPreconditionError(
           StrCat(what, ": ", r.last_error.empty() ? "git failed" : r.last_error));
     }
     return r;
   };
-  RETURN_IF_ERROR(ok({"init", "-q", "-b", "nightshift-merge", "."}, "merge").status());
+  RETURN_IF_ERROR(
+      workspace::RunGitOk(git, tmp, {"init", "-q", "--bare", "--template=", "."}, "merge")
+          .status());
   RETURN_IF_ERROR(ok({"fetch", "-q", "--no-tags", "--", repo.url,
                       StrCat("+refs/heads/", cr.base_branch, ":refs/heads/base"),
                       StrCat("+refs/heads/", cr.branch, ":refs/heads/cr")},
                      "fetch the branches")
                       .status());
-  ASSIGN_OR_RETURN(GitRun base, ok({"rev-parse", "refs/heads/base"}, "read the target branch"));
-  ASSIGN_OR_RETURN(GitRun head, ok({"rev-parse", "refs/heads/cr"}, "read the change request"));
-  if (head.out.substr(0, 40) != cr.head_commit) {
+  ASSIGN_OR_RETURN(workspace::GitOutput base,
+                   ok({"rev-parse", "--verify", "refs/heads/base"}, "read the target branch"));
+  ASSIGN_OR_RETURN(workspace::GitOutput head,
+                   ok({"rev-parse", "--verify", "refs/heads/cr"}, "read the change request"));
+  if (head.out.empty() || head.out.front() != cr.head_commit) {
     return FailedPreconditionError(
         StrCat("branch ", cr.branch, " moved since it was reviewed; review it again"));
   }
-  ASSIGN_OR_RETURN(GitRun ancestor,
-                   Git(git_, tmp, {"merge-base", "--is-ancestor", "base", "cr"}, identity_));
-  std::string merged = "cr";
+  ASSIGN_OR_RETURN(workspace::GitOutput ancestor,
+                   workspace::RunGit(git, tmp,
+                                     {"--git-dir", tmp.string(), "merge-base", "--is-ancestor",
+                                      "refs/heads/base", "refs/heads/cr"}));
+  std::string merged = cr.head_commit;
   if (ancestor.exit_code != 0) {
-    RETURN_IF_ERROR(ok({"checkout", "-q", "base"}, "check out the target branch").status());
-    ASSIGN_OR_RETURN(GitRun m, Git(git_, tmp,
-                                   {"merge", "-q", "--no-ff", "-m",
-                                    StrCat("Merge change request ", cr.id, ": ", cr.title), "cr"},
-                                   identity_));
-    if (m.exit_code != 0) {
-      ASSIGN_OR_RETURN(GitRun conflicts,
-                       Git(git_, tmp, {"diff", "--name-only", "--diff-filter=U"}, identity_));
-      std::string files = conflicts.out;
-      for (char& c : files) c = c == '\n' ? ' ' : c;
-      while (!files.empty() && files.back() == ' ') files.pop_back();
+    ASSIGN_OR_RETURN(
+        workspace::GitOutput m,
+        workspace::RunGit(git, tmp,
+                          {"--git-dir", tmp.string(), "merge-tree", "--write-tree", "--name-only",
+                           "--no-messages", "refs/heads/base", "refs/heads/cr"}));
+    if (m.exit_code == 1) {
+      // The tree, then the conflicted paths.
+      std::string files;
+      for (size_t i = 1; i < m.out.size() && !m.out[i].empty(); ++i) {
+        files += (files.empty() ? "" : " ") + DisplayPath(m.out[i]);
+      }
       return FailedPreconditionError(
           StrCat("merge conflict with ", cr.base_branch, " in: ", files.empty() ? "?" : files));
     }
-    merged = "HEAD";
+    if (m.exit_code != 0 || m.out.empty()) {
+      return FailedPreconditionError(
+          StrCat("merge: ", m.last_error.empty() ? "git merge-tree failed" : m.last_error));
+    }
+    ASSIGN_OR_RETURN(
+        workspace::GitOutput commit,
+        ok({"commit-tree", m.out.front(), "-p", "refs/heads/base", "-p", "refs/heads/cr", "-m",
+            StrCat("Merge change request ", cr.id, ": ", cr.title)},
+           "merge",
+           {{"GIT_AUTHOR_NAME", identity_.name},
+            {"GIT_AUTHOR_EMAIL", identity_.email},
+            {"GIT_COMMITTER_NAME", identity_.name},
+            {"GIT_COMMITTER_EMAIL", identity_.email}}));
+    if (commit.out.empty()) return InternalError("merge: git commit-tree gave no commit");
+    merged = commit.out.front();
   }
   // A plain push: refused unless it fast-forwards what we fetched, so nothing is forced.
-  RETURN_IF_ERROR(ok({"push", "-q", "--", repo.url, StrCat(merged, ":refs/heads/", cr.base_branch)},
+  RETURN_IF_ERROR(ok({"push", "-q", "--no-verify", "--", repo.url,
+                      StrCat(merged, ":refs/heads/", cr.base_branch)},
                      StrCat("push to ", cr.base_branch))
                       .status());
   cr.state = "merged";
