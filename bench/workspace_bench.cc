@@ -4,7 +4,11 @@
 //  - cold: a fresh server (mirror clone, full checkout, prebuild with the 5 s setup);
 //  - warm: the same commit again (mirror fetch, cached checkout and prebuild);
 //  - new commit: one changed file on the warm branch (a delta checkout layer);
-//  - baseline, in the same run: `git clone` + setup + `bwrap … true`.
+//  - baseline, in the same run: `git clone` + setup + `bwrap … true`;
+//  - the run's end (issue 12): from its command's exit (the "agent" phase's end) to its final
+//    state, when nothing changed (the result read from the run's upper dir) and when one file
+//    changed (read, the platform's commit, policy, push and change request); beside it, in the
+//    same run, what the old way cost: `git add -A -N . && git diff HEAD` over a checkout.
 // The two ends are the run's own events: the state event into "preparing" (the lease) and the
 // "agent" phase's start. Usage: workspace_bench [--warm N] [--commits N] [--json FILE]
 
@@ -39,6 +43,7 @@ int64_t DayMs(const std::string& ts) {
 
 struct Timing {
   double ready_ms = -1;  // leased → agent phase started
+  double end_ms = -1;    // agent phase ended (the command exited) → the run's final state
   std::map<std::string, double> phases;
   std::string state;
 };
@@ -72,17 +77,25 @@ class Bench {
       Json now = Api("GET", "/api/v1/runs/" + std::to_string(id));
       timing.state = now.value("state", "");
       if (timing.state == "succeeded" || timing.state == "failed" || timing.state == "cancelled" ||
-          timing.state == "timed_out") {
+          timing.state == "timed_out" || timing.state == "blocked_by_policy") {
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     Json events =
         Api("GET", "/api/v1/runs/" + std::to_string(id) + "/events?format=json")["events"];
-    int64_t leased = -1, agent = -1;
+    int64_t leased = -1, agent = -1, agent_end = -1, ended = -1;
     for (const Json& e : events) {
       const Json& d = e["data"];
       if (e["kind"] == "state" && d.value("to", "") == "preparing") leased = DayMs(e["ts"]);
+      if (e["kind"] == "state" &&
+          (d.value("to", "") == "succeeded" || d.value("to", "") == "failed" ||
+           d.value("to", "") == "blocked_by_policy")) {
+        ended = DayMs(e["ts"]);
+      }
+      if (e["kind"] == "phase" && d.value("name", "") == "agent" && d.contains("duration_ms")) {
+        agent_end = DayMs(e["ts"]);
+      }
       if (e["kind"] == "phase" && d.value("name", "") == "agent" &&
           d.value("status", "") == "started") {
         agent = DayMs(e["ts"]);
@@ -92,6 +105,7 @@ class Bench {
       }
     }
     if (leased >= 0 && agent >= 0) timing.ready_ms = static_cast<double>(agent - leased);
+    if (agent_end >= 0 && ended >= 0) timing.end_ms = static_cast<double>(ended - agent_end);
     if (timing.state != "succeeded") {
       std::fprintf(stderr, "run %lld ended %s: %s\n", static_cast<long long>(id),
                    timing.state.c_str(), run.dump().c_str());
@@ -149,10 +163,11 @@ int Main(int argc, char** argv) {
       "environment %.0f]\n",
       cold.ready_ms, cold.phases["fetch"], cold.phases["checkout"], cold.phases["environment"]);
 
-  std::vector<double> warm, warm_fetch, warm_checkout, warm_env;
+  std::vector<double> warm, warm_fetch, warm_checkout, warm_env, warm_end;
   for (int i = 0; i < warm_runs; ++i) {
     Timing t = bench.RunOnce(recipe);
     warm.push_back(t.ready_ms);
+    warm_end.push_back(t.end_ms);
     warm_fetch.push_back(t.phases["fetch"]);
     warm_checkout.push_back(t.phases["checkout"]);
     warm_env.push_back(t.phases["environment"]);
@@ -162,6 +177,18 @@ int Main(int argc, char** argv) {
       "%.0f, environment %.0f]\n",
       warm_runs, Median(warm), Percentile(warm, 0.9), Median(warm_fetch), Median(warm_checkout),
       Median(warm_env));
+
+  std::printf("run's end after its command, nothing changed, p50 of %d: %5.1f ms  (p90 %.1f)\n",
+              warm_runs, Median(warm_end), Percentile(warm_end, 0.9));
+
+  // Delivery: one tracked file changed, so read, commit, policy, push and change request.
+  std::vector<double> deliver_end;
+  for (int i = 0; i < commits; ++i) {
+    Timing t = bench.RunOnce("echo delivered-" + std::to_string(i) + " > src/d01/f01.txt");
+    if (t.state == "succeeded") deliver_end.push_back(t.end_ms);
+  }
+  std::printf("run's end after its command, one file delivered, p50 of %zu: %5.1f ms  (p90 %.1f)\n",
+              deliver_end.size(), Median(deliver_end), Percentile(deliver_end, 0.9));
 
   std::vector<double> fresh, fresh_checkout;
   for (int i = 0; i < commits; ++i) {
@@ -191,6 +218,22 @@ int Main(int argc, char** argv) {
     baseline.push_back(static_cast<double>(MonotonicNs() - t0) / 1e6);
     testing::Shell("rm -rf " + target.string());
   }
+  // The old way of finding what a run changed, on the same repository: git over the checkout.
+  std::vector<double> old_diff;
+  {
+    const auto target = dir.path() / "old-diff";
+    testing::Shell("git clone -q " + repo.string() + " " + target.string());
+    for (int i = 0; i < 5; ++i) {
+      int64_t t0 = MonotonicNs();
+      testing::Shell("cd " + target.string() +
+                     " && git add -A -N . >/dev/null 2>&1; git diff HEAD --numstat >/dev/null; "
+                     "git diff HEAD >/dev/null");
+      old_diff.push_back(static_cast<double>(MonotonicNs() - t0) / 1e6);
+    }
+    testing::Shell("rm -rf " + target.string());
+  }
+  std::printf("old way, git add -A -N + git diff HEAD on the checkout, median of 5: %5.1f ms\n",
+              Median(old_diff));
   std::printf("baseline git clone + setup%s, median of 3: %8.0f ms\n",
               have_bwrap ? " + bwrap" : " (bwrap not installed)", Median(baseline));
   std::printf("warm speed-up over the baseline: %.0fx\n", Median(baseline) / Median(warm));
@@ -201,6 +244,11 @@ int Main(int argc, char** argv) {
                               {"checkout", Median(warm_checkout)},
                               {"environment", Median(warm_env)}};
   report["new_commit_ms"] = {{"p50", Median(fresh)}, {"p90", Percentile(fresh, 0.9)}};
+  report["end_nothing_changed_ms"] = {{"p50", Median(warm_end)},
+                                      {"p90", Percentile(warm_end, 0.9)}};
+  report["end_one_file_delivered_ms"] = {{"p50", Median(deliver_end)},
+                                         {"p90", Percentile(deliver_end, 0.9)}};
+  report["old_git_diff_ms"] = Median(old_diff);
   report["baseline_ms"] = Median(baseline);
   report["speedup_warm_vs_baseline"] = Median(baseline) / Median(warm);
   if (!json_out.empty()) std::ofstream(json_out) << report.dump(2) << "\n";

@@ -99,69 +99,32 @@ class EventsSink final : public agent::EventSink {
 
 constexpr size_t kMaxDiffBytes = 1 << 20;
 
-// What the run changed in /workspace against the checked-out commit (new files included).
-RunChanges CollectChanges(Execution& x, agent::Sandbox& sandbox) {
-  auto r = sandbox.Run(
-      "git add -A -N . >/dev/null 2>&1; git -c core.quotepath=off diff HEAD --numstat | "
-      "while IFS=\"$(printf '\\t')\" read -r a d p; do "
-      "if [ \"$a\" = - ]; then printf '%s\\t%s\\t%s\\t%s\\n' - - \"$(stat -c %s -- \"$p\" "
-      "2>/dev/null || echo 0)\" \"$p\"; else printf '%s\\t%s\\t0\\t%s\\n' \"$a\" \"$d\" \"$p\"; "
-      "fi; "
-      "done; echo '@@nightshift-diff@@'; git -c core.quotepath=off diff HEAD",
-      {}, "", 60'000, &x.cancel);
-  RunChanges changes;
-  if (!r.ok() || r->exit_code != 0) return changes;
-  const std::string& out = r->output;
-  const size_t marker = out.find("@@nightshift-diff@@\n");
-  if (marker == std::string::npos) return changes;
-  size_t at = 0;
-  while (at < marker) {
-    size_t end = out.find('\n', at);
-    std::string line = out.substr(at, end - at);
-    at = end + 1;
-    std::vector<std::string> parts;
-    for (size_t from = 0;;) {
-      size_t tab = line.find('\t', from);
-      if (tab == std::string::npos || parts.size() == 3) {
-        parts.push_back(line.substr(from));
-        break;
-      }
-      parts.push_back(line.substr(from, tab - from));
-      from = tab + 1;
-    }
-    if (parts.size() != 4) continue;
-    forge::ChangedFile f{.path = parts[3]};
-    if (parts[0] == "-") {
-      f.added = f.removed = -1;
-      f.bytes = std::atoll(parts[2].c_str());
-    } else {
-      f.added = std::atoll(parts[0].c_str());
-      f.removed = std::atoll(parts[1].c_str());
-    }
-    changes.files.push_back(std::move(f));
-  }
-  changes.diff = out.substr(marker + 20);
-  changes.ok = true;
-  return changes;
-}
-
-// The "result" event: the summary, the changed files and the diff (up to 1 MiB).
-void EmitResult(Execution& x, const std::string& summary, const RunChanges& changes) {
-  Json result = {{"summary", summary}};
-  if (changes.ok) {
+// The "result" event: the summary, the changed files and the diff (up to 1 MiB), as the
+// platform read and committed them.
+void EmitResult(Execution& x, const std::string& summary, const workspace::RunResult* result,
+                const std::map<std::string, forge::LineCount>& lines, std::string diff,
+                int64_t read_ms) {
+  Json event = {{"summary", summary}};
+  if (result != nullptr) {
     Json files = Json::array();
-    for (const auto& f : changes.files) {
-      files.push_back({{"path", f.path},
-                       {"added", f.added < 0 ? std::string("-") : std::to_string(f.added)},
-                       {"removed", f.removed < 0 ? std::string("-") : std::to_string(f.removed)}});
+    for (const auto& change : result->changes) {
+      Json file = {{"path", change.path},
+                   {"status", change.added()     ? "added"
+                              : change.deleted() ? "deleted"
+                                                 : "modified"}};
+      if (auto it = lines.find(change.path); it != lines.end()) {
+        file["added"] = std::to_string(it->second.added);
+        file["removed"] = std::to_string(it->second.removed);
+      }
+      files.push_back(std::move(file));
     }
-    std::string diff = changes.diff;
-    result["files"] = std::move(files);
-    result["diff_truncated"] = diff.size() > kMaxDiffBytes;
+    event["files"] = std::move(files);
+    event["diff_truncated"] = diff.size() > kMaxDiffBytes;
     if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
-    result["diff"] = std::move(diff);
+    event["diff"] = std::move(diff);
+    event["read_ms"] = read_ms;
   }
-  x.events.Emit("result", result.dump(-1, ' ', false, Json::error_handler_t::replace));
+  x.events.Emit("result", event.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
 std::string FirstLine(const std::string& text, size_t max) {
@@ -290,15 +253,27 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
                   InternalError(StrCat("cannot prepare ", upper.string(), ": ",
                                        ec ? ec.message() : std::strerror(errno))));
   }
-  const auto layers = ws.layers();
+  auto layers = ws.layers();
   const std::string hostname = StrCat("run-", x.run.id);
   if (ws.setup_pending) {
+    // Setup writes a layer of its own, placed like a prebuild below the checkout: its products
+    // are not the run's work, and the run's upper dir holds only what the run did.
+    const auto setup_layer = x.work_dir / "setup";
+    const auto setup_work = x.work_dir / "setup-work";
+    for (const auto& dir : {setup_layer, setup_work}) std::filesystem::create_directories(dir, ec);
+    if (ec || ::chown(setup_layer.c_str(), options_.sandbox_uid, options_.sandbox_uid) != 0) {
+      return failed(environment_phase,
+                    InternalError(StrCat("cannot prepare ", setup_layer.string(), ": ",
+                                         ec ? ec.message() : std::strerror(errno))));
+    }
     auto setup = spaces.RunSetup(
-        ws.environment, layers, upper, work, hostname,
+        ws.environment, layers, setup_layer, setup_work, hostname,
         [&](std::string_view stream, std::string_view line) { x.events.Log(stream, line); },
         &x.cancel);
     if (!setup.ok()) return failed(environment_phase, setup.status());
     if (!setup->ok) return failed(environment_phase, FailedPreconditionError(setup->reason));
+    RemoveTreeQuietly(setup_layer / ".git");  // the checkout's, which always sits above
+    layers.push_back(setup_layer);
   }
   environment_phase.End("ok");
 
@@ -320,17 +295,18 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   spec.sandbox->hostname = hostname;
   spec.sandbox->limits = options_.limits;
   spec.pool = options_.pool;
-  // The agent's tools, and the platform's own git steps, run in the same sandbox as the run.
+  // The agent's tools run in the same sandbox as the run.
   agent::ProcessSandbox run_sandbox(spec);
   if (ws.prebuild || ws.setup_pending) {
-    // What setup produced is not the run's work: it must not show as untracked to the agent, be
-    // committed, or reach a change request. Excluded in the run's own view of the repository.
+    // Setup's products show as untracked files in the agent's own `git status`: excluded in the
+    // run's view of the repository, for the agent's sake. (What the platform delivers never
+    // depends on it: see workspace/result.h.)
     auto excluded = run_sandbox.Run(
         "git ls-files -z --others --exclude-standard | tr '\\0' '\\n' | "
         "sed -e 's/[][*?\\\\!#]/\\\\&/g' -e 's|^|/|' >> .git/info/exclude",
         {}, "", 60'000, &x.cancel);
     if (!excluded.ok() || excluded->exit_code != 0) {
-      log::Get("runner")->warn("run {}: cannot exclude setup's files from the diff: {}", x.run.id,
+      log::Get("runner")->warn("run {}: cannot exclude setup's files from git status: {}", x.run.id,
                                excluded.ok() ? excluded->output : excluded.status().message());
     }
   }
@@ -351,21 +327,69 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
                   : outcome.state == RunState::kCancelled ? "cancelled"
                                                           : "failed");
   if (outcome.state == RunState::kCancelled) return outcome;
-  RunChanges changes = CollectChanges(x, run_sandbox);
-  EmitResult(x, summary, changes);
-  if (outcome.state != RunState::kSucceeded || options_.forge == nullptr || !changes.ok) {
-    return outcome;
+  return Conclude(x, ws, std::move(outcome), summary, upper, layers);
+}
+
+Outcome RecipeExecutor::Conclude(Execution& x, const workspace::RunWorkspace& ws, Outcome outcome,
+                                 const std::string& summary, const std::filesystem::path& upper,
+                                 const std::vector<std::filesystem::path>& layers) {
+  const bool succeeded = outcome.state == RunState::kSucceeded;
+  auto fail = [&](const Status& st) -> Outcome {
+    if (!succeeded) return outcome;
+    return {RunState::kFailed, std::nullopt, st.message()};
+  };
+  // What the run changed, read from its upper dir as data: no git runs in it.
+  const int64_t start_ms = MonotonicMs();
+  workspace::GitContext git{.git = options_.git, .home = x.work_dir / "home", .cancel = &x.cancel};
+  const std::string_view format = ws.commit.size() == 64 ? "sha256" : "sha1";
+  auto result = workspace::CollectRunResult(
+      upper, layers,
+      [&](const std::vector<std::string>& tops) {
+        return workspace::ListTree(git, ws.mirror, ws.commit, tops);
+      },
+      format);
+  if (!result.ok()) {
+    x.events.Emit("result", Json{{"summary", summary}, {"error", result.status().message()}}.dump(
+                                -1, ' ', false, Json::error_handler_t::replace));
+    if (result.status().code() == StatusCode::kResourceExhausted && succeeded) {
+      return {RunState::kBlockedByPolicy, std::nullopt,
+              StrCat("blocked by policy: ", result.status().message())};
+    }
+    return fail(result.status().WithContext("cannot read the run's result"));
   }
-  if (changes.files.empty()) return {RunState::kSucceeded, 0, "nothing to change"};
-  return Deliver(x, ws, run_sandbox, changes, summary, upper, work);
+  if (result->changes.empty()) {
+    EmitResult(x, summary, &*result, {}, "", MonotonicMs() - start_ms);
+    if (!succeeded) return outcome;
+    return {RunState::kSucceeded, 0, "nothing to change"};
+  }
+  // The platform's commit of it, in a repository of the platform's own.
+  const std::string what = x.run.kind == "agent" ? x.run.task : StrCat("Run `", x.run.recipe, "`");
+  const std::string title = FirstLine(what, 72);
+  const forge::Identity who =
+      options_.forge != nullptr ? options_.forge->identity() : forge::Identity{};
+  auto repo = forge::DeliveryRepo::Create(x.work_dir / "delivery.git", ws.mirror, format, git);
+  if (!repo.ok()) return fail(repo.status());
+  auto commit = repo->Commit(ws.commit, result->changes, who,
+                             StrCat(title, "\n\n", summary.empty() ? what : summary,
+                                    "\n\nNightshift-Run: ", x.run.id, "\n"),
+                             SystemClock::Get().NowMs() / 1000);
+  if (!commit.ok()) return fail(commit.status());
+  auto lines = repo->LineCounts(ws.commit, *commit);
+  if (!lines.ok()) return fail(lines.status());
+  auto diff = repo->Diff(ws.commit, *commit);
+  if (!diff.ok()) return fail(diff.status());
+  EmitResult(x, summary, &*result, *lines, *diff, MonotonicMs() - start_ms);
+  if (!succeeded || options_.forge == nullptr) return outcome;
+  return Deliver(x, ws, *repo, *result, *lines, *commit, title, summary);
 }
 
 Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
-                                agent::Sandbox& sandbox, const RunChanges& changes,
-                                const std::string& summary, const std::filesystem::path& upper,
-                                const std::filesystem::path& work) {
+                                forge::DeliveryRepo& repo, const workspace::RunResult& result,
+                                const std::map<std::string, forge::LineCount>& lines,
+                                const std::string& commit, const std::string& title,
+                                const std::string& summary) {
   Phase phase(x.events, "deliver");
-  // The review gate: nothing that breaks the policy leaves the sandbox.
+  // The review gate: nothing that breaks the policy leaves the platform.
   forge::ReviewPolicy policy;
   if (options_.review != nullptr) {
     auto it = options_.review->find(x.repo.name);
@@ -373,15 +397,20 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
     if (it != options_.review->end()) policy = it->second;
   }
   const std::vector<std::string> violations =
-      forge::CheckChanges(policy, changes.files, changes.diff);
+      forge::CheckChanges(policy, result.changes, lines,
+                          [&](const workspace::FileChange& change) -> StatusOr<std::string> {
+                            return repo.ReadBlob(change.old_oid, size_t{256} << 20);
+                          });
   if (!violations.empty()) {
-    x.events.Emit("policy", Json{{"violations", violations}}.dump());
+    x.events.Emit("policy", Json{{"violations", violations}}.dump(-1, ' ', false,
+                                                                  Json::error_handler_t::replace));
     phase.End("blocked");
     std::string reasons;
     for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
     return {RunState::kBlockedByPolicy, std::nullopt, StrCat("blocked by policy: ", reasons)};
   }
-  // The follow-up of a change request continues its branch and its base.
+  // The follow-up of a change request continues its branch (checked out: the run's commit is a
+  // child of its head) and its base.
   std::optional<store::ChangeRequest> existing;
   if (x.run.change_request_id != 0) {
     auto cr = options_.forge->Get(x.run.change_request_id);
@@ -394,48 +423,24 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
   const std::string branch = existing ? existing->branch : forge::BranchFor(x.run);
   const std::string base_commit = existing ? existing->base_commit : ws.commit;
   const std::string what = x.run.kind == "agent" ? x.run.task : StrCat("Run `", x.run.recipe, "`");
-  const std::string title = FirstLine(what, 72);
   std::string files;
-  for (const auto& f : changes.files) files += StrCat("- `", f.path, "`\n");
+  for (const auto& change : result.changes) {
+    files += StrCat("- `", forge::DisplayPath(change.path), "`\n");
+  }
   const std::string body =
       StrCat(x.run.kind == "agent" ? "**Task**\n\n" : "**Recipe**\n\n", what, "\n\n",
              summary.empty() ? "" : StrCat("**What was done**\n\n", summary, "\n\n"),
              "**Files changed**\n\n", files, "\nNightshift run ", x.run.id, ".");
-  // The commit, made in the sandbox under the platform's identity for the agent.
-  const forge::Identity& who = options_.forge->identity();
-  auto committed = sandbox.Run(
-      "git add -A && git -c user.name=\"$NAME\" -c user.email=\"$EMAIL\" commit -q --no-verify "
-      "-F - >/dev/null && git rev-parse HEAD && echo '@@nightshift-diff@@' && "
-      "git -c core.quotepath=off diff \"$BASE\" HEAD",
-      {{"NAME", who.name}, {"EMAIL", who.email}, {"BASE", base_commit}},
-      StrCat(title, "\n\n", summary.empty() ? what : summary, "\n\nNightshift-Run: ", x.run.id,
-             "\n"),
-      60'000, &x.cancel);
-  const size_t marker =
-      committed.ok() ? committed->output.find("@@nightshift-diff@@\n") : std::string::npos;
-  if (!committed.ok() || committed->exit_code != 0 || marker == std::string::npos) {
+  auto diff = repo.Diff(base_commit, commit);
+  if (!diff.ok()) {
     phase.End("failed");
-    return {RunState::kFailed, std::nullopt,
-            StrCat("cannot commit the changes: ", committed.ok() ? FirstLine(committed->output, 200)
-                                                                 : committed.status().message())};
+    return {RunState::kFailed, std::nullopt, diff.status().message()};
   }
-  const std::string head = committed->output.substr(0, committed->output.find('\n'));
-  const std::string diff = committed->output.substr(marker + 20);
-  // The push, by the platform: the run's layers mounted privately on the host, git pushing to
-  // the repository's origin, and only to the run's own branch.
-  const auto merged = x.work_dir / "merged";
-  std::error_code ec;
-  std::filesystem::create_directories(merged, ec);
-  workspace::GitContext git{.git = options_.git, .home = x.work_dir / "home", .cancel = &x.cancel};
-  auto pushed = workspace::RunGit(
-      git, merged, {"push", "-q", "--", x.repo.url, StrCat("HEAD:refs/heads/", branch)}, {},
-      sandbox::ProcessSpec::PrivateOverlay{
-          .lowers = ws.layers(), .upper = upper, .work = work, .target = merged});
-  if (!pushed.ok() || pushed->exit_code != 0) {
+  // The push, by the platform, of its own commit, from its own repository, to the run's branch.
+  if (Status pushed = repo.Push(x.repo.url, commit, branch); !pushed.ok()) {
     phase.End("failed");
     return {RunState::kFailed, std::nullopt,
-            StrCat("push of ", branch,
-                   " rejected: ", pushed.ok() ? pushed->last_error : pushed.status().message())};
+            StrCat("push of ", branch, " rejected: ", pushed.message())};
   }
   // The base branch: the run's ref when it is a branch, else the repository's default.
   std::string base_branch = existing ? existing->base_branch : x.run.ref;
@@ -447,8 +452,8 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
                       ? head_file->substr(kHeadRef.size(), head_file->find('\n') - kHeadRef.size())
                       : "main";
   }
-  auto cr = options_.forge->Record(x.run, x.repo, branch, base_branch, base_commit, head, title,
-                                   body, diff);
+  auto cr = options_.forge->Record(x.run, x.repo, branch, base_branch, base_commit, commit, title,
+                                   body, *diff);
   if (!cr.ok()) {
     phase.End("failed");
     return {RunState::kFailed, std::nullopt, cr.status().message()};
@@ -467,7 +472,7 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
   x.events.Emit("change_request", Json{{"id", cr->id},
                                        {"branch", branch},
                                        {"base_branch", base_branch},
-                                       {"head_commit", head},
+                                       {"head_commit", commit},
                                        {"updated", existing.has_value()}}
                                       .dump());
   phase.End(remote_note.empty() ? "ok" : "partial");

@@ -6,6 +6,7 @@
 #include "agent/config.h"
 #include "agent/tools.h"
 #include "forge/builtin.h"
+#include "forge/delivery.h"
 #include "forge/policy.h"
 #include "runner/executor.h"
 #include "sandbox/pool.h"
@@ -19,13 +20,6 @@ namespace nightshift::runner {
 // environment and agent; without it, a fresh clone in the scratch dir (checkout, agent). A
 // "prebuild" run stops after the environment phase. Phases are recorded as "phase" events with
 // their durations; git's, setup's and the recipe's output as "log" events.
-// What a run changed in /workspace against its checked-out commit.
-struct RunChanges {
-  std::vector<forge::ChangedFile> files;
-  std::string diff;
-  bool ok = false;  // could be read
-};
-
 struct RecipeOptions {
   // Run the recipe in a sandbox (src/sandbox/contain.h) with the checkout at /workspace.
   // Requires root. Off: a plain process group in the checkout (development, non-root).
@@ -58,10 +52,17 @@ class RecipeExecutor final : public Executor {
  private:
   // Phases fetch → checkout → environment → agent over the workspace layers.
   Outcome ExecuteLayered(Execution& execution);
-  // The review gate, then the commit, the push and the change request.
-  Outcome Deliver(Execution& execution, const workspace::RunWorkspace& ws, agent::Sandbox& sandbox,
-                  const RunChanges& changes, const std::string& summary,
-                  const std::filesystem::path& upper, const std::filesystem::path& work);
+  // The run's result, read as data from its upper directory, committed by the platform in a
+  // repository of its own (forge/delivery.h) and shown in the "result" event; then, for a run
+  // that succeeded, Deliver.
+  Outcome Conclude(Execution& execution, const workspace::RunWorkspace& ws, Outcome outcome,
+                   const std::string& summary, const std::filesystem::path& upper,
+                   const std::vector<std::filesystem::path>& layers);
+  // The review gate on the platform's commit, then the push and the change request.
+  Outcome Deliver(Execution& execution, const workspace::RunWorkspace& ws,
+                  forge::DeliveryRepo& repo, const workspace::RunResult& result,
+                  const std::map<std::string, forge::LineCount>& lines, const std::string& commit,
+                  const std::string& title, const std::string& summary);
   // The built-in agent (agent/loop.h) on the run's task, its tools in `sandbox`.
   Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox, std::string* summary);
   const RecipeOptions options_;
