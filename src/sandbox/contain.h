@@ -37,6 +37,7 @@ struct SandboxSpec {
   // as overlayfs's work dir. How cached checkouts and prebuilds reach a run (src/workspace).
   std::vector<std::filesystem::path> workspace_layers;
   std::filesystem::path workspace_work;
+  bool workspace_read_only = false;  // /workspace mounted read-only (per launch, not the shape)
   std::vector<std::filesystem::path> masked;  // host paths hidden (e.g. the platform data dir)
   std::string hostname = "sandbox";
   uid_t host_uid = 100000;  // root inside maps to this unprivileged host uid

@@ -312,6 +312,15 @@ TEST_P(SandboxTest, WorkspaceOverlayWritesOnlyToTheUpperDir) {
   EXPECT_TRUE(std::filesystem::is_character_file(upper / "c"));  // the whiteout
 }
 
+TEST_P(SandboxTest, WorkspaceCanBeReadOnly) {
+  SandboxSpec box;
+  box.workspace_read_only = true;
+  Ran r =
+      Run("test -x try_syscall && echo readable; (touch new) 2>&1 | grep -o 'Read-only.*'", box);
+  EXPECT_EQ(r.out, "readable\nRead-only file system\n") << r.err;
+  EXPECT_FALSE(std::filesystem::exists(workspace_ / "new"));
+}
+
 // --- What the root holds of the host: an allow-list ---
 
 TEST_P(SandboxTest, RootHoldsTheAllowedHostEntriesAndItsOwnOnly) {

@@ -213,13 +213,13 @@ std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec) {
 
 namespace {
 
-// A recursive bind of `dir`, nosuid and nodev.
-StatusOr<UniqueFd> DetachedBind(const std::filesystem::path& dir) {
+// A recursive bind of `dir`, nosuid and nodev (and read-only if `read_only`).
+StatusOr<UniqueFd> DetachedBind(const std::filesystem::path& dir, bool read_only) {
   UniqueFd fd(
       ::open_tree(AT_FDCWD, dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
   if (!fd.Valid()) return ErrnoError("open_tree", dir.string());
   struct mount_attr attr {};
-  attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0);
   if (::mount_setattr(fd.Get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
     return ErrnoError("mount_setattr", dir.string());
   }
@@ -229,7 +229,7 @@ StatusOr<UniqueFd> DetachedBind(const std::filesystem::path& dir) {
 // An overlay of `layers` (top first) under the writable `upper`.
 StatusOr<UniqueFd> DetachedOverlay(const std::vector<std::filesystem::path>& layers,
                                    const std::filesystem::path& upper,
-                                   const std::filesystem::path& work) {
+                                   const std::filesystem::path& work, bool read_only) {
   UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
   if (!fs.Valid()) return ErrnoError("fsopen", "overlay");
   // fsconfig takes strings of at most 256 bytes: name each directory by a descriptor instead
@@ -258,7 +258,9 @@ StatusOr<UniqueFd> DetachedOverlay(const std::vector<std::filesystem::path>& lay
   if (::fsconfig(fs.Get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     return ErrnoError("mount", StrCat("the workspace overlay over ", upper.string()));
   }
-  UniqueFd mount(::fsmount(fs.Get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV));
+  UniqueFd mount(
+      ::fsmount(fs.Get(), FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0)));
   if (!mount.Valid()) return ErrnoError("fsmount", "workspace overlay");
   return mount;
 }
@@ -267,9 +269,9 @@ StatusOr<UniqueFd> DetachedOverlay(const std::vector<std::filesystem::path>& lay
 
 StatusOr<UniqueFd> WorkspaceMount(const std::filesystem::path& workspace,
                                   const std::vector<std::filesystem::path>& layers,
-                                  const std::filesystem::path& work) {
-  if (layers.empty()) return DetachedBind(workspace);
-  return DetachedOverlay(layers, workspace, work);
+                                  const std::filesystem::path& work, bool read_only) {
+  if (layers.empty()) return DetachedBind(workspace, read_only);
+  return DetachedOverlay(layers, workspace, work, read_only);
 }
 
 // --- In PID 1. ---

@@ -85,11 +85,12 @@ StatusOr<MountPlan> PlanMounts(const SandboxSpec& spec);
 std::vector<std::string> WorkspaceMasks(const SandboxSpec& spec);
 
 // The workspace as a detached mount (made with the new mount API, so nothing is mounted in the
-// supervisor's namespace), nosuid and nodev: a recursive bind of `workspace`, or with `layers`,
-// an overlay of them (top first) under the writable `workspace` with `work` as its work dir.
+// supervisor's namespace), nosuid and nodev, and read-only if `read_only`: a recursive bind of
+// `workspace`, or with `layers`, an overlay of them (top first) under the writable `workspace`
+// with `work` as its work dir.
 StatusOr<UniqueFd> WorkspaceMount(const std::filesystem::path& workspace,
                                   const std::vector<std::filesystem::path>& layers,
-                                  const std::filesystem::path& work);
+                                  const std::filesystem::path& work, bool read_only);
 
 // --- The steps, in the sandbox's PID 1 (NS_CHILD: see raw_syscall.h). ---
 
