@@ -482,6 +482,52 @@ TEST(SandboxExecCli, HostPathsAddToTheAllowListedRoot) {
   EXPECT_EQ(with.output, "tool-1\n" + tools.filename().string() + "\n");
 }
 
+// The runs of a server get the same allow-listed root, and the server's --sandbox-host-path.
+TEST_F(EndToEnd, RunsSeeTheAllowListedRootAndTheServersHostPaths) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  const bool made_srv = std::filesystem::create_directories("/srv");
+  const std::filesystem::path srv = "/srv/nightshift-e2e-" + RandomHex(6);
+  std::filesystem::create_directories(srv / "tools");
+  std::filesystem::create_directories(srv / "other");
+  std::ofstream(srv / "tools" / "version") << "tool-1\n";
+  std::ofstream(srv / "other" / "secret") << "secret\n";
+  server_->Stop(SIGTERM);
+  ASSERT_TRUE(ServerFixture::StartServer(
+      data_dir(),
+      {"--lease-ttl", "2", "--log-level", "warn", "--sandbox-host-path", (srv / "tools").string()},
+      /*read_timeout_s=*/30));
+  AddRepo();
+  Json run = Api("POST", "/api/v1/runs",
+                 Json{{"repo", "app"},
+                      {"recipe", "cat " + (srv / "tools" / "version").string() + "; cat " +
+                                     (srv / "other" / "secret").string() +
+                                     " 2>/dev/null || echo no-secret; ls /srv; [ -e " +
+                                     data_dir().string() + " ] || echo no-data-dir"}}
+                     .dump());
+  int64_t id = run["id"];
+  Json done = WaitFinished(id);
+  std::filesystem::remove_all(srv);
+  if (made_srv) std::filesystem::remove("/srv");
+  EXPECT_EQ(done["state"], "succeeded") << done.dump();
+  std::string out;
+  for (const auto& e : Events(id)) {
+    if (e["kind"] == "log") out += e["data"]["line"].get<std::string>() + "\n";
+  }
+  EXPECT_EQ(out, "tool-1\nno-secret\n" + srv.filename().string() + "\nno-data-dir\n");
+}
+
+TEST(ServeCli, AMissingSandboxHostPathIsRefusedAtStart) {
+  if (::geteuid() != 0) GTEST_SKIP() << "host paths apply to sandboxed runs, which need root";
+  testing::TempDir dir;
+  auto r = Shell(ShellQuote(testing::NightshiftBin()) +
+                 " serve --listen 127.0.0.1:0 --sandbox-host-path /no/such/dir --data-dir " +
+                 ShellQuote(dir.path().string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("host path is not a directory or a file on this host: /no/such/dir"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }
 
 }  // namespace

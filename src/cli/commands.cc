@@ -728,6 +728,12 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
   serve_cmd
+      ->add_option("--sandbox-host-path", serve_options.sandbox_host_paths,
+                   "host directory or file added read-only to every sandboxed run's root, at "
+                   "the same path (repeatable; the root has only /usr, /bin, /sbin, /lib*, /etc "
+                   "of the host otherwise)")
+      ->type_name("PATH");
+  serve_cmd
       ->add_option("--config", serve_options.config,
                    "YAML file: models and agent budgets (docs/agents.md)")
       ->type_name("FILE");
