@@ -170,9 +170,11 @@ ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& 
   // supervisor makes the network namespace, the IPC namespace: only the command needs one.
   RETURN_IF_FAILED(JoinCgroup(cgroup));
   RETURN_IF_FAILED(Check(ContainStep::kIpc, sys::Unshare(CLONE_NEWIPC)));
-  // Still root of the host's user namespace, which owns the network namespace: join it. Then
-  // the sandbox's own user namespace, and a cgroup namespace rooted at the sandbox's cgroup.
+  // Still root of the host's user namespace, which owns the network namespace: join it, and
+  // drop the supervisor's supplementary groups. Then the sandbox's own user namespace, and a
+  // cgroup namespace rooted at the sandbox's cgroup.
   RETURN_IF_FAILED(ReceiveNetns(direct));
+  RETURN_IF_FAILED(DropSupplementaryGroups());
   RETURN_IF_FAILED(Check(ContainStep::kUserns, sys::Unshare(CLONE_NEWUSER | CLONE_NEWCGROUP)));
   RETURN_IF_FAILED(Tell(link, kUsernsMade, ContainStep::kUserns));
   RETURN_IF_FAILED(ApplyRlimits());

@@ -2,6 +2,7 @@
 // inside. The escape battery has one test per attempt; each would pass if the sandbox leaked.
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -602,6 +603,19 @@ TEST_P(SandboxTest, CommandInheritsOnlyItsStdio) {
   // holds 3 (the directory it lists).
   Ran r = Run("ls /proc/self/fd");
   EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
+}
+
+TEST_P(SandboxTest, CommandHasNoSupplementaryGroupsOfTheSupervisor) {
+  // A server started with sudo has root's groups (gid 0): unmapped inside, they would still
+  // count on the host's files (the workspace's, the host paths').
+  std::vector<gid_t> saved(static_cast<size_t>(::getgroups(0, nullptr)));
+  ASSERT_EQ(::getgroups(static_cast<int>(saved.size()), saved.data()),
+            static_cast<int>(saved.size()));
+  const gid_t groups[] = {0, 4242};
+  ASSERT_EQ(::setgroups(2, groups), 0);
+  Ran r = Run("grep Groups /proc/self/status | wc -w");
+  ASSERT_EQ(::setgroups(saved.size(), saved.data()), 0);
+  EXPECT_EQ(r.out, "1\n") << r.err;  // "Groups:" alone
 }
 
 TEST_P(SandboxTest, CommandStartsWithTheSandboxsRlimits) {

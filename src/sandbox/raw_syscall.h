@@ -196,6 +196,9 @@ inline long Prctl(int option, long a2 = 0, long a3 = 0) {
 }
 inline long Setresuid(uid_t id) { return RawSyscall(SYS_setresuid, id, id, id); }
 inline long Setresgid(gid_t id) { return RawSyscall(SYS_setresgid, id, id, id); }
+inline long Setgroups(size_t count, const gid_t* groups) {
+  return RawSyscall(SYS_setgroups, static_cast<long>(count), Arg(groups));
+}
 inline long Prlimit(int resource, const void* new_limit, void* old_limit) {
   return RawSyscall(SYS_prlimit64, 0, resource, Arg(new_limit), Arg(old_limit));
 }
