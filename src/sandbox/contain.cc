@@ -66,6 +66,15 @@ Status ValidateSandboxSpec(const SandboxSpec& spec) {
       return InvalidArgumentError(
           StrCat("host path is not a directory or a file on this host: ", path.string()));
     }
+    // Its mount point is made in the sandbox's root refusing symlinks (mounts.cc): say so now,
+    // not as a failed mount. Its last component may be one (its target is mounted).
+    std::error_code ec;
+    const auto parent = std::filesystem::canonical(path.parent_path(), ec);
+    if (ec || parent != path.parent_path()) {
+      return InvalidArgumentError(
+          StrCat("host path goes through a symlink on this host: ", path.string(), " (give ",
+                 (parent / path.filename()).string(), ")"));
+    }
   }
   if (spec.limits.memory_bytes < 0 || spec.limits.pids < 0 || spec.limits.cpus < 0) {
     return InvalidArgumentError("limits must not be negative");

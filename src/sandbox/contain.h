@@ -51,8 +51,9 @@ struct SandboxSpec {
 inline constexpr int64_t kMinSandboxMemoryBytes = int64_t{16} << 20;
 
 // Checks a spec before anything is started: paths exist and are absolute directories (host
-// paths: absolute, normal, existing, not "/"), limits are possible. InvalidArgument naming the
-// problem.
+// paths: normal absolute paths of directories or files, not "/", not under the sandbox's own
+// mounts, reached through no symlink but their last component), limits are possible.
+// InvalidArgument naming the problem.
 Status ValidateSandboxSpec(const SandboxSpec& spec);
 
 // The host's top-level entries a sandbox without a rootfs gets, and all it gets of the host's

@@ -216,15 +216,23 @@ TEST_P(SandboxTest, BadSpecsAreRefusedWithAReason) {
   EXPECT_NE(st.message().find("rootfs"), std::string::npos);
   SandboxSpec bad_layer{.layers = {dir_.path() / "no-layer"}, .workspace = workspace_};
   EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(bad_layer)));
-  for (const char* bad :
-       {"usr", "/", "/usr/", "/usr/../etc", "/no/such/path", "/tmp", "/proc/1", "/workspace/x"}) {
+  // A host path may not go through a symlink of the host but in its last component.
+  HostScratch srv("/srv");
+  std::filesystem::create_directories(srv.path() / "real" / "tool");
+  std::filesystem::create_symlink(srv.path() / "real", srv.path() / "link");
+  const std::string through_link = (srv.path() / "link" / "tool").string();
+  for (const std::string& bad :
+       {std::string("usr"), std::string("/"), std::string("/usr/"), std::string("/usr/../etc"),
+        std::string("/no/such/path"), std::string("/tmp"), std::string("/proc/1"),
+        std::string("/workspace/x"), through_link}) {
     SandboxSpec host_path{.host_paths = {bad}, .workspace = workspace_};
     st = ValidateSandboxSpec(host_path);
     EXPECT_TRUE(IsInvalidArgument(st)) << bad;
     EXPECT_NE(st.message().find("host path"), std::string::npos) << st;
   }
   EXPECT_TRUE(ValidateSandboxSpec(
-                  SandboxSpec{.host_paths = {"/usr/share", "/etc/passwd"}, .workspace = workspace_})
+                  SandboxSpec{.host_paths = {"/usr/share", "/etc/passwd", srv.path() / "link"},
+                              .workspace = workspace_})
                   .ok());
   SandboxSpec tiny{.workspace = workspace_};
   tiny.limits.memory_bytes = 1000;
