@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <optional>
 #include <thread>
 
+#include "core/fs.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
 #include "tests/support/server_fixture.h"
@@ -390,7 +392,7 @@ TEST_F(EndToEnd, RelativeDataDirWorks) {
 TEST(SandboxExecCli, ExitStatusesAndBadInput) {
   if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
   testing::TempDir dir;
-  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);  // root's, but readable by the sandbox uid
+  ASSERT_EQ(::chown(dir.path().c_str(), 100000, 100000), 0);  // the sandbox's user: its owner
   std::string bin = ShellQuote(testing::NightshiftBin());
   std::string ws = ShellQuote(dir.path().string());
   auto ok = Shell(bin + " sandbox exec --workspace " + ws +
@@ -402,7 +404,9 @@ TEST(SandboxExecCli, ExitStatusesAndBadInput) {
            "--workspace /no/such/dir -- true", "--workspace " + ws + " --rootfs /no/rootfs -- true",
            "--workspace " + ws + " --layer /no/layer -- true",
            "--workspace " + ws + " --memory 10 -- true",
-           "--workspace " + ws + " --memory lots -- true"}) {
+           "--workspace " + ws + " --memory lots -- true",
+           "--workspace " + ws + " --host-path /no/such/dir -- true",
+           "--workspace " + ws + " --host-path /tmp -- true"}) {
     auto r = Shell(bin + " sandbox exec " + bad);
     EXPECT_EQ(r.exit_code, 125) << bad << ": " << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << bad << ": " << r.output;
@@ -411,6 +415,117 @@ TEST(SandboxExecCli, ExitStatusesAndBadInput) {
   auto timed = Shell(bin + " sandbox exec --workspace " + ws + " --timeout 0.5 -- sleep 30");
   EXPECT_EQ(timed.exit_code, 128 + SIGTERM) << timed.output;  // PID 1 forwarded SIGTERM
   EXPECT_NE(timed.output.find("timed out"), std::string::npos) << timed.output;
+}
+
+// A workspace the sandbox's user cannot write is refused before anything starts, in one line —
+// root's, mode 0755, with the default uid, is the usual case — rather than with a "Permission
+// denied" from the command. --uid, its owner's uid, or --read-only-workspace make it work.
+TEST(SandboxExecCli, AWorkspaceTheSandboxCannotWriteIsRefusedInOneLine) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  testing::TempDir dir;
+  const std::string bin = ShellQuote(testing::NightshiftBin());
+  const std::string ws = ShellQuote(dir.path().string());
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  auto refused = Shell(bin + " sandbox exec --workspace " + ws + " -- touch made");
+  EXPECT_EQ(refused.exit_code, 125) << refused.output;
+  EXPECT_EQ(refused.output,
+            "nightshift: the sandbox's user (host uid 100000) cannot write the "
+            "workspace " +
+                dir.path().string() +
+                " (owner 0, mode 0755): chown it to that uid or pass --uid, or "
+                "--read-only-workspace\n");
+  // Read-only, it only needs to read it; writes fail inside.
+  auto read_only = Shell(bin + " sandbox exec --read-only-workspace --workspace " + ws +
+                         " -- sh -c 'pwd; touch made 2>&1 | grep -o Read-only.*'");
+  EXPECT_EQ(read_only.exit_code, 0) << read_only.output;
+  EXPECT_EQ(read_only.output, "/workspace\nRead-only file system\n");
+  // Group-writable for the sandbox's gid will do.
+  ASSERT_EQ(::chown(dir.path().c_str(), 0, 100000), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0775), 0);
+  EXPECT_EQ(Shell(bin + " sandbox exec --workspace " + ws + " -- touch made").exit_code, 0);
+  // Another owner's, private: its owner's uid is the default, another uid is refused.
+  ASSERT_EQ(::chown(dir.path().c_str(), 4242, 4242), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
+  EXPECT_EQ(Shell(bin + " sandbox exec --workspace " + ws + " -- touch made2").exit_code, 0);
+  auto other = Shell(bin + " sandbox exec --uid 100000 --read-only-workspace --workspace " + ws +
+                     " -- true");
+  EXPECT_EQ(other.exit_code, 125) << other.output;
+  EXPECT_TRUE(other.output.starts_with(
+      "nightshift: the sandbox's user (host uid 100000) cannot read the workspace "))
+      << other.output;
+  EXPECT_EQ(std::count(other.output.begin(), other.output.end(), '\n'), 1) << other.output;
+}
+
+// --host-path adds a host directory, read-only at the same path, to a root that otherwise has
+// only the host's system directories.
+TEST(SandboxExecCli, HostPathsAddToTheAllowListedRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  testing::TempDir dir;
+  ASSERT_EQ(::chown(dir.path().c_str(), 100000, 100000), 0);
+  const bool made_srv = std::filesystem::create_directories("/srv");
+  const std::filesystem::path tools = "/srv/nightshift-e2e-" + RandomHex(6);
+  std::filesystem::create_directories(tools);
+  std::ofstream(tools / "version") << "tool-1\n";
+  const std::string bin = ShellQuote(testing::NightshiftBin());
+  const std::string ws = ShellQuote(dir.path().string());
+  const std::string script =
+      " -- sh -c 'cat " + (tools / "version").string() + " 2>/dev/null || echo absent; ls /srv'";
+  auto without = Shell(bin + " sandbox exec --workspace " + ws + script);
+  // A trailing slash is taken as the directory.
+  auto with = Shell(bin + " sandbox exec --workspace " + ws + " --host-path " +
+                    ShellQuote(tools.string() + "/") + script);
+  std::filesystem::remove_all(tools);
+  if (made_srv) std::filesystem::remove("/srv");
+  EXPECT_NE(without.output.find("absent\n"), std::string::npos) << without.output;
+  EXPECT_NE(without.output.find("No such file or directory"), std::string::npos) << without.output;
+  EXPECT_EQ(with.exit_code, 0) << with.output;
+  EXPECT_EQ(with.output, "tool-1\n" + tools.filename().string() + "\n");
+}
+
+// The runs of a server get the same allow-listed root, and the server's --sandbox-host-path.
+TEST_F(EndToEnd, RunsSeeTheAllowListedRootAndTheServersHostPaths) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the sandbox needs root";
+  const bool made_srv = std::filesystem::create_directories("/srv");
+  const std::filesystem::path srv = "/srv/nightshift-e2e-" + RandomHex(6);
+  std::filesystem::create_directories(srv / "tools");
+  std::filesystem::create_directories(srv / "other");
+  std::ofstream(srv / "tools" / "version") << "tool-1\n";
+  std::ofstream(srv / "other" / "secret") << "secret\n";
+  server_->Stop(SIGTERM);
+  ASSERT_TRUE(ServerFixture::StartServer(
+      data_dir(),
+      {"--lease-ttl", "2", "--log-level", "warn", "--sandbox-host-path", (srv / "tools").string()},
+      /*read_timeout_s=*/30));
+  AddRepo();
+  Json run = Api("POST", "/api/v1/runs",
+                 Json{{"repo", "app"},
+                      {"recipe", "cat " + (srv / "tools" / "version").string() + "; cat " +
+                                     (srv / "other" / "secret").string() +
+                                     " 2>/dev/null || echo no-secret; ls /srv; [ -e " +
+                                     data_dir().string() + " ] || echo no-data-dir"}}
+                     .dump());
+  int64_t id = run["id"];
+  Json done = WaitFinished(id);
+  std::filesystem::remove_all(srv);
+  if (made_srv) std::filesystem::remove("/srv");
+  EXPECT_EQ(done["state"], "succeeded") << done.dump();
+  std::string out;
+  for (const auto& e : Events(id)) {
+    if (e["kind"] == "log") out += e["data"]["line"].get<std::string>() + "\n";
+  }
+  EXPECT_EQ(out, "tool-1\nno-secret\n" + srv.filename().string() + "\nno-data-dir\n");
+}
+
+TEST(ServeCli, AMissingSandboxHostPathIsRefusedAtStart) {
+  if (::geteuid() != 0) GTEST_SKIP() << "host paths apply to sandboxed runs, which need root";
+  testing::TempDir dir;
+  auto r = Shell(ShellQuote(testing::NightshiftBin()) +
+                 " serve --listen 127.0.0.1:0 --sandbox-host-path /no/such/dir --data-dir " +
+                 ShellQuote(dir.path().string()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("host path is not a directory or a file on this host: /no/such/dir"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }

@@ -728,6 +728,12 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
   serve_cmd
+      ->add_option("--sandbox-host-path", serve_options.sandbox_host_paths,
+                   "host directory or file added read-only to every sandboxed run's root, at "
+                   "the same path (repeatable; the root has only /usr, /bin, /sbin, /lib*, /etc "
+                   "of the host otherwise)")
+      ->type_name("PATH");
+  serve_cmd
       ->add_option("--config", serve_options.config,
                    "YAML file: models and agent budgets (docs/agents.md)")
       ->type_name("FILE");
@@ -875,10 +881,18 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       "exec", "run CMD in a fresh sandbox; exits with its status (125: the sandbox failed)");
   sandbox_exec_cmd->add_option("--workspace", sandbox_args.workspace,
                                "directory mounted read-write at /workspace [default: .]");
+  sandbox_exec_cmd->add_flag(
+      "--read-only-workspace", sandbox_args.read_only_workspace,
+      "mount the workspace read-only (the sandbox's user need only read it)");
   sandbox_exec_cmd->add_option("--rootfs", sandbox_args.rootfs,
-                               "root filesystem directory [default: the host /, read-only]");
+                               "root filesystem directory [default: the host's /usr, /bin, /sbin, "
+                               "/lib*, /etc, read-only, and nothing else of the host]");
   sandbox_exec_cmd->add_option("--layer", sandbox_args.layers,
                                "overlay layer above the root (repeatable, top first)");
+  sandbox_exec_cmd
+      ->add_option("--host-path", sandbox_args.host_paths,
+                   "host directory or file added read-only at the same path (repeatable)")
+      ->type_name("PATH");
   sandbox_exec_cmd->add_option("--memory", sandbox_args.memory, "memory limit: BYTES or 512m, 2g");
   sandbox_exec_cmd->add_option("--pids", sandbox_args.pids, "maximum number of processes");
   sandbox_exec_cmd->add_option("--cpus", sandbox_args.cpus, "CPU limit in cores (0.5, 2)");

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace nightshift::cli {
 
@@ -23,6 +24,7 @@ struct ServeOptions {
   int64_t run_pids = 0;
   double run_cpus = 0;
   int warm_sandboxes = 2;
+  std::vector<std::string> sandbox_host_paths;  // added read-only to every run's root
   std::string cache_size = "20g";
   int mirror_max_age_seconds = 0;
   std::string config;

@@ -34,6 +34,9 @@ int Serve(const nightshift::cli::ServeOptions& o) {
   options.run_pids = o.run_pids;
   options.run_cpus = o.run_cpus;
   options.warm_sandboxes = o.warm_sandboxes;
+  for (const std::string& path : o.sandbox_host_paths) {
+    options.sandbox_host_paths.push_back(nightshift::cli::HostPathArgument(path));
+  }
   auto cache = nightshift::cli::ParseByteSize(o.cache_size);
   if (!cache.ok() || *cache < (int64_t{1} << 20)) {
     std::fprintf(stderr, "nightshift: --cache-size: %s\n",

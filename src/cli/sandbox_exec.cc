@@ -37,7 +37,44 @@ StatusOr<int64_t> ParseByteSize(const std::string& text) {
   return static_cast<int64_t>(value * scale);
 }
 
+std::filesystem::path HostPathArgument(const std::string& text) {
+  std::error_code ec;
+  std::filesystem::path path = std::filesystem::absolute(text, ec).lexically_normal();
+  if (path.has_relative_path() && path.filename().empty()) path = path.parent_path();
+  return path;
+}
+
 namespace {
+
+// Whether host `uid` and `gid` may `want` (a mask of S_IROTH, S_IWOTH, S_IXOTH) in a file of
+// `st`, by its owner, group and mode bits, as the kernel decides for a process without
+// capabilities or supplementary groups (the sandbox's user has neither). ACLs are not read.
+bool Permits(const struct stat& st, uid_t uid, gid_t gid, mode_t want) {
+  mode_t bits = st.st_mode & 07;
+  if (st.st_uid == uid) {
+    bits = (st.st_mode >> 6) & 07;
+  } else if (st.st_gid == gid) {
+    bits = (st.st_mode >> 3) & 07;
+  }
+  return (bits & want) == want;
+}
+
+// The workspace as the sandbox's user needs it: to write in it (or with `read_only`, to list
+// it), and to enter it. Else one line saying why, rather than a later "Permission denied".
+Status CheckWorkspaceAccess(const sandbox::SandboxSpec& box, bool read_only) {
+  struct stat st {};
+  if (::stat(box.workspace.c_str(), &st) != 0) {
+    return ErrnoError("stat", StrCat("the workspace ", box.workspace.string()));
+  }
+  const mode_t want = (read_only ? S_IROTH : S_IROTH | S_IWOTH) | S_IXOTH;
+  if (Permits(st, box.host_uid, box.host_gid, want)) return OkStatus();
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return FailedPreconditionError(StrCat(
+      "the sandbox's user (host uid ", box.host_uid, ") cannot ", read_only ? "read" : "write",
+      " the workspace ", box.workspace.string(), " (owner ", st.st_uid, ", mode ", mode,
+      "): chown it to that uid or pass --uid", read_only ? "" : ", or --read-only-workspace"));
+}
 
 StatusOr<sandbox::ProcessSpec> BuildSpec(const SandboxExecArgs& args) {
   sandbox::ProcessSpec spec;
@@ -62,6 +99,8 @@ StatusOr<sandbox::ProcessSpec> BuildSpec(const SandboxExecArgs& args) {
   box.workspace = std::filesystem::absolute(args.workspace.empty() ? "." : args.workspace, ec);
   if (!args.rootfs.empty()) box.rootfs = std::filesystem::absolute(args.rootfs, ec);
   for (const auto& l : args.layers) box.layers.push_back(std::filesystem::absolute(l, ec));
+  for (const auto& p : args.host_paths) box.host_paths.push_back(HostPathArgument(p));
+  box.workspace_read_only = args.read_only_workspace;
   auto memory = ParseByteSize(args.memory);
   if (!memory.ok()) return memory.status().WithContext("--memory");
   box.limits.memory_bytes = *memory;
@@ -82,6 +121,7 @@ StatusOr<sandbox::ProcessSpec> BuildSpec(const SandboxExecArgs& args) {
     box.host_gid = kDefaultSandboxUid;
   }
   RETURN_IF_ERROR(sandbox::ValidateSandboxSpec(box));
+  RETURN_IF_ERROR(CheckWorkspaceAccess(box, args.read_only_workspace));
   spec.sandbox = std::move(box);
   return spec;
 }

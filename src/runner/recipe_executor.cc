@@ -169,8 +169,11 @@ Status ValidateRef(std::string_view ref) {
 }
 
 sandbox::SandboxSpec RecipeOptions::SandboxShape(const std::filesystem::path& workspace) const {
-  return sandbox::SandboxSpec{
-      .workspace = workspace, .masked = masked, .host_uid = sandbox_uid, .host_gid = sandbox_uid};
+  return sandbox::SandboxSpec{.host_paths = host_paths,
+                              .workspace = workspace,
+                              .masked = masked,
+                              .host_uid = sandbox_uid,
+                              .host_gid = sandbox_uid};
 }
 
 Outcome RecipeExecutor::ExecuteLayered(Execution& x) {

@@ -26,9 +26,11 @@ struct RecipeOptions {
   bool sandbox = true;
   sandbox::CgroupLimits limits;               // per-run limits inside the sandbox
   std::vector<std::filesystem::path> masked;  // e.g. the platform's data dir
-  uid_t sandbox_uid = 100000;                 // host uid of root inside; owns the checkout
-  std::string git = "git";                    // looked up in PATH
-  sandbox::SandboxPool* pool = nullptr;       // pre-forked sandboxes of SandboxShape(); not owned
+  // More of the host in every run's root, read-only (SandboxSpec::host_paths).
+  std::vector<std::filesystem::path> host_paths;
+  uid_t sandbox_uid = 100000;            // host uid of root inside; owns the checkout
+  std::string git = "git";               // looked up in PATH
+  sandbox::SandboxPool* pool = nullptr;  // pre-forked sandboxes of SandboxShape(); not owned
   // With the sandbox: mirrors, cached checkout layers and prebuilds (src/workspace); not
   // owned. Null: every run clones the repository into its scratch dir.
   workspace::Workspaces* workspaces = nullptr;

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include <cstring>
 
@@ -13,10 +14,17 @@
 
 namespace nightshift::sandbox {
 
+const std::vector<std::string>& DefaultHostPaths() {
+  static const auto* paths = new std::vector<std::string>{"/usr",   "/bin",   "/sbin",   "/lib",
+                                                          "/lib32", "/lib64", "/libx32", "/etc"};
+  return *paths;
+}
+
 const std::vector<std::string>& DefaultMaskedPaths() {
+  // Nothing but /etc: the rest of the host (/root, /home, /run, /var…) is not in the root at all.
   static const auto* paths = new std::vector<std::string>{
-      "/root",        "/home",        "/run",     "/var/run",   "/var/lib", "/etc/shadow",
-      "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/var/spool", "/var/mail"};
+      "/etc/shadow",    "/etc/shadow-", "/etc/gshadow",     "/etc/gshadow-",   "/etc/sudoers",
+      "/etc/sudoers.d", "/etc/ssh",     "/etc/ssl/private", "/etc/krb5.keytab"};
   return *paths;
 }
 
@@ -38,6 +46,36 @@ Status ValidateSandboxSpec(const SandboxSpec& spec) {
   }
   if (!spec.rootfs.empty()) RETURN_IF_ERROR(dir(spec.rootfs, "rootfs"));
   for (const auto& layer : spec.layers) RETURN_IF_ERROR(dir(layer, "layer"));
+  for (const auto& path : spec.host_paths) {
+    // Mounted at its own path in the sandbox's root: a normal absolute path, so that the mount
+    // point is that path and no other.
+    if (!path.is_absolute() || path != path.lexically_normal() || path.filename().empty()) {
+      return InvalidArgumentError(
+          StrCat("host path must be a normal absolute path other than /: ", path.string()));
+    }
+    // The sandbox's own mounts would hide it.
+    for (const char* own : {"/workspace", "/proc", "/dev", "/sys", "/tmp", "/var/tmp"}) {
+      const auto relative = path.lexically_relative(own);
+      if (!relative.empty() && *relative.begin() != "..") {
+        return InvalidArgumentError(
+            StrCat("host path ", path.string(), " lies under the sandbox's own ", own));
+      }
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+      return InvalidArgumentError(
+          StrCat("host path is not a directory or a file on this host: ", path.string()));
+    }
+    // Its mount point is made in the sandbox's root refusing symlinks (mounts.cc): say so now,
+    // not as a failed mount. Its last component may be one (its target is mounted).
+    std::error_code ec;
+    const auto parent = std::filesystem::canonical(path.parent_path(), ec);
+    if (ec || parent != path.parent_path()) {
+      return InvalidArgumentError(
+          StrCat("host path goes through a symlink on this host: ", path.string(), " (give ",
+                 (parent / path.filename()).string(), ")"));
+    }
+  }
   if (spec.limits.memory_bytes < 0 || spec.limits.pids < 0 || spec.limits.cpus < 0) {
     return InvalidArgumentError("limits must not be negative");
   }
@@ -141,9 +179,11 @@ ContainFailure ContainPayload(const SeccompProgram* seccomp, const CgroupFiles& 
   // supervisor makes the network namespace, the IPC namespace: only the command needs one.
   RETURN_IF_FAILED(JoinCgroup(cgroup));
   RETURN_IF_FAILED(Check(ContainStep::kIpc, sys::Unshare(CLONE_NEWIPC)));
-  // Still root of the host's user namespace, which owns the network namespace: join it. Then
-  // the sandbox's own user namespace, and a cgroup namespace rooted at the sandbox's cgroup.
+  // Still root of the host's user namespace, which owns the network namespace: join it, and
+  // drop the supervisor's supplementary groups. Then the sandbox's own user namespace, and a
+  // cgroup namespace rooted at the sandbox's cgroup.
   RETURN_IF_FAILED(ReceiveNetns(direct));
+  RETURN_IF_FAILED(DropSupplementaryGroups());
   RETURN_IF_FAILED(Check(ContainStep::kUserns, sys::Unshare(CLONE_NEWUSER | CLONE_NEWCGROUP)));
   RETURN_IF_FAILED(Tell(link, kUsernsMade, ContainStep::kUserns));
   RETURN_IF_FAILED(ApplyRlimits());
@@ -206,6 +246,10 @@ std::string_view ContainStepName(ContainStep step) {
       return "receive the command";
     case ContainStep::kIpc:
       return "make the IPC namespace";
+    case ContainStep::kRootLayout:
+      return "lay out the root";
+    case ContainStep::kMountHost:
+      return "mount a host directory";
   }
   return "contain";
 }

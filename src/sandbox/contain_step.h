@@ -34,6 +34,8 @@ enum class ContainStep : int32_t {
   kInitFork,
   kLaunch,
   kIpc,
+  kRootLayout,
+  kMountHost,
 };
 
 std::string_view ContainStepName(ContainStep step);

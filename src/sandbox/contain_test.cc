@@ -2,6 +2,7 @@
 // inside. The escape battery has one test per attempt; each would pass if the sandbox leaked.
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -27,6 +29,38 @@ namespace nightshift::sandbox {
 namespace {
 
 constexpr uid_t kUid = 100123;
+
+// A fresh directory of the host's under `parent` (/srv, /opt: outside every path a sandbox gets
+// by default; `parent` is made if the host has none), removed with all it holds at the end.
+class HostScratch {
+ public:
+  explicit HostScratch(const std::filesystem::path& parent) {
+    made_parent_ = std::filesystem::create_directories(parent);
+    path_ = parent / ("nightshift-test-" + RandomHex(6));
+    std::filesystem::create_directories(path_);
+  }
+  ~HostScratch() {
+    RemoveTreeQuietly(path_);
+    if (made_parent_) ::rmdir(path_.parent_path().c_str());
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  bool made_parent_ = false;
+};
+
+// What the host has of DefaultHostPaths, by name: "usr" → true for a directory, false for a
+// symlink (anything else is not given to a sandbox).
+std::map<std::string, bool> AllowedHostEntries() {
+  std::map<std::string, bool> entries;
+  for (const std::string& path : DefaultHostPaths()) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) entries[path.substr(1)] = S_ISDIR(st.st_mode);
+  }
+  return entries;
+}
 
 // Every test runs twice: a sandbox started cold, and one taken from a pool of pre-forked ones
 // (the parameter), which must be exactly as tight.
@@ -182,6 +216,24 @@ TEST_P(SandboxTest, BadSpecsAreRefusedWithAReason) {
   EXPECT_NE(st.message().find("rootfs"), std::string::npos);
   SandboxSpec bad_layer{.layers = {dir_.path() / "no-layer"}, .workspace = workspace_};
   EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(bad_layer)));
+  // A host path may not go through a symlink of the host but in its last component.
+  HostScratch srv("/srv");
+  std::filesystem::create_directories(srv.path() / "real" / "tool");
+  std::filesystem::create_symlink(srv.path() / "real", srv.path() / "link");
+  const std::string through_link = (srv.path() / "link" / "tool").string();
+  for (const std::string& bad :
+       {std::string("usr"), std::string("/"), std::string("/usr/"), std::string("/usr/../etc"),
+        std::string("/no/such/path"), std::string("/tmp"), std::string("/proc/1"),
+        std::string("/workspace/x"), through_link}) {
+    SandboxSpec host_path{.host_paths = {bad}, .workspace = workspace_};
+    st = ValidateSandboxSpec(host_path);
+    EXPECT_TRUE(IsInvalidArgument(st)) << bad;
+    EXPECT_NE(st.message().find("host path"), std::string::npos) << st;
+  }
+  EXPECT_TRUE(ValidateSandboxSpec(
+                  SandboxSpec{.host_paths = {"/usr/share", "/etc/passwd", srv.path() / "link"},
+                              .workspace = workspace_})
+                  .ok());
   SandboxSpec tiny{.workspace = workspace_};
   tiny.limits.memory_bytes = 1000;
   EXPECT_TRUE(IsInvalidArgument(ValidateSandboxSpec(tiny)));
@@ -269,21 +321,153 @@ TEST_P(SandboxTest, WorkspaceOverlayWritesOnlyToTheUpperDir) {
   EXPECT_TRUE(std::filesystem::is_character_file(upper / "c"));  // the whiteout
 }
 
-// --- Escape battery ---
-
-TEST_P(SandboxTest, CannotReadMaskedDataDirOrShadow) {
-  auto data = dir_.path() / "platform-data";
-  std::filesystem::create_directories(data);
-  std::ofstream(data / "admin-token") << "s3cret-token\n";
-  Ran r = Run("cat " + (data / "admin-token").string() + "; cat /etc/shadow; ls -A /root /home",
-              SandboxSpec{.masked = {data}});
-  EXPECT_EQ(r.out.find("s3cret-token"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("root:x:"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out, "/home:\n\n/root:\n") << r.out;  // both empty
+TEST_P(SandboxTest, WorkspaceCanBeReadOnly) {
+  SandboxSpec box;
+  box.workspace_read_only = true;
+  Ran r =
+      Run("test -x try_syscall && echo readable; (touch new) 2>&1 | grep -o 'Read-only.*'", box);
+  EXPECT_EQ(r.out, "readable\nRead-only file system\n") << r.err;
+  EXPECT_FALSE(std::filesystem::exists(workspace_ / "new"));
 }
 
-// The platform's data dir may hold the workspace's parent, or lie inside the workspace: either
-// way its files stay hidden, under / and under /workspace.
+// --- What the root holds of the host: an allow-list ---
+
+TEST_P(SandboxTest, RootHoldsTheAllowedHostEntriesAndItsOwnOnly) {
+  std::set<std::string> expected;
+  for (const auto& [name, dir] : AllowedHostEntries()) expected.insert(name);
+  for (const char* own : {"dev", "proc", "sys", "tmp", "var", "workspace"}) expected.insert(own);
+  std::string want;
+  for (const auto& name : expected) want += name + "\n";
+  Ran r = Run("ls -A /; ls -A /var; readlink /var/tmp");
+  EXPECT_EQ(r.out, want + "tmp\n/tmp\n") << r.err;
+}
+
+TEST_P(SandboxTest, TopLevelSymlinksOfTheHostAreSymlinksAndItsDirectoriesReadOnlyBinds) {
+  std::string script, want;
+  for (const auto& [name, dir] : AllowedHostEntries()) {
+    const std::string path = "/" + name;
+    if (dir) {
+      // A directory, the host's (the same inode), read-only.
+      struct stat st {};
+      ASSERT_EQ(::stat(path.c_str(), &st), 0);
+      script += StrCat("[ -d ", path, " ] && [ ! -L ", path, " ] && stat -c %i ", path, "; (touch ",
+                       path, "/nightshift-probe) 2>&1 | grep -o 'Read-only.*'; ");
+      want += StrCat(st.st_ino, "\nRead-only file system\n");
+    } else {
+      script += "[ -L " + path + " ] && readlink " + path + "; ";
+      want += std::filesystem::read_symlink(path).string() + "\n";
+    }
+  }
+  Ran r = Run(script + "true");
+  EXPECT_EQ(r.out, want) << r.err;
+}
+
+TEST_P(SandboxTest, NothingElseOfTheHostIsThere) {
+  // Files in fresh directories of /srv and /opt (where a server may keep other checkouts and
+  // bare repositories), the usual places of a host's data and people, and this very build tree
+  // (under /work here, with the repository): none is in the sandbox's root.
+  HostScratch srv("/srv"), opt("/opt");
+  std::ofstream(srv.path() / "secret") << "srv-secret\n";
+  std::ofstream(opt.path() / "secret") << "opt-secret\n";
+  const auto build_tree = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  Ran r = Run("cat " + (srv.path() / "secret").string() + " " + (opt.path() / "secret").string() +
+              " 2>/dev/null; for p in /srv /opt /home /root /run /mnt /media /boot /var/lib "
+              "/var/log /var/cache /work " +
+              build_tree.string() + "; do [ -e $p ] && echo $p; done; true");
+  EXPECT_EQ(r.out, "") << r.err;
+}
+
+TEST_P(SandboxTest, HostPathsAreThereReadOnlyAndNothingBesideThem) {
+  HostScratch opt("/opt");
+  const auto go = opt.path() / "toolchains" / "go";
+  std::filesystem::create_directories(go / "bin");
+  std::ofstream(go / "bin" / "version") << "go-1\n";
+  std::ofstream(opt.path() / "toolchains" / "not-added") << "not added\n";
+  const auto file = opt.path() / "tool.conf";
+  std::ofstream(file) << "a file\n";
+  // Owned by the sandbox's uid: only the read-only mount keeps root inside from writing.
+  ASSERT_EQ(
+      testing::Shell("chown -R " + std::to_string(kUid) + " " + opt.path().string()).exit_code, 0);
+  const std::string g = go.string(), f = file.string();
+  Ran r = Run("cat " + g + "/bin/version " + f + "; ls -A " + (opt.path() / "toolchains").string() +
+                  "; (touch " + g + "/bin/new) 2>&1 | grep -o 'Read-only.*'; (echo x >> " + f +
+                  ") 2>&1 | grep -o 'Read-only.*'; ls -A " + opt.path().string(),
+              SandboxSpec{.host_paths = {file, go}});
+  EXPECT_EQ(r.out,
+            "go-1\na file\ngo\nRead-only file system\nRead-only file system\ntool.conf\n"
+            "toolchains\n")
+      << r.err;
+}
+
+TEST_P(SandboxTest, UsrRunsAndEtcIsReadableWithoutItsSecrets) {
+  // The spec's own masks (the platform's data dir) apply wherever the root shows them: here
+  // under a host path.
+  HostScratch srv("/srv");
+  const auto data = srv.path() / "platform-data";
+  std::filesystem::create_directories(data);
+  std::ofstream(data / "admin-token") << "s3cret-token\n";
+  std::ofstream(srv.path() / "visible") << "visible\n";
+  Ran r = Run("/usr/bin/id -u; head -1 /etc/passwd | cut -d: -f1; cat " +
+                  (srv.path() / "visible").string() + " " + (data / "admin-token").string() +
+                  "; ls -A " + data.string() +
+                  "; cat /etc/shadow; "
+                  "for f in /etc/shadow /etc/shadow- /etc/gshadow /etc/gshadow- /etc/sudoers "
+                  "/etc/krb5.keytab; do [ -f $f ] && echo $f; done; "
+                  "for d in /etc/ssh /etc/sudoers.d /etc/ssl/private; do "
+                  "[ -n \"$(ls -A $d 2>/dev/null)\" ] && echo $d; done; true",
+              SandboxSpec{.host_paths = {srv.path()}, .masked = {data}});
+  EXPECT_EQ(r.out, "0\nroot\nvisible\n") << r.err;
+}
+
+TEST_P(SandboxTest, LayersOverTheHostsDirectoriesMergeWithThem) {
+  // A layer with files in /usr and /etc: an overlay of its directories over the host's, which
+  // still show, masks and all; nothing else of the host appears.
+  HostScratch srv("/srv");
+  auto layer = dir_.path() / "layer";
+  std::filesystem::create_directories(layer / "usr/share/nightshift-layer");
+  std::filesystem::create_directories(layer / "etc");
+  std::ofstream(layer / "usr/share/nightshift-layer/version") << "layer-usr\n";
+  std::ofstream(layer / "etc/nightshift-layer.conf") << "layer-etc\n";
+  Ran r =
+      Run("cat /usr/share/nightshift-layer/version /etc/nightshift-layer.conf; "
+          "/usr/bin/env true && echo host-usr; head -1 /etc/passwd | cut -d: -f1; "
+          "[ -f /etc/shadow ] || echo shadow-masked; "
+          "[ -e " +
+              srv.path().string() +
+              " ] || echo no-srv; "
+              "(touch /usr/nightshift-escape) 2>&1 | grep -o 'Read-only.*'",
+          SandboxSpec{.layers = {layer}});
+  EXPECT_EQ(r.out,
+            "layer-usr\nlayer-etc\nhost-usr\nroot\nshadow-masked\nno-srv\n"
+            "Read-only file system\n")
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists("/usr/nightshift-escape"));
+}
+
+TEST_P(SandboxTest, ARootfsGetsTheHostPathsOnTop) {
+  // A rootfs with the host's top-level symlinks and a file of its own; the host's directories
+  // (/usr, /etc) come as host paths, mounted in it.
+  auto rootfs = dir_.path() / "rootfs";
+  std::filesystem::create_directories(rootfs);
+  std::ofstream(rootfs / "rootfs-marker") << "from-rootfs\n";
+  SandboxSpec box{.rootfs = rootfs};
+  std::set<std::string> listed = {"dev", "proc", "rootfs-marker", "sys", "tmp", "workspace"};
+  for (const auto& [name, dir] : AllowedHostEntries()) {
+    listed.insert(name);
+    if (dir) {
+      box.host_paths.push_back("/" + name);
+    } else {
+      std::filesystem::create_symlink(std::filesystem::read_symlink("/" + name), rootfs / name);
+    }
+  }
+  std::string want = "from-rootfs\nran\n";
+  for (const auto& name : listed) want += name + "\n";
+  Ran r = Run("cat /rootfs-marker; /usr/bin/env true && echo ran; ls -A /", box);
+  EXPECT_EQ(r.out, want) << r.err;
+}
+
+// --- Escape battery ---
+
 TEST_P(SandboxTest, MasksUnderSysApplyOverTheSandboxsSysfs) {
   // /sys is mounted last (after the network namespace is joined); masks below it come after.
   Ran r = Run("ls -A /sys/kernel | wc -l; cat /sys/kernel/mm/transparent_hugepage/enabled",
@@ -292,6 +476,8 @@ TEST_P(SandboxTest, MasksUnderSysApplyOverTheSandboxsSysfs) {
   EXPECT_EQ(r.out.find('['), std::string::npos) << "the masked file was readable: " << r.out;
 }
 
+// The platform's data dir may hold the workspace's parent, or lie inside the workspace: either
+// way its files stay hidden, under / and under /workspace.
 TEST_P(SandboxTest, MaskedDirInsideTheWorkspaceIsHiddenThere) {
   auto data = workspace_ / "nightshift-data";
   std::filesystem::create_directories(data);
@@ -425,6 +611,19 @@ TEST_P(SandboxTest, CommandInheritsOnlyItsStdio) {
   // holds 3 (the directory it lists).
   Ran r = Run("ls /proc/self/fd");
   EXPECT_EQ(r.out, "0\n1\n2\n3\n") << r.err;
+}
+
+TEST_P(SandboxTest, CommandHasNoSupplementaryGroupsOfTheSupervisor) {
+  // A server started with sudo has root's groups (gid 0): unmapped inside, they would still
+  // count on the host's files (the workspace's, the host paths').
+  std::vector<gid_t> saved(static_cast<size_t>(::getgroups(0, nullptr)));
+  ASSERT_EQ(::getgroups(static_cast<int>(saved.size()), saved.data()),
+            static_cast<int>(saved.size()));
+  const gid_t groups[] = {0, 4242};
+  ASSERT_EQ(::setgroups(2, groups), 0);
+  Ran r = Run("grep Groups /proc/self/status | wc -w");
+  ASSERT_EQ(::setgroups(saved.size(), saved.data()), 0);
+  EXPECT_EQ(r.out, "1\n") << r.err;  // "Groups:" alone
 }
 
 TEST_P(SandboxTest, CommandStartsWithTheSandboxsRlimits) {
@@ -593,6 +792,14 @@ TEST_F(SandboxPoolTest, OtherShapesStartCold) {
   SandboxSpec other = Shape();
   other.masked = {"/opt"};
   EXPECT_FALSE((*pool)->Matches(other));
+  // More of the host is another root.
+  SandboxSpec more_of_the_host = Shape();
+  more_of_the_host.host_paths = {"/usr/share"};
+  EXPECT_FALSE((*pool)->Matches(more_of_the_host));
+  SandboxSpec same = Shape();
+  same.hostname = "other-run";
+  same.limits.pids = 10;
+  EXPECT_TRUE((*pool)->Matches(same));
   auto r = RunTrue(pool->get(), other);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 0);
@@ -684,6 +891,26 @@ TEST_F(SandboxPoolTest, TheLastRunsCgroupGoesBeforeTheProcessExits) {
     for (const auto& group : left) ::rmdir((parent / group).c_str());
     ::rmdir(parent.c_str());
   }
+}
+
+// The mount point of a host path is made and opened one component at a time, refusing symlinks:
+// a rootfs (or a layer, or a host directory) whose /opt points elsewhere on the host must not
+// get the host's root to make directories, or mount, there.
+TEST_F(SandboxPoolTest, AHostPathIsNeverMountedThroughASymlink) {
+  HostScratch opt("/opt");
+  auto rootfs = dir_.path() / "rootfs", elsewhere = dir_.path() / "elsewhere";
+  std::filesystem::create_directories(rootfs);
+  std::filesystem::create_directories(elsewhere);
+  std::filesystem::create_symlink(elsewhere, rootfs / "opt");
+  SandboxSpec box = Shape();
+  box.rootfs = rootfs;
+  box.host_paths = {opt.path()};
+  auto r = RunTrue(nullptr, box);
+  ASSERT_FALSE(r.ok()) << r->exit_code;
+  EXPECT_NE(r.status().message().find("sandbox: mount a host directory"), std::string::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("symbolic links"), std::string::npos) << r.status();
+  EXPECT_TRUE(std::filesystem::is_empty(elsewhere));
 }
 
 TEST_F(SandboxPoolTest, AShapeThatCannotWorkFailsAtStart) {

@@ -309,8 +309,9 @@ struct LaunchFds {
 
 StatusOr<LaunchFds> MakeLaunchFds(const LaunchRequest& request) {
   LaunchFds fds;
-  ASSIGN_OR_RETURN(fds.workspace, WorkspaceMount(request.workspace, request.workspace_layers,
-                                                 request.workspace_work));
+  ASSIGN_OR_RETURN(fds.workspace,
+                   WorkspaceMount(request.workspace, request.workspace_layers,
+                                  request.workspace_work, request.workspace_read_only));
   ASSIGN_OR_RETURN(fds.workspace, AboveStdio(std::move(fds.workspace)));
   ASSIGN_OR_RETURN(fds.out, MakePipe(/*nonblocking_read=*/true));
   ASSIGN_OR_RETURN(fds.err, MakePipe(/*nonblocking_read=*/true));

@@ -53,6 +53,7 @@ struct LaunchRequest {
   std::filesystem::path workspace;  // host directory, bound at /workspace, or the upper dir of:
   std::vector<std::filesystem::path> workspace_layers;  // an overlay's read-only layers, top first
   std::filesystem::path workspace_work;
+  bool workspace_read_only = false;
   std::vector<std::string> workspace_masks;  // "/workspace/…", masked over the workspace
   CgroupLimits limits;     // applied to the sandbox's cgroup (it must have one if any is set)
   std::string stdin_data;  // the command's stdin (empty: at EOF)

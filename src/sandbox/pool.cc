@@ -53,9 +53,10 @@ SandboxPool::~SandboxPool() {
 
 bool SandboxPool::Matches(const SandboxSpec& spec) const {
   return (cgroups_ || !spec.limits.any()) && spec.rootfs == shape_.rootfs &&
-         spec.layers == shape_.layers && spec.masked == shape_.masked &&
-         spec.host_uid == shape_.host_uid && spec.host_gid == shape_.host_gid &&
-         spec.upper_bytes == shape_.upper_bytes && spec.seccomp == shape_.seccomp;
+         spec.layers == shape_.layers && spec.host_paths == shape_.host_paths &&
+         spec.masked == shape_.masked && spec.host_uid == shape_.host_uid &&
+         spec.host_gid == shape_.host_gid && spec.upper_bytes == shape_.upper_bytes &&
+         spec.seccomp == shape_.seccomp;
 }
 
 std::unique_ptr<internal::WarmSandbox> SandboxPool::Take(const SandboxSpec& spec) {

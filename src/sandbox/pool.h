@@ -26,7 +26,8 @@ class WarmSandbox;
 class SandboxPool {
  public:
   // Keeps `size` (≥ 1) sandboxes of `shape` waiting. The shape is everything in a SandboxSpec
-  // but the workspace, hostname and limits, which each run brings. Validates the shape (its
+  // (rootfs, layers, host paths, masks, uid…) but the workspace, hostname and limits, which each
+  // run brings. Validates the shape (its
   // workspace is not used but must be valid) and fails if a first sandbox cannot be built.
   static StatusOr<std::unique_ptr<SandboxPool>> Start(const SandboxSpec& shape, int size);
   // Kills the waiting sandboxes. The pool's thread is every sandbox's parent (their death signal

@@ -574,6 +574,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         .workspace = spec.sandbox->workspace,
         .workspace_layers = spec.sandbox->workspace_layers,
         .workspace_work = spec.sandbox->workspace_work,
+        .workspace_read_only = spec.sandbox->workspace_read_only,
         .workspace_masks = internal::WorkspaceMasks(*spec.sandbox),
         .limits = spec.sandbox->limits,
         .stdin_data = spec.stdin_data,

@@ -150,14 +150,29 @@ inline long MoveMount(int from_dir, const char* from_path, int to_dir, const cha
                       unsigned flags) {
   return RawSyscall(SYS_move_mount, from_dir, Arg(from_path), to_dir, Arg(to_path), flags);
 }
+// `attr` is a struct mount_attr (<sys/mount.h>) of `size` bytes.
+inline long MountSetattr(int dir, const char* path, unsigned flags, const void* attr, size_t size) {
+  return RawSyscall(SYS_mount_setattr, dir, Arg(path), flags, Arg(attr), static_cast<long>(size));
+}
 inline long PivotRoot(const char* new_root, const char* put_old) {
   return RawSyscall(SYS_pivot_root, Arg(new_root), Arg(put_old));
 }
-inline long Mkdir(const char* path, mode_t mode) {
-  return RawSyscall(SYS_mkdirat, AT_FDCWD, Arg(path), mode);
+inline long Mkdirat(int dir, const char* path, mode_t mode) {
+  return RawSyscall(SYS_mkdirat, dir, Arg(path), mode);
+}
+inline long Mkdir(const char* path, mode_t mode) { return Mkdirat(AT_FDCWD, path, mode); }
+inline long Mknodat(int dir, const char* path, mode_t mode, dev_t device) {
+  return RawSyscall(SYS_mknodat, dir, Arg(path), mode, static_cast<long>(device));
 }
 inline long Mknod(const char* path, mode_t mode, dev_t device) {
-  return RawSyscall(SYS_mknodat, AT_FDCWD, Arg(path), mode, static_cast<long>(device));
+  return Mknodat(AT_FDCWD, path, mode, device);
+}
+// `how` is a struct open_how (<linux/openat2.h>) of `size` bytes.
+inline long Openat2(int dir, const char* path, const void* how, size_t size) {
+  return RawSyscall(SYS_openat2, dir, Arg(path), Arg(how), static_cast<long>(size));
+}
+inline long OpenTree(int dir, const char* path, unsigned flags) {
+  return RawSyscall(SYS_open_tree, dir, Arg(path), flags);
 }
 inline long Chmod(const char* path, mode_t mode) {
   return RawSyscall(SYS_fchmodat, AT_FDCWD, Arg(path), mode);
@@ -181,6 +196,9 @@ inline long Prctl(int option, long a2 = 0, long a3 = 0) {
 }
 inline long Setresuid(uid_t id) { return RawSyscall(SYS_setresuid, id, id, id); }
 inline long Setresgid(gid_t id) { return RawSyscall(SYS_setresgid, id, id, id); }
+inline long Setgroups(size_t count, const gid_t* groups) {
+  return RawSyscall(SYS_setgroups, static_cast<long>(count), Arg(groups));
+}
 inline long Prlimit(int resource, const void* new_limit, void* old_limit) {
   return RawSyscall(SYS_prlimit64, 0, resource, Arg(new_limit), Arg(old_limit));
 }

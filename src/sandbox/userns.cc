@@ -62,6 +62,11 @@ ContainFailure WriteIdMaps(const char* proc, pid_t payload, const IdMaps& maps) 
   return WriteProcFile(proc, payload, "gid_map", maps.gid_map.data(), maps.gid_map.size());
 }
 
+ContainFailure DropSupplementaryGroups() {
+  // The raw call changes this process alone (glibc's would signal every thread it knows of).
+  return Check(ContainStep::kSetId, sys::Setgroups(0, nullptr));
+}
+
 ContainFailure DropBoundingSet() {
   for (long cap = 0; cap <= 63; ++cap) {
     const int error = RawError(sys::Prctl(PR_CAPBSET_DROP, cap));

@@ -25,6 +25,12 @@ IdMaps MapRootTo(uid_t host_uid, gid_t host_gid);
 // denying setgroups first.
 NS_CHILD ContainFailure WriteIdMaps(const char* proc, pid_t payload, const IdMaps& maps);
 
+// In the payload, while still root of the host's user namespace: drop the supplementary groups
+// it inherited from the supervisor (a server started with sudo has root's, gid 0 among them).
+// Unmapped, they would still count on the host's files, and nothing inside could drop them:
+// setgroups is denied there.
+NS_CHILD ContainFailure DropSupplementaryGroups();
+
 // In the payload, in this order: empty the capability bounding set (needs CAP_SETPCAP, so while
 // still privileged in the new namespace); once the maps are written, become root inside; then
 // clear the effective, permitted, inheritable and ambient sets.

@@ -131,14 +131,16 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                             .pids = options.run_pids,
                                             .cpus = options.run_cpus},
                                  .masked = {dir},
+                                 .host_paths = options.sandbox_host_paths,
                                  .agent = s->agent_config_.get(),
                                  .forge = s->forge_.get(),
                                  .review = &s->review_policies_};
     if (sandboxed) {
-      // Impossible limits would fail every run: refuse them now.
-      const sandbox::SandboxSpec probe{.workspace = dir, .limits = recipe.limits};
+      // Impossible limits or missing host paths would fail every run: refuse them now.
+      sandbox::SandboxSpec probe = recipe.SandboxShape(dir);
+      probe.limits = recipe.limits;
       if (Status st = sandbox::ValidateSandboxSpec(probe); !st.ok()) {
-        return InvalidArgumentError(StrCat("run limits: ", st.message()));
+        return InvalidArgumentError(StrCat("sandbox of the runs: ", st.message()));
       }
       // What a server killed before it could clean up left (its waiting sandboxes' groups).
       if (int stale = sandbox::Cgroup::RemoveStale(/*min_age_seconds=*/60); stale > 0) {

@@ -50,6 +50,9 @@ struct ServerOptions {
   double run_cpus = 0;
   // Sandboxes kept pre-forked for the next runs (0: every run starts its sandbox cold).
   int warm_sandboxes = 2;
+  // Host paths added read-only to every sandboxed run's root, besides the system directories
+  // (sandbox::DefaultHostPaths): absolute, existing.
+  std::vector<std::filesystem::path> sandbox_host_paths;
   // The workspace cache (checkouts and prebuilds) is kept under this size, LRU first.
   int64_t cache_max_bytes = int64_t{20} << 30;
   int64_t mirror_max_age_ms = 0;  // 0: fetch the repository on every run

@@ -47,16 +47,21 @@ Workspaces::Workspaces(WorkspaceOptions options)
                           .max_bytes = options_.cache_max_bytes,
                           .sandbox_uid = options_.sandbox.host_uid}) {
   if (sodium_init() < 0) std::abort();
+  // What a setup command saw of the host: a prebuild made with another root is not reused.
   if (options_.sandbox.rootfs.empty()) {
     struct utsname name {};
     ::uname(&name);
     auto os_release = ReadFile("/etc/os-release");
     base_root_id_ = StrCat("host\n", os_release.ok() ? *os_release : std::string(), "\n",
                            static_cast<const char*>(name.machine));
+    for (const auto& path : sandbox::DefaultHostPaths()) base_root_id_ += "\nallowed " + path;
   } else {
     base_root_id_ = StrCat("rootfs\n", options_.sandbox.rootfs.string());
   }
   for (const auto& layer : options_.sandbox.layers) base_root_id_ += "\nlayer " + layer.string();
+  for (const auto& path : options_.sandbox.host_paths) {
+    base_root_id_ += "\nhost path " + path.string();
+  }
 }
 
 StatusOr<std::filesystem::path> Workspaces::Fetch(const std::string& repo_key,

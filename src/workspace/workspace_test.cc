@@ -238,6 +238,18 @@ TEST_F(WorkspaceTest, GitDoesNotRehashTheCheckout) {
             "0\n");
 }
 
+// A prebuild is made in a sandbox whose root is the host's system directories and the spec's
+// host paths: one made with other host paths (or none) is not reused.
+TEST_F(WorkspaceTest, PrebuildKeyDependsOnTheSandboxsHostPaths) {
+  const EnvironmentSpec environment{.setup = {"make deps"}};
+  Workspaces plain(Options());
+  WorkspaceOptions with_go = Options();
+  with_go.sandbox.host_paths = {"/usr/share"};
+  Workspaces go(std::move(with_go));
+  EXPECT_EQ(plain.PrebuildKey(environment, {}), Workspaces(Options()).PrebuildKey(environment, {}));
+  EXPECT_NE(plain.PrebuildKey(environment, {}), go.PrebuildKey(environment, {}));
+}
+
 TEST_F(WorkspaceTest, GcRemovesLeastRecentlyUsedLayersButNeverOneInUse) {
   Workspaces spaces(Options(/*cache_bytes=*/1));  // everything over budget
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
