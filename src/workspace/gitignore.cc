@@ -130,7 +130,7 @@ class Glob {
   enum Mask { kOneMask, kLoopMask, kLoopOnSlashMask, kEpsilon1Mask, kEpsilon3Mask, kMasks };
 
   void Prepare();
-  const uint64_t* mask(Mask m) const { return masks_.data() + m * words_; }
+  const uint64_t* Words(Mask m) const { return masks_.data() + m * words_; }
   void AddAcceptMask(unsigned char c, std::vector<uint64_t>* out) const;
   void Close(uint64_t* states) const;
 
@@ -270,7 +270,7 @@ void Glob::AddAcceptMask(unsigned char c, std::vector<uint64_t>* out) const {
   if (c == '/') {
     out->resize(at + words_, 0);
   } else {
-    out->insert(out->end(), mask(kOneMask), mask(kOneMask) + words_);
+    out->insert(out->end(), Words(kOneMask), Words(kOneMask) + words_);
   }
   uint64_t* accept = out->data() + at;
   auto set = [&](size_t k) { accept[k / 64] |= uint64_t{1} << (k % 64); };
@@ -286,8 +286,8 @@ void Glob::AddAcceptMask(unsigned char c, std::vector<uint64_t>* out) const {
 // at most three steps long (stars come in runs of one token, and `**/**/` is merged), so the
 // loop settles within four rounds.
 void Glob::Close(uint64_t* states) const {
-  const uint64_t* epsilon1 = mask(kEpsilon1Mask);
-  const uint64_t* epsilon3 = mask(kEpsilon3Mask);
+  const uint64_t* epsilon1 = Words(kEpsilon1Mask);
+  const uint64_t* epsilon3 = Words(kEpsilon3Mask);
   for (bool grew = true; grew;) {
     grew = false;
     uint64_t carry1 = 0;
@@ -329,7 +329,7 @@ bool Glob::Matches(std::string_view text) const {
       accept_index[c] = static_cast<uint16_t>(accepts.size() / words_);
     }
     const uint64_t* accept = accepts.data() + (accept_index[c] - 1) * words_;
-    const uint64_t* loop = mask(c == '/' ? kLoopOnSlashMask : kLoopMask);
+    const uint64_t* loop = Words(c == '/' ? kLoopOnSlashMask : kLoopMask);
     uint64_t carry = 0;
     uint64_t alive = 0;
     for (size_t w = 0; w < words_; ++w) {
@@ -371,7 +371,7 @@ struct IgnoreFile::Pattern {
   Glob glob;
   bool negated = false;
   bool dir_only = false;
-  bool basename_only = false;  // no '/' but a trailing one: matches the basename at any depth
+  bool basename_only = false;  // no '/' (a trailing one aside): the basename, at any depth
 };
 
 IgnoreFile::IgnoreFile() = default;
@@ -383,10 +383,12 @@ size_t IgnoreFile::pattern_count() const { return patterns_.size(); }
 
 IgnoreFile IgnoreFile::Parse(std::string_view text) {
   IgnoreFile file;
-  if (text.size() > kMaxBytes) {
+  // At the limit, a last line without its newline may have been cut by the reader: drop it.
+  if (text.size() >= kMaxBytes) {
     const size_t last_newline = text.rfind('\n', kMaxBytes - 1);
-    text = text.substr(0, last_newline == std::string_view::npos ? 0 : last_newline + 1);
-    file.truncated_ = true;
+    const size_t kept = last_newline == std::string_view::npos ? 0 : last_newline + 1;
+    file.truncated_ = kept < text.size();
+    text = text.substr(0, kept);
   }
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   while (!text.empty()) {
@@ -473,7 +475,10 @@ bool IgnoreMatcher::OwnVerdict(std::string_view path, bool is_dir) {
 const IgnoreFile* IgnoreMatcher::FileIn(const std::string& dir) {
   auto [it, inserted] = files_.try_emplace(dir);
   if (inserted) {
-    if (std::optional<std::string> text = read_(dir)) it->second = IgnoreFile::Parse(*text);
+    if (std::optional<std::string> text = read_(dir)) {
+      it->second = IgnoreFile::Parse(*text);
+      truncated_ = truncated_ || it->second->truncated();
+    }
   }
   return it->second ? &*it->second : nullptr;
 }
