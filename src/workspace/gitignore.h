@@ -5,9 +5,10 @@
 //
 // Trust: the .gitignore files come from a run's workspace and are hostile input. Nothing here
 // runs git or touches the filesystem. Patterns compile to automata that never backtrack: one
-// pattern against one path costs O(path bytes × pattern bytes / 64) word operations at worst,
-// after constant-time rejects that settle most pairs, and Parse bounds how much of a file it
-// takes (IgnoreFile::kMax*). A path is matched against every .gitignore above it.
+// pattern against one path costs O(path bytes × pattern bytes / 64) word operations at worst
+// (most pairs are settled sooner by comparing the pattern's literal prefix, suffix and least
+// length), and Parse bounds how much of a file it takes (IgnoreFile::kMax*). A path is
+// matched against every .gitignore above it.
 //
 // Only the repository's .gitignore files count — never .git/info/exclude or core.excludesFile,
 // which a run could write. Deliberately unlike git:
@@ -15,7 +16,8 @@
 //  - A `**` right after a pathname pattern's literal prefix (`foo**/bar`) is an ordinary `*`,
 //    as gitignore(5) says and git does since 2.52; an optimisation in git 2.51 and older lets
 //    it span directories there (so they also ignore foo/x/bar and foobar).
-//  - The bounds on untrusted text (IgnoreFile::kMax*); git only skips files over 100 MB.
+//  - The bounds on untrusted text (IgnoreFile::kMax*); git reads a file of any size (since
+//    2.46 it skips one over 100 MB).
 //  - A .gitignore that is skip-worktree in a sparse checkout, which git reads from the index,
 //    is whatever the Reader returns.
 //
@@ -48,7 +50,7 @@ class IgnoreFile {
   // whole lines in the first kMaxBytes are read (text of exactly kMaxBytes that does not end
   // in a newline loses its last line, which a reader may have cut), lines longer than
   // kMaxPatternBytes are skipped, and patterns past kMaxPatterns are dropped; truncated() then
-  // says so. git has no such bounds (it skips a whole file over 100 MB).
+  // says so. git has no such bounds.
   static constexpr size_t kMaxBytes = size_t{1} << 20;
   static constexpr size_t kMaxPatterns = 16 * 1024;
   static constexpr size_t kMaxPatternBytes = 4096;
