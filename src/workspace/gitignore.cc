@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <bitset>
 #include <cstdint>
 #include <utility>
@@ -104,9 +103,10 @@ std::optional<ByteSet> ParseBracket(std::string_view pattern, size_t* pos) {
   return set;
 }
 
-// A compiled wildmatch pattern, matched by simulating its automaton over the text: a set of
-// positions in the token list, advanced one text byte at a time. git's own matcher backtracks
-// (with cut-offs); this never does, so a hostile pattern costs at most O(tokens × text).
+// A compiled wildmatch pattern, matched by simulating its automaton over the text: the set of
+// positions in the token list reached so far, one bit each, advanced one text byte at a time
+// with word-wide operations (Shift-And). git's own matcher backtracks, with cut-offs; this
+// never does, so a hostile pattern costs O(text × tokens / 64) word operations at worst.
 class Glob {
  public:
   static Glob Compile(std::string_view pattern);
@@ -126,17 +126,32 @@ class Glob {
     unsigned char byte = 0;
     uint32_t set = 0;  // kSet: index in sets_
   };
+  // Position masks, words_ each, one after the other in masks_.
+  enum Mask { kOneMask, kLoopMask, kLoopOnSlashMask, kEpsilon1Mask, kEpsilon3Mask, kMasks };
 
+  void Prepare();
+  const uint64_t* Words(Mask m) const { return masks_.data() + m * words_; }
+  void AddAcceptMask(unsigned char c, std::vector<uint64_t>* out) const;
   void Close(uint64_t* states) const;
 
   std::vector<Token> tokens_;
   std::vector<ByteSet> sets_;
-  std::optional<std::string> literal_;  // set when every token is kByte
-  bool never_ = false;                  // a malformed bracket or a trailing '\'
+  bool never_ = false;  // a malformed bracket or a trailing '\'
+  // Cheap tests first: the bytes every match starts and ends with, and its least length.
+  bool literal_ = false;  // every token is kByte: the pattern is prefix_
+  std::string prefix_;
+  std::string suffix_;
+  size_t min_length_ = 0;
+  // The automaton: bit k of a state set is "tokens [0, k) matched"; bit tokens_.size() accepts.
+  size_t words_ = 0;
+  std::vector<uint64_t> masks_;
+  std::vector<std::pair<unsigned char, uint32_t>> bytes_;     // kByte (byte, position), sorted
+  std::vector<std::pair<uint32_t, uint32_t>> set_positions_;  // kSet (position, set index)
 };
 
 Glob Glob::Compile(std::string_view pattern) {
   Glob glob;
+  std::vector<Token>& tokens = glob.tokens_;
   const size_t size = pattern.size();
   size_t i = 0;
   while (i < size) {
@@ -146,10 +161,10 @@ Glob Glob::Compile(std::string_view pattern) {
         glob.never_ = true;
         return glob;
       }
-      glob.tokens_.push_back({.op = Op::kByte, .byte = Byte(pattern[i + 1])});
+      tokens.push_back({.op = Op::kByte, .byte = Byte(pattern[i + 1])});
       i += 2;
     } else if (c == '?') {
-      glob.tokens_.push_back({.op = Op::kOne});
+      tokens.push_back({.op = Op::kOne});
       ++i;
     } else if (c == '*') {
       const size_t start = i;
@@ -160,13 +175,18 @@ Glob Glob::Compile(std::string_view pattern) {
       // pattern after the '/' first).
       const bool component = i - start >= 2 && (start == 0 || pattern[start - 1] == '/');
       if (component && i < size && pattern[i] == '/') {
-        glob.tokens_.push_back({.op = Op::kSkipDirs});
-        glob.tokens_.push_back({.op = Op::kStarStar});
+        const size_t n = tokens.size();
+        if (n >= 3 && tokens[n - 3].op == Op::kSkipDirs) {
+          ++i;  // `**/**/` is `**/`; merged, no chain of skips slows Close down
+        } else {
+          tokens.push_back({.op = Op::kSkipDirs});
+          tokens.push_back({.op = Op::kStarStar});
+        }
       } else if (component &&
                  (i == size || (pattern[i] == '\\' && i + 1 < size && pattern[i + 1] == '/'))) {
-        glob.tokens_.push_back({.op = Op::kStarStar});
+        tokens.push_back({.op = Op::kStarStar});
       } else {
-        glob.tokens_.push_back({.op = Op::kStar});
+        tokens.push_back({.op = Op::kStar});
       }
     } else if (c == '[') {
       std::optional<ByteSet> set = ParseBracket(pattern, &i);
@@ -174,42 +194,113 @@ Glob Glob::Compile(std::string_view pattern) {
         glob.never_ = true;
         return glob;
       }
-      glob.tokens_.push_back({.op = Op::kSet, .set = static_cast<uint32_t>(glob.sets_.size())});
+      tokens.push_back({.op = Op::kSet, .set = static_cast<uint32_t>(glob.sets_.size())});
       glob.sets_.push_back(*set);
     } else {
-      glob.tokens_.push_back({.op = Op::kByte, .byte = c});
+      tokens.push_back({.op = Op::kByte, .byte = c});
       ++i;
     }
   }
-  if (std::all_of(glob.tokens_.begin(), glob.tokens_.end(),
-                  [](const Token& t) { return t.op == Op::kByte; })) {
-    glob.literal_.emplace();
-    for (const Token& t : glob.tokens_) glob.literal_->push_back(static_cast<char>(t.byte));
-  }
+  glob.Prepare();
   return glob;
 }
 
-// Adds to `states` the positions reachable without consuming a byte: past each star (it may
-// match nothing), and from a kSkipDirs into its `**` or past that and its '/'. These only go
-// forward, so one ascending pass reaches them all.
-void Glob::Close(uint64_t* states) const {
+void Glob::Prepare() {
   const size_t n = tokens_.size();
-  const size_t words = n / 64 + 1;
-  for (size_t w = 0; w < words; ++w) {
-    uint64_t pending = states[w];
-    while (pending != 0) {
-      const size_t k = w * 64 + std::countr_zero(pending);
-      pending &= pending - 1;
-      if (k >= n) continue;
-      const Token& token = tokens_[k];
-      if (token.op != Op::kStar && token.op != Op::kStarStar && token.op != Op::kSkipDirs) {
-        continue;
-      }
-      for (size_t next : {k + 1, token.op == Op::kSkipDirs ? k + 3 : k + 1}) {
-        const uint64_t bit = uint64_t{1} << (next % 64);
-        if ((states[next / 64] & bit) != 0) continue;
-        states[next / 64] |= bit;
-        if (next / 64 == w) pending |= bit;
+  size_t prefix = 0;
+  while (prefix < n && tokens_[prefix].op == Op::kByte) {
+    prefix_.push_back(static_cast<char>(tokens_[prefix++].byte));
+  }
+  literal_ = prefix == n;
+  if (literal_) return;
+
+  // The suffix starts after the last wildcard and after the last '/' a `**/` may skip.
+  size_t floor = 0;
+  for (size_t k = 0; k < n; ++k) {
+    const Op op = tokens_[k].op;
+    if (op == Op::kByte || op == Op::kOne || op == Op::kSet) {
+      ++min_length_;
+    } else {
+      floor = std::max(floor, k + 1);
+    }
+    if (op == Op::kSkipDirs) {
+      --min_length_;
+      floor = std::max(floor, k + 3);
+    }
+  }
+  for (size_t k = n; k > floor && tokens_[k - 1].op == Op::kByte; --k) {
+    suffix_.insert(suffix_.begin(), static_cast<char>(tokens_[k - 1].byte));
+  }
+
+  words_ = n / 64 + 1;
+  masks_.assign(kMasks * words_, 0);
+  auto set = [&](Mask m, size_t k) { masks_[m * words_ + k / 64] |= uint64_t{1} << (k % 64); };
+  for (size_t k = 0; k < n; ++k) {
+    switch (tokens_[k].op) {
+      case Op::kByte:
+        bytes_.emplace_back(tokens_[k].byte, k);
+        break;
+      case Op::kOne:
+        set(kOneMask, k);
+        break;
+      case Op::kSet:
+        set_positions_.emplace_back(k, tokens_[k].set);
+        break;
+      case Op::kStar:
+        set(kLoopMask, k);
+        set(kEpsilon1Mask, k);
+        break;
+      case Op::kStarStar:
+        set(kLoopMask, k);
+        set(kLoopOnSlashMask, k);
+        set(kEpsilon1Mask, k);
+        break;
+      case Op::kSkipDirs:
+        set(kEpsilon1Mask, k);
+        set(kEpsilon3Mask, k);
+        break;
+    }
+  }
+  std::sort(bytes_.begin(), bytes_.end());
+}
+
+// Appends the positions whose token consumes byte `c`.
+void Glob::AddAcceptMask(unsigned char c, std::vector<uint64_t>* out) const {
+  const size_t at = out->size();
+  if (c == '/') {
+    out->resize(at + words_, 0);
+  } else {
+    out->insert(out->end(), Words(kOneMask), Words(kOneMask) + words_);
+  }
+  uint64_t* accept = out->data() + at;
+  auto set = [&](size_t k) { accept[k / 64] |= uint64_t{1} << (k % 64); };
+  auto byte = std::lower_bound(bytes_.begin(), bytes_.end(), std::make_pair(c, uint32_t{0}));
+  for (; byte != bytes_.end() && byte->first == c; ++byte) set(byte->second);
+  for (const auto& [k, index] : set_positions_) {
+    if (sets_[index].test(c)) set(k);
+  }
+}
+
+// Adds to `states` the positions reachable without consuming a byte: past each star (it may
+// match nothing), and from a kSkipDirs into its `**` or past that and its '/'. Such chains are
+// at most three steps long (stars come in runs of one token, and `**/**/` is merged), so the
+// loop settles within four rounds.
+void Glob::Close(uint64_t* states) const {
+  const uint64_t* epsilon1 = Words(kEpsilon1Mask);
+  const uint64_t* epsilon3 = Words(kEpsilon3Mask);
+  for (bool grew = true; grew;) {
+    grew = false;
+    uint64_t carry1 = 0;
+    uint64_t carry3 = 0;
+    for (size_t w = 0; w < words_; ++w) {
+      const uint64_t step1 = states[w] & epsilon1[w];
+      const uint64_t step3 = states[w] & epsilon3[w];
+      const uint64_t reached = (step1 << 1) | carry1 | (step3 << 3) | carry3;
+      carry1 = step1 >> 63;
+      carry3 = step3 >> 61;
+      if ((reached & ~states[w]) != 0) {
+        states[w] |= reached;
+        grew = true;
       }
     }
   }
@@ -217,57 +308,41 @@ void Glob::Close(uint64_t* states) const {
 
 bool Glob::Matches(std::string_view text) const {
   if (never_) return false;
-  if (literal_) return text == *literal_;
-  const size_t n = tokens_.size();
-  const size_t words = n / 64 + 1;  // one bit per position 0..n; n: all tokens matched
-  std::array<uint64_t, 16> inline_states{};
-  std::vector<uint64_t> heap_states;
-  uint64_t* current = inline_states.data();
-  if (2 * words > inline_states.size()) {
-    heap_states.assign(2 * words, 0);
-    current = heap_states.data();
+  if (literal_) return text == prefix_;
+  if (text.size() < min_length_ || !text.starts_with(prefix_) || !text.ends_with(suffix_)) {
+    return false;
   }
-  uint64_t* next = current + words;
-  current[0] = 1;
+  text.remove_prefix(prefix_.size());
+
+  std::vector<uint64_t> states(2 * words_, 0);
+  uint64_t* current = states.data();
+  uint64_t* next = current + words_;
+  current[prefix_.size() / 64] = uint64_t{1} << (prefix_.size() % 64);
   Close(current);
+  // Each distinct byte's accept mask, built when the text first has it.
+  std::array<uint16_t, 256> accept_index{};  // 1 + its index in `accepts`; 0: not built yet
+  std::vector<uint64_t> accepts;
   for (char ch : text) {
     const unsigned char c = Byte(ch);
-    std::fill(next, next + words, 0);
-    bool alive = false;
-    auto set = [&](size_t k) {
-      next[k / 64] |= uint64_t{1} << (k % 64);
-      alive = true;
-    };
-    for (size_t w = 0; w < words; ++w) {
-      for (uint64_t bits = current[w]; bits != 0; bits &= bits - 1) {
-        const size_t k = w * 64 + std::countr_zero(bits);
-        if (k >= n) continue;
-        const Token& token = tokens_[k];
-        switch (token.op) {
-          case Op::kByte:
-            if (c == token.byte) set(k + 1);
-            break;
-          case Op::kOne:
-            if (c != '/') set(k + 1);
-            break;
-          case Op::kSet:
-            if (sets_[token.set].test(c)) set(k + 1);
-            break;
-          case Op::kStar:
-            if (c != '/') set(k);
-            break;
-          case Op::kStarStar:
-            set(k);
-            break;
-          case Op::kSkipDirs:
-            break;
-        }
-      }
+    if (accept_index[c] == 0) {
+      AddAcceptMask(c, &accepts);
+      accept_index[c] = static_cast<uint16_t>(accepts.size() / words_);
     }
-    if (!alive) return false;
+    const uint64_t* accept = accepts.data() + (accept_index[c] - 1) * words_;
+    const uint64_t* loop = Words(c == '/' ? kLoopOnSlashMask : kLoopMask);
+    uint64_t carry = 0;
+    uint64_t alive = 0;
+    for (size_t w = 0; w < words_; ++w) {
+      const uint64_t advancing = current[w] & accept[w];
+      next[w] = (advancing << 1) | carry | (current[w] & loop[w]);
+      carry = advancing >> 63;
+      alive |= next[w];
+    }
+    if (alive == 0) return false;
     Close(next);
     std::swap(current, next);
   }
+  const size_t n = tokens_.size();
   return (current[n / 64] >> (n % 64) & 1) != 0;
 }
 
@@ -296,7 +371,7 @@ struct IgnoreFile::Pattern {
   Glob glob;
   bool negated = false;
   bool dir_only = false;
-  bool basename_only = false;  // no '/' but a trailing one: matches the basename at any depth
+  bool basename_only = false;  // no '/' (a trailing one aside): the basename, at any depth
 };
 
 IgnoreFile::IgnoreFile() = default;
@@ -308,10 +383,12 @@ size_t IgnoreFile::pattern_count() const { return patterns_.size(); }
 
 IgnoreFile IgnoreFile::Parse(std::string_view text) {
   IgnoreFile file;
-  if (text.size() > kMaxBytes) {
+  // At the limit, a last line without its newline may have been cut by the reader: drop it.
+  if (text.size() >= kMaxBytes) {
     const size_t last_newline = text.rfind('\n', kMaxBytes - 1);
-    text = text.substr(0, last_newline == std::string_view::npos ? 0 : last_newline + 1);
-    file.truncated_ = true;
+    const size_t kept = last_newline == std::string_view::npos ? 0 : last_newline + 1;
+    file.truncated_ = kept < text.size();
+    text = text.substr(0, kept);
   }
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   while (!text.empty()) {
@@ -398,7 +475,10 @@ bool IgnoreMatcher::OwnVerdict(std::string_view path, bool is_dir) {
 const IgnoreFile* IgnoreMatcher::FileIn(const std::string& dir) {
   auto [it, inserted] = files_.try_emplace(dir);
   if (inserted) {
-    if (std::optional<std::string> text = read_(dir)) it->second = IgnoreFile::Parse(*text);
+    if (std::optional<std::string> text = read_(dir)) {
+      it->second = IgnoreFile::Parse(*text);
+      truncated_ = truncated_ || it->second->truncated();
+    }
   }
   return it->second ? &*it->second : nullptr;
 }
