@@ -95,7 +95,7 @@ StatusOr<std::string> DeliveryRepo::Commit(const std::string& parent,
       stream += StrCat("D ", FastImportPath(change.path), "\n");
       continue;
     }
-    char mode[8];
+    char mode[16];
     std::snprintf(mode, sizeof mode, "%06o", change.new_mode);
     stream += StrCat("M ", mode, " inline ", FastImportPath(change.path), "\n");
     AppendData(stream, change.content);

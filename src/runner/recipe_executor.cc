@@ -383,14 +383,14 @@ Outcome RecipeExecutor::Conclude(Execution& x, const workspace::RunWorkspace& ws
   if (!diff.ok()) return fail(diff.status());
   EmitResult(x, summary, &*result, *lines, *diff, MonotonicMs() - start_ms);
   if (!succeeded || options_.forge == nullptr) return outcome;
-  return Deliver(x, ws, *repo, *result, *lines, *commit, title, summary);
+  return Deliver(x, ws, *repo, *result, *lines, *commit, *diff, title, summary);
 }
 
 Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
                                 forge::DeliveryRepo& repo, const workspace::RunResult& result,
                                 const std::map<std::string, forge::LineCount>& lines,
-                                const std::string& commit, const std::string& title,
-                                const std::string& summary) {
+                                const std::string& commit, const std::string& run_diff,
+                                const std::string& title, const std::string& summary) {
   Phase phase(x.events, "deliver");
   // The review gate: nothing that breaks the policy leaves the platform.
   forge::ReviewPolicy policy;
@@ -434,7 +434,9 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
       StrCat(x.run.kind == "agent" ? "**Task**\n\n" : "**Recipe**\n\n", what, "\n\n",
              summary.empty() ? "" : StrCat("**What was done**\n\n", summary, "\n\n"),
              "**Files changed**\n\n", files, "\nNightshift run ", x.run.id, ".");
-  auto diff = repo.Diff(base_commit, commit);
+  // The change request's diff: the run's own, unless a follow-up adds to an earlier base.
+  auto diff =
+      base_commit == ws.commit ? StatusOr<std::string>(run_diff) : repo.Diff(base_commit, commit);
   if (!diff.ok()) {
     phase.End("failed");
     return {RunState::kFailed, std::nullopt, diff.status().message()};

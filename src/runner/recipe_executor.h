@@ -64,7 +64,8 @@ class RecipeExecutor final : public Executor {
   Outcome Deliver(Execution& execution, const workspace::RunWorkspace& ws,
                   forge::DeliveryRepo& repo, const workspace::RunResult& result,
                   const std::map<std::string, forge::LineCount>& lines, const std::string& commit,
-                  const std::string& title, const std::string& summary);
+                  const std::string& run_diff, const std::string& title,
+                  const std::string& summary);
   // The built-in agent (agent/loop.h) on the run's task, its tools in `sandbox`.
   Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox, std::string* summary);
   const RecipeOptions options_;

@@ -70,12 +70,11 @@ inline constexpr uint32_t kModeGitlink = 0160000;
 struct TreeEntry {
   uint32_t mode = 0;
   std::string oid;
-  int64_t size = -1;  // blobs only
 };
 
 // The entries of `commit`'s tree (trees, blobs, symlinks, gitlinks; recursively) at and under
 // the top-level names `tops` — all of them when `tops` is empty — by path, from the repository
-// `git_dir` (`git ls-tree -r -t -l -z`; names are literal, never globs).
+// `git_dir` (`git ls-tree -r -t -z`; names are literal, never globs).
 StatusOr<std::map<std::string, TreeEntry>> ListTree(const GitContext& context,
                                                     const std::filesystem::path& git_dir,
                                                     const std::string& commit,

@@ -19,6 +19,8 @@ namespace nightshift::workspace {
 namespace {
 
 constexpr size_t kMaxIgnoreFileBytes = size_t{1} << 20;
+// Far deeper than any repository; bounds the walk's recursion on the host.
+constexpr int kMaxDepth = 256;
 
 bool IsGitDirName(std::string_view name) {
   if (name.size() != 4) return false;
@@ -72,7 +74,11 @@ class Collector {
         }) {}
 
   // Walks the directory open at `fd`, `path` relative to the repository root ("" = root).
-  Status Walk(int fd, const std::string& path) {
+  Status Walk(int fd, const std::string& path, int depth = 0) {
+    if (depth > kMaxDepth) {
+      return ResourceExhaustedError(
+          StrCat("the run's workspace nests directories deeper than ", kMaxDepth));
+    }
     ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(fd, Shown(path)));
     if (!path.empty()) {
       // A directory with a .git of its own is a nested repository: git would add it as a
@@ -101,7 +107,7 @@ class Collector {
       }
       switch (TypeOf(st)) {
         case EntryType::kDirectory:
-          RETURN_IF_ERROR(VisitDirectory(fd, name, child));
+          RETURN_IF_ERROR(VisitDirectory(fd, name, child, depth + 1));
           break;
         case EntryType::kFile:
         case EntryType::kSymlink:
@@ -182,7 +188,8 @@ class Collector {
     changes_[path] = std::move(change);
   }
 
-  Status VisitDirectory(int parent_fd, const std::string& name, const std::string& path) {
+  Status VisitDirectory(int parent_fd, const std::string& name, const std::string& path,
+                        int depth) {
     ASSIGN_OR_RETURN(UniqueFd fd, OpenEntry(parent_fd, name, O_RDONLY | O_DIRECTORY, Shown(path)));
     ASSIGN_OR_RETURN(bool opaque, IsOpaqueDirectory(fd.Get(), Shown(path)));
     const TreeEntry* base = Base(path);
@@ -199,7 +206,7 @@ class Collector {
     if (base == nullptr && ignore_.IsIgnored(path, /*is_dir=*/true)) {
       return OkStatus();  // an ignored directory that holds nothing tracked: git skips it
     }
-    return Walk(fd.Get(), path);
+    return Walk(fd.Get(), path, depth);
   }
 
   Status VisitFile(int parent_fd, const std::string& name, const std::string& path,

@@ -225,6 +225,17 @@ TEST_F(ResultTest, LimitsMakeTheResultTooLargeToReview) {
   EXPECT_TRUE(Collect({}, ResultLimits{.max_bytes = 200}).ok());
 }
 
+TEST_F(ResultTest, AbsurdNestingIsTooLargeNotAStackOverflow) {
+  // Made one level at a time: the whole path is longer than the kernel takes at once.
+  ASSERT_EQ(Shell("cd " + ShellQuote(upper_.string()) +
+                  " && for i in $(seq 1 300); do mkdir d && cd d || exit 1; done && echo x > f")
+                .exit_code,
+            0);
+  auto result = Collect();
+  EXPECT_EQ(result.status().code(), StatusCode::kResourceExhausted) << result.status();
+  ASSERT_EQ(Shell("cd " + ShellQuote(upper_.string()) + " && rm -rf d").exit_code, 0);
+}
+
 TEST(GitBlobId, AsGitHashesIt) {
   EXPECT_EQ(GitBlobId("", "sha1"), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
   EXPECT_EQ(GitBlobId("hello\n", "sha1"), "ce013625030ba8dba906f756967f9e9ca394464a");
