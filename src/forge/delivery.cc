@@ -128,13 +128,7 @@ StatusOr<std::map<std::string, LineCount>> DeliveryRepo::LineCounts(const std::s
                        "count the changed lines"));
   // "<added>\t<removed>\t<path>\0"
   std::map<std::string, LineCount> counts;
-  const std::string& data = out.data;
-  size_t at = 0;
-  while (at < data.size()) {
-    size_t end = data.find('\0', at);
-    if (end == std::string::npos) end = data.size();
-    std::string_view record(data.data() + at, end - at);
-    at = end + 1;
+  for (std::string_view record : workspace::NulRecords(out.data)) {
     const size_t tab1 = record.find('\t');
     const size_t tab2 = tab1 == std::string_view::npos ? tab1 : record.find('\t', tab1 + 1);
     if (tab2 == std::string_view::npos) continue;

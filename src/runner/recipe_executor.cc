@@ -86,6 +86,17 @@ Status ChownTree(const std::filesystem::path& root, uid_t uid) {
   return OkStatus();
 }
 
+// An overlay's writable layer and work dir; the layer is the sandbox's root's (whose uid the
+// workspace's root directory takes).
+Status MakeUpperDir(const std::filesystem::path& upper, const std::filesystem::path& work,
+                    uid_t uid) {
+  std::error_code ec;
+  for (const auto& dir : {upper, work}) std::filesystem::create_directories(dir, ec);
+  if (ec) return InternalError(StrCat("cannot prepare ", upper.string(), ": ", ec.message()));
+  if (::chown(upper.c_str(), uid, uid) != 0) return ErrnoError("chown", upper.string());
+  return OkStatus();
+}
+
 class EventsSink final : public agent::EventSink {
  public:
   explicit EventsSink(EventWriter& events) : events_(events) {}
@@ -250,11 +261,8 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   // The run's own writable layer, on the same filesystem as its work dir.
   const auto upper = x.work_dir / "upper";
   const auto work = x.work_dir / "overlay-work";
-  for (const auto& dir : {upper, work}) std::filesystem::create_directories(dir, ec);
-  if (ec || ::chown(upper.c_str(), options_.sandbox_uid, options_.sandbox_uid) != 0) {
-    return failed(environment_phase,
-                  InternalError(StrCat("cannot prepare ", upper.string(), ": ",
-                                       ec ? ec.message() : std::strerror(errno))));
+  if (Status st = MakeUpperDir(upper, work, options_.sandbox_uid); !st.ok()) {
+    return failed(environment_phase, st);
   }
   auto layers = ws.layers();
   const std::string hostname = StrCat("run-", x.run.id);
@@ -263,11 +271,8 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
     // are not the run's work, and the run's upper dir holds only what the run did.
     const auto setup_layer = x.work_dir / "setup";
     const auto setup_work = x.work_dir / "setup-work";
-    for (const auto& dir : {setup_layer, setup_work}) std::filesystem::create_directories(dir, ec);
-    if (ec || ::chown(setup_layer.c_str(), options_.sandbox_uid, options_.sandbox_uid) != 0) {
-      return failed(environment_phase,
-                    InternalError(StrCat("cannot prepare ", setup_layer.string(), ": ",
-                                         ec ? ec.message() : std::strerror(errno))));
+    if (Status st = MakeUpperDir(setup_layer, setup_work, options_.sandbox_uid); !st.ok()) {
+      return failed(environment_phase, st);
     }
     auto setup = spaces.RunSetup(
         ws.environment, layers, setup_layer, setup_work, hostname,

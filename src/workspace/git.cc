@@ -118,6 +118,18 @@ StatusOr<GitOutput> RunGitOk(const GitContext& context, const std::filesystem::p
   return RunGitOk(context, cwd, GitCall{.args = args}, what);
 }
 
+std::vector<std::string_view> NulRecords(std::string_view data) {
+  std::vector<std::string_view> records;
+  size_t at = 0;
+  while (at < data.size()) {
+    size_t end = data.find('\0', at);
+    if (end == std::string_view::npos) end = data.size();
+    records.push_back(data.substr(at, end - at));
+    at = end + 1;
+  }
+  return records;
+}
+
 StatusOr<std::map<std::string, TreeEntry>> ListTree(const GitContext& context,
                                                     const std::filesystem::path& git_dir,
                                                     const std::string& commit,
@@ -132,13 +144,7 @@ StatusOr<std::map<std::string, TreeEntry>> ListTree(const GitContext& context,
 
   // "<mode> SP <type> SP <oid>\t<path>\0"
   std::map<std::string, TreeEntry> entries;
-  size_t at = 0;
-  const std::string& data = out.data;
-  while (at < data.size()) {
-    size_t end = data.find('\0', at);
-    if (end == std::string::npos) end = data.size();
-    std::string_view record(data.data() + at, end - at);
-    at = end + 1;
+  for (std::string_view record : NulRecords(out.data)) {
     const size_t tab = record.find('\t');
     if (tab == std::string_view::npos) return InternalError("git ls-tree: unexpected output");
     std::string_view meta = record.substr(0, tab);

@@ -59,6 +59,9 @@ StatusOr<GitOutput> RunGitOk(const GitContext& context, const std::filesystem::p
 // (which override any repository's own config file).
 std::map<std::string, std::string> GitEnvironment(const GitContext& context);
 
+// The records of git's -z output, without their NUL terminators.
+std::vector<std::string_view> NulRecords(std::string_view data);
+
 // Git's file modes.
 inline constexpr uint32_t kModeTree = 0040000;
 inline constexpr uint32_t kModeFile = 0100644;

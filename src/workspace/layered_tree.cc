@@ -159,53 +159,47 @@ StatusOr<std::vector<std::pair<size_t, UniqueFd>>> LayerStack::OpenDirectory(
   return active;
 }
 
-StatusOr<LayerEntry> LayerStack::Lookup(std::string_view relative) const {
+StatusOr<LayerStack::Found> LayerStack::Find(std::string_view relative) const {
   ASSIGN_OR_RETURN(std::vector<std::string> parts, PathComponents(relative));
-  const std::string name = parts.back();
+  Found found{.name = parts.back()};
   parts.pop_back();
   ASSIGN_OR_RETURN(auto dirs, OpenDirectory(parts, relative));
   for (auto& [layer, dir] : dirs) {
-    LayerEntry entry{.layer = layer};
-    if (::fstatat(dir.Get(), name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) != 0) {
+    found.entry.layer = layer;
+    if (::fstatat(dir.Get(), found.name.c_str(), &found.entry.st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;
       return ErrnoError("stat", relative);
     }
-    entry.type = TypeOf(entry.st);
-    if (entry.type == EntryType::kWhiteout) break;
-    return entry;
+    found.entry.type = TypeOf(found.entry.st);
+    if (found.entry.type == EntryType::kWhiteout) break;
+    found.dir = std::move(dir);
+    return found;
   }
   return NotFoundError(StrCat(relative, " not found"));
 }
 
+StatusOr<LayerEntry> LayerStack::Lookup(std::string_view relative) const {
+  ASSIGN_OR_RETURN(Found found, Find(relative));
+  return found.entry;
+}
+
 StatusOr<std::string> LayerStack::ReadFile(std::string_view relative, size_t max_bytes) const {
-  ASSIGN_OR_RETURN(std::vector<std::string> parts, PathComponents(relative));
-  const std::string name = parts.back();
-  parts.pop_back();
-  ASSIGN_OR_RETURN(auto dirs, OpenDirectory(parts, relative));
-  for (auto& [layer, dir] : dirs) {
-    struct stat st {};
-    if (::fstatat(dir.Get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;
-      return ErrnoError("stat", relative);
-    }
-    const EntryType type = TypeOf(st);
-    if (type == EntryType::kWhiteout) break;
-    if (type == EntryType::kSymlink) {
-      return InvalidArgumentError(StrCat(relative, " is a symlink, which is not followed"));
-    }
-    if (type != EntryType::kFile) {
-      return InvalidArgumentError(StrCat(relative, " must be a regular file"));
-    }
-    // O_NONBLOCK: were it swapped for a FIFO since the stat, the open must not hang.
-    ASSIGN_OR_RETURN(UniqueFd fd, OpenEntry(dir.Get(), name, O_RDONLY | O_NONBLOCK, relative));
-    struct stat opened {};
-    if (::fstat(fd.Get(), &opened) != 0 || !S_ISREG(opened.st_mode)) {
-      return InvalidArgumentError(StrCat(relative, " must be a regular file"));
-    }
-    RETURN_IF_ERROR(CheckNotMetacopy(fd.Get(), relative));
-    return ReadOpenFile(fd.Get(), max_bytes, relative);
+  ASSIGN_OR_RETURN(Found found, Find(relative));
+  if (found.entry.type == EntryType::kSymlink) {
+    return InvalidArgumentError(StrCat(relative, " is a symlink, which is not followed"));
   }
-  return NotFoundError(StrCat(relative, " not found"));
+  if (found.entry.type != EntryType::kFile) {
+    return InvalidArgumentError(StrCat(relative, " must be a regular file"));
+  }
+  // O_NONBLOCK: were it swapped for a FIFO since the stat, the open must not hang.
+  ASSIGN_OR_RETURN(UniqueFd fd,
+                   OpenEntry(found.dir.Get(), found.name, O_RDONLY | O_NONBLOCK, relative));
+  struct stat opened {};
+  if (::fstat(fd.Get(), &opened) != 0 || !S_ISREG(opened.st_mode)) {
+    return InvalidArgumentError(StrCat(relative, " must be a regular file"));
+  }
+  RETURN_IF_ERROR(CheckNotMetacopy(fd.Get(), relative));
+  return ReadOpenFile(fd.Get(), max_bytes, relative);
 }
 
 StatusOr<std::string> ReadThroughLayers(const std::vector<std::filesystem::path>& layers,

@@ -71,6 +71,13 @@ class LayerStack {
   size_t size() const { return roots_.size(); }
 
  private:
+  // The entry showing `relative`, with the open directory that holds it.
+  struct Found {
+    LayerEntry entry;
+    UniqueFd dir;
+    std::string name;
+  };
+  StatusOr<Found> Find(std::string_view relative) const;
   // The directories showing `components` (a directory path), top first, opened; the merged
   // directory's layers. Empty components: the roots.
   StatusOr<std::vector<std::pair<size_t, UniqueFd>>> OpenDirectory(
