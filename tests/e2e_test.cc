@@ -528,6 +528,29 @@ TEST(ServeCli, AMissingSandboxHostPathIsRefusedAtStart) {
       << r.output;
 }
 
+// Without the sandbox a server runs recipes only: an agent or prebuild run is refused when it is
+// submitted (409, one line in the CLI), never run as an empty recipe that "succeeds".
+TEST_F(EndToEnd, RunsThisServerCannotExecuteAreRefusedAtSubmission) {
+  server_->Stop(SIGTERM);
+  ASSERT_TRUE(ServerFixture::StartServer(dir_.path() / "plain",
+                                         {"--sandbox", "off", "--log-level", "error"}));
+  ASSERT_EQ(Cli("repo add app " + ShellQuote(repo_path().string())).exit_code, 0);
+  auto task = Cli("run --repo app --task 'fix the tests'");
+  EXPECT_EQ(task.exit_code, 1);
+  EXPECT_EQ(std::count(task.output.begin(), task.output.end(), '\n'), 1) << task.output;
+  EXPECT_NE(task.output.find("need the sandbox"), std::string::npos) << task.output;
+  int status = 0;
+  Json refused =
+      Api("POST", "/api/v1/runs", Json{{"repo", "app"}, {"kind", "prebuild"}}.dump(), &status);
+  EXPECT_EQ(status, 409) << refused.dump();
+  EXPECT_EQ(refused["error"]["code"], "failed_precondition");
+  EXPECT_TRUE(Api("GET", "/api/v1/runs")["runs"].empty());
+  // Recipes still run, recorded with who asked.
+  auto recipe = Cli("run --repo app --recipe 'sh test.sh' --follow");
+  EXPECT_EQ(recipe.exit_code, 0) << recipe.output;
+  EXPECT_EQ(Api("GET", "/api/v1/runs/1")["requested_by"], "admin");
+}
+
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/fs.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
 #include "tests/support/server_fixture.h"
@@ -174,6 +175,44 @@ TEST_F(ForgeEndToEnd, BadRequestsGetAClearAnswer) {
   auto cli = Cli("cr approve 999");
   EXPECT_EQ(cli.exit_code, 1);
   EXPECT_EQ(std::count(cli.output.begin(), cli.output.end(), '\n'), 1) << cli.output;
+}
+
+// The README's tour: the repository is a plain `git init` with main checked out. Merging lands
+// on its main and, its working tree being clean, in the working tree too; with local edits in
+// the way, the merge is refused with git's whole reason and nothing changes.
+TEST(ForgeNonBare, MergingIntoANonBareRepositoryUpdatesItsCheckedOutBranch) {
+  if (::geteuid() != 0) GTEST_SKIP() << "delivery needs the sandbox, which needs root";
+  testing::TempDir dir;
+  const auto demo = dir.path() / "demo";
+  testing::MakeGitRepo(demo, {{"README.md", "hello\n"}});
+  testing::ServerProcess server(dir.path() / "data", {"--log-level", "warn"});
+  ASSERT_TRUE(server.Start()) << server.error();
+  auto cli = [&](const std::string& args) {
+    return Shell("NIGHTSHIFT_SERVER=" + server.url() +
+                 " NIGHTSHIFT_DATA_DIR=" + ShellQuote(server.data_dir().string()) + " " +
+                 ShellQuote(testing::NightshiftBin()) + " " + args);
+  };
+  ASSERT_EQ(cli("repo add demo " + ShellQuote(demo.string())).exit_code, 0);
+  auto run = cli("run --repo demo --recipe 'echo \"hello, world\" > README.md' --follow");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  ASSERT_EQ(cli("cr approve 1").exit_code, 0);
+  auto merged = cli("cr merge 1");
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  EXPECT_EQ(Shell("git -C " + ShellQuote(demo.string()) + " show main:README.md").output,
+            "hello, world\n");
+  EXPECT_EQ(*ReadFile(demo / "README.md"), "hello, world\n");  // the clean worktree followed
+
+  // A second change request, and local edits in the way.
+  ASSERT_EQ(cli("run --repo demo --recipe 'echo again > README.md' --follow").exit_code, 0);
+  ASSERT_EQ(cli("cr approve 2").exit_code, 0);
+  std::ofstream(demo / "README.md") << "my local edit\n";
+  auto refused = cli("cr merge 2");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(std::count(refused.output.begin(), refused.output.end(), '\n'), 1) << refused.output;
+  // git's whole reason: why the branch could not be updated, not just "failed to push".
+  EXPECT_NE(refused.output.find("failed to push"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("; "), std::string::npos) << refused.output;
+  EXPECT_EQ(*ReadFile(demo / "README.md"), "my local edit\n");
 }
 
 // A repository linked to a GitHub project: the change request is also opened there as a draft

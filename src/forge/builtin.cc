@@ -6,7 +6,7 @@
 namespace nightshift::forge {
 
 std::string BranchFor(const store::Run& run) {
-  return StrCat("nightshift/", run.kind, "/", run.id);
+  return StrCat("nightshift/", store::RunKindName(run.kind), "/", run.id);
 }
 
 StatusOr<store::ChangeRequest> BuiltinForge::Record(
@@ -15,10 +15,10 @@ StatusOr<store::ChangeRequest> BuiltinForge::Record(
     const std::string& title, const std::string& body, const std::string& diff) {
   if (run.change_request_id != 0) {
     ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(run.change_request_id));
-    const std::string state = cr.state;
+    const store::CrState state = cr.state;
     cr.head_commit = head_commit;
     cr.diff = diff;
-    cr.review = "pending";  // new commits need a new approval
+    cr.review = store::CrReview::kPending;  // new commits need a new approval
     cr.body = StrCat(cr.body, "\n\n---\nFollow-up run ", run.id, ":\n\n", body);
     return store_.UpdateChangeRequest(cr, state);
   }
@@ -57,27 +57,28 @@ Status BuiltinForge::Publish(store::ChangeRequest& cr, bool follow_up, int64_t r
 
 StatusOr<store::ChangeRequest> BuiltinForge::GetOpen(int64_t id) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(id));
-  if (cr.state != "open") {
-    return FailedPreconditionError(StrCat("change request ", id, " is ", cr.state));
+  if (cr.state != store::CrState::kOpen) {
+    return FailedPreconditionError(
+        StrCat("change request ", id, " is ", store::CrStateName(cr.state)));
   }
   return cr;
 }
 
 StatusOr<store::ChangeRequest> BuiltinForge::Approve(int64_t id) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
-  cr.review = "approved";
-  return store_.UpdateChangeRequest(cr, "open");
+  cr.review = store::CrReview::kApproved;
+  return store_.UpdateChangeRequest(cr, store::CrState::kOpen);
 }
 
 StatusOr<store::ChangeRequest> BuiltinForge::Close(int64_t id) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
-  cr.state = "closed";
-  return store_.UpdateChangeRequest(cr, "open");
+  cr.state = store::CrState::kClosed;
+  return store_.UpdateChangeRequest(cr, store::CrState::kOpen);
 }
 
 StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
-  if (cr.review != "approved") {
+  if (cr.review != store::CrReview::kApproved) {
     return FailedPreconditionError(
         StrCat("change request ", id, " is not approved: a person must approve it first"));
   }
@@ -97,10 +98,7 @@ StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id) {
         workspace::GitOutput r,
         workspace::RunGit(
             git, tmp, workspace::GitCall{.args = std::move(args), .extra_env = std::move(env)}));
-    if (r.exit_code != 0) {
-      return FailedPreconditionError(
-          StrCat(what, ": ", r.last_error.empty() ? "git failed" : r.last_error));
-    }
+    if (r.exit_code != 0) return FailedPreconditionError(StrCat(what, ": ", r.Reason()));
     return r;
   };
   RETURN_IF_ERROR(
@@ -156,42 +154,35 @@ StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id) {
     merged = commit.out.front();
   }
   // A plain push: refused unless it fast-forwards what we fetched, so nothing is forced.
-  RETURN_IF_ERROR(ok({"push", "-q", "--no-verify", "--", repo.url,
-                      StrCat(merged, ":refs/heads/", cr.base_branch)},
-                     StrCat("push to ", cr.base_branch))
-                      .status());
-  cr.state = "merged";
-  return store_.UpdateChangeRequest(cr, "open");
+  std::vector<std::string> push = {"push", "-q", "--no-verify"};
+  for (std::string& option : workspace::PushOptionsFor(repo.url)) push.push_back(std::move(option));
+  push.insert(push.end(), {"--", repo.url, StrCat(merged, ":refs/heads/", cr.base_branch)});
+  RETURN_IF_ERROR(ok(std::move(push), StrCat("push to ", cr.base_branch)).status());
+  cr.state = store::CrState::kMerged;
+  return store_.UpdateChangeRequest(cr, store::CrState::kOpen);
 }
 
-StatusOr<std::pair<store::CrComment, int64_t>> BuiltinForge::Comment(int64_t id,
-                                                                     const std::string& author,
-                                                                     const std::string& body) {
-  ASSIGN_OR_RETURN(store::ChangeRequest cr, store_.GetChangeRequest(id));
-  ASSIGN_OR_RETURN(store::CrComment comment, store_.AddCrComment(id, author, body));
+StatusOr<store::CrComment> BuiltinForge::AddComment(int64_t id, const std::string& author,
+                                                    const std::string& body) {
+  RETURN_IF_ERROR(store_.GetChangeRequest(id).status());
+  return store_.AddCrComment(id, author, body);
+}
+
+std::optional<std::string> FollowUpInstruction(std::string_view comment) {
   constexpr std::string_view kCommand = "/nightshift ";
-  if (body.rfind(kCommand, 0) != 0 || cr.state != "open")
-    return std::make_pair(comment, int64_t{0});
-  std::string instruction = body.substr(kCommand.size());
-  while (!instruction.empty() && (instruction.back() == '\n' || instruction.back() == ' ')) {
+  if (!comment.starts_with(kCommand)) return std::nullopt;
+  std::string instruction(comment.substr(kCommand.size()));
+  while (!instruction.empty() && (instruction.back() == '\n' || instruction.back() == ' ' ||
+                                  instruction.back() == '\r' || instruction.back() == '\t')) {
     instruction.pop_back();
   }
-  if (instruction.empty()) return std::make_pair(comment, int64_t{0});
-  ASSIGN_OR_RETURN(store::Run original, store_.GetRun(cr.run_id));
-  store::RunSpec spec{.repo = cr.repo,
-                      .ref = cr.branch,
-                      .kind = original.kind,
-                      .change_request_id = cr.id,
-                      .timeout_seconds = original.timeout_seconds};
-  if (original.kind == "agent") {
-    spec.task = StrCat("Follow-up on change request ", cr.id, " (\"", cr.title,
-                       "\"), whose branch is checked out. A reviewer asks:\n\n", instruction);
-    spec.model = original.model;
-  } else {
-    spec.recipe = instruction;  // a recipe change request is followed up by another command
-  }
-  ASSIGN_OR_RETURN(store::Run run, store_.CreateRun(spec));
-  return std::make_pair(comment, run.id);
+  if (instruction.empty()) return std::nullopt;
+  return instruction;
+}
+
+std::string FollowUpTask(const store::ChangeRequest& cr, std::string_view instruction) {
+  return StrCat("Follow-up on change request ", cr.id, " (\"", cr.title,
+                "\"), whose branch is checked out. A reviewer asks:\n\n", instruction);
 }
 
 }  // namespace nightshift::forge

@@ -3,12 +3,14 @@
 // The built-in forge: change requests kept in the store, for repositories the platform reaches
 // by path or URL. A person approves, merges (fast-forward when possible, else a merge commit
 // onto the target branch; a conflict is reported, never forced) or closes; a comment
-// "/nightshift <instruction>" starts a follow-up run on the change request's branch.
+// "/nightshift <instruction>" asks for a follow-up run on the change request's branch (which the
+// run service starts: server/run_service.h).
 // The agent never gets here: only the platform's code pushes, and only to nightshift/….
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -41,9 +43,10 @@ class BuiltinForge {
   // FailedPrecondition unless open and approved, or on a merge conflict (naming the files).
   StatusOr<store::ChangeRequest> Merge(int64_t id);
   StatusOr<store::ChangeRequest> Close(int64_t id);
-  // Returns the comment and the follow-up run it started (0 if none).
-  StatusOr<std::pair<store::CrComment, int64_t>> Comment(int64_t id, const std::string& author,
-                                                         const std::string& body);
+  // Records a comment. (Whether it starts a follow-up run is the run service's to decide:
+  // FollowUpInstruction, FollowUpTask.)
+  StatusOr<store::CrComment> AddComment(int64_t id, const std::string& author,
+                                        const std::string& body);
 
   // Also opens change requests on GitHub/GitLab for these repositories (by name).
   void SetRemotes(
@@ -69,5 +72,12 @@ class BuiltinForge {
 
 // "nightshift/<agent>/<run-id>"; agent is the run's kind.
 std::string BranchFor(const store::Run& run);
+
+// The instruction of a comment "/nightshift <instruction>", trimmed; nullopt for any other
+// comment (or an empty instruction).
+std::optional<std::string> FollowUpInstruction(std::string_view comment);
+
+// The task of the agent's follow-up run on `cr` for a reviewer's instruction.
+std::string FollowUpTask(const store::ChangeRequest& cr, std::string_view instruction);
 
 }  // namespace nightshift::forge

@@ -1,8 +1,14 @@
 #include "forge/delivery.h"
 
-#include <cstdio>
+#include <sodium.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/clock.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "forge/builtin.h"
 
 namespace nightshift::forge {
@@ -153,6 +159,40 @@ StatusOr<std::string> DeliveryRepo::Diff(const std::string& from, const std::str
   return std::move(out.data);
 }
 
+StatusOr<std::vector<DeliveryRepo::RawChange>> DeliveryRepo::RawChanges(const std::string& from,
+                                                                        const std::string& to) {
+  ASSIGN_OR_RETURN(workspace::GitOutput out,
+                   Git(workspace::GitCall{.args = {"diff-tree", "-r", "-z", "--no-renames", "--raw",
+                                                   "--no-abbrev", "--end-of-options", from, to},
+                                          .capture_stdout = true},
+                       "list the changes"));
+  // ":<old mode> <new mode> <old oid> <new oid> <status>\0<path>\0"
+  std::vector<RawChange> changes;
+  const std::vector<std::string_view> records = workspace::NulRecords(out.data);
+  for (size_t i = 0; i + 1 < records.size(); i += 2) {
+    std::string_view meta = records[i];
+    if (meta.empty() || meta.front() != ':')
+      return InternalError("git diff-tree: unexpected output");
+    std::vector<std::string> fields;
+    size_t at = 1;
+    while (at <= meta.size()) {
+      size_t space = meta.find(' ', at);
+      if (space == std::string_view::npos) space = meta.size();
+      fields.emplace_back(meta.substr(at, space - at));
+      at = space + 1;
+    }
+    if (fields.size() < 5) return InternalError("git diff-tree: unexpected output");
+    RawChange change{
+        .path = std::string(records[i + 1]),
+        .old_mode = static_cast<uint32_t>(std::strtoul(fields[0].c_str(), nullptr, 8)),
+        .new_mode = static_cast<uint32_t>(std::strtoul(fields[1].c_str(), nullptr, 8))};
+    if (change.old_mode != 0) change.old_oid = fields[2];
+    if (change.new_mode != 0) change.new_oid = fields[3];
+    changes.push_back(std::move(change));
+  }
+  return changes;
+}
+
 StatusOr<std::string> DeliveryRepo::ReadBlob(const std::string& oid, size_t max_bytes) {
   ASSIGN_OR_RETURN(
       workspace::GitOutput out,
@@ -170,12 +210,347 @@ Status DeliveryRepo::Push(const std::string& url, const std::string& commit,
                    workspace::RunGit(git_, dir_,
                                      {"--git-dir", dir_.string(), "push", "-q", "--no-verify", "--",
                                       url, StrCat(commit, ":refs/heads/", branch)}));
-  if (out.exit_code != 0) {
-    return FailedPreconditionError(out.last_error.empty()
-                                       ? StrCat("git push exited with status ", out.exit_code)
-                                       : out.last_error);
-  }
+  if (out.exit_code != 0) return FailedPreconditionError(out.Reason());
   return OkStatus();
+}
+
+namespace {
+
+constexpr size_t kMaxDiffBytes = 1 << 20;  // in the "result" event; the change request has all
+
+std::string FirstLine(const std::string& text, size_t max) {
+  std::string line = text.substr(0, text.find('\n'));
+  if (line.size() > max) line = line.substr(0, max - 3) + "...";
+  return line;
+}
+
+// What the run was asked: the agent's task, or the recipe.
+std::string Asked(const store::Run& run) {
+  return run.kind == store::RunKind::kAgent ? run.task : StrCat("Run `", run.recipe, "`");
+}
+
+// A run's events, appended as they happen (the control plane writes the store itself).
+class Events {
+ public:
+  Events(store::Store& store, int64_t run_id) : store_(store), run_id_(run_id) {}
+  void Emit(std::string_view kind, const Json& data) {
+    (void)store_.AppendEvents(
+        run_id_, {store::NewEvent{.kind = std::string(kind),
+                                  .data = data.dump(-1, ' ', false, Json::error_handler_t::replace),
+                                  .ts_ms = SystemClock::Get().NowMs()}});
+  }
+
+ private:
+  store::Store& store_;
+  const int64_t run_id_;
+};
+
+class Phase {
+ public:
+  Phase(Events& events, std::string name)
+      : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
+    events_.Emit("phase", Json{{"name", name_}, {"status", "started"}});
+  }
+  void End(std::string_view status) {
+    events_.Emit(
+        "phase",
+        Json{{"name", name_}, {"status", status}, {"duration_ms", MonotonicMs() - start_ms_}});
+  }
+
+ private:
+  Events& events_;
+  std::string name_;
+  int64_t start_ms_;
+};
+
+void EmitResult(Events& events, const std::string& summary,
+                const std::vector<workspace::FileChange>* changes,
+                const std::map<std::string, LineCount>& lines, std::string diff, int64_t read_ms) {
+  Json event = {{"summary", summary}};
+  if (changes != nullptr) {
+    Json files = Json::array();
+    for (const auto& change : *changes) {
+      Json file = {{"path", change.path},
+                   {"status", change.added()     ? "added"
+                              : change.deleted() ? "deleted"
+                                                 : "modified"}};
+      if (auto it = lines.find(change.path); it != lines.end()) {
+        file["added"] = it->second.added < 0 ? std::string("-") : std::to_string(it->second.added);
+        file["removed"] =
+            it->second.removed < 0 ? std::string("-") : std::to_string(it->second.removed);
+      }
+      files.push_back(std::move(file));
+    }
+    event["files"] = std::move(files);
+    event["diff_truncated"] = diff.size() > kMaxDiffBytes;
+    if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
+    event["diff"] = std::move(diff);
+    event["read_ms"] = read_ms;
+  }
+  events.Emit("result", event);
+}
+
+}  // namespace
+
+namespace {
+
+std::string Base64(std::string_view bytes) {
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+StatusOr<std::string> FromBase64(std::string_view text, std::string_view what) {
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  size_t length = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &length, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return InvalidArgumentError(StrCat(what, " is not base64"));
+  }
+  out.resize(length);
+  return out;
+}
+
+}  // namespace
+
+Json HandoverToJson(const RunHandover& handover) {
+  Json changes = Json::array();
+  for (const auto& c : handover.changes) {
+    changes.push_back({{"path", Base64(c.path)},
+                       {"old_mode", c.old_mode},
+                       {"old_oid", c.old_oid},
+                       {"new_mode", c.new_mode},
+                       {"content", Base64(c.content)},
+                       {"new_oid", c.new_oid}});
+  }
+  return {{"succeeded", handover.succeeded},
+          {"summary", handover.summary},
+          {"base_commit", handover.base_commit},
+          {"changes", std::move(changes)},
+          {"error", handover.error},
+          {"too_large", handover.too_large}};
+}
+
+StatusOr<RunHandover> HandoverFromJson(const Json& json) {
+  if (!json.is_object()) return InvalidArgumentError("a handover must be an object");
+  RunHandover out;
+  try {
+    out.succeeded = json.at("succeeded").get<bool>();
+    out.summary = json.value("summary", "");
+    out.base_commit = json.at("base_commit").get<std::string>();
+    out.error = json.value("error", "");
+    out.too_large = json.value("too_large", false);
+    for (const Json& c : json.at("changes")) {
+      ASSIGN_OR_RETURN(std::string path,
+                       FromBase64(c.at("path").get<std::string>(), "changes[].path"));
+      ASSIGN_OR_RETURN(std::string content,
+                       FromBase64(c.value("content", ""), "changes[].content"));
+      out.changes.push_back(workspace::FileChange{.path = std::move(path),
+                                                  .old_mode = c.value("old_mode", 0u),
+                                                  .old_oid = c.value("old_oid", ""),
+                                                  .new_mode = c.value("new_mode", 0u),
+                                                  .content = std::move(content),
+                                                  .new_oid = c.value("new_oid", "")});
+    }
+  } catch (const Json::exception& e) {
+    return InvalidArgumentError(StrCat("malformed handover: ", e.what()));
+  }
+  return out;
+}
+
+Delivery::Delivery(store::Store& store, BuiltinForge& forge, DeliveryOptions options)
+    : store_(store),
+      forge_(forge),
+      options_(std::move(options)),
+      mirrors_(options_.data_dir / "mirrors") {}
+
+const ReviewPolicy& Delivery::PolicyFor(const std::string& repo) const {
+  static const ReviewPolicy* fallback = new ReviewPolicy();
+  auto it = options_.review.find(repo);
+  if (it == options_.review.end()) it = options_.review.find("");
+  return it == options_.review.end() ? *fallback : it->second;
+}
+
+StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover& handover) {
+  Events events(store_, run.id);
+  const int64_t start_ms = MonotonicMs();
+  const bool succeeded = handover.succeeded;
+  auto fail = [&](const Status& st) -> StatusOr<Conclusion> {
+    if (!succeeded) return Conclusion{};
+    return Conclusion{store::RunState::kFailed, st.message()};
+  };
+  if (!handover.error.empty()) {
+    events.Emit("result", Json{{"summary", handover.summary}, {"error", handover.error}});
+    if (!succeeded) return Conclusion{};
+    if (handover.too_large) {
+      return Conclusion{store::RunState::kBlockedByPolicy,
+                        StrCat("blocked by policy: ", handover.error)};
+    }
+    return Conclusion{store::RunState::kFailed,
+                      StrCat("cannot read the run's result: ", handover.error)};
+  }
+  if (handover.changes.empty()) {
+    EmitResult(events, handover.summary, &handover.changes, {}, "", MonotonicMs() - start_ms);
+    if (!succeeded) return Conclusion{};
+    return Conclusion{store::RunState::kSucceeded, "nothing to change"};
+  }
+  ASSIGN_OR_RETURN(store::Repository repo, store_.GetRepository(run.repo));
+  // The platform's own repositories: the mirror (fetched if it lacks the run's base commit,
+  // as when the run ran on another machine) and a delivery repository borrowing its objects.
+  const auto work_dir = options_.data_dir / "deliveries" / StrCat(run.id, "-", run.attempt);
+  RemoveTreeQuietly(work_dir);
+  struct Remove {
+    std::filesystem::path p;
+    ~Remove() { RemoveTreeQuietly(p); }
+  } remove{work_dir};
+  std::error_code ec;
+  std::filesystem::create_directories(work_dir / "home", ec);
+  const workspace::GitContext git{.git = options_.git, .home = work_dir / "home"};
+  const std::string repo_key = StrCat(repo.id);
+  const std::string& base = handover.base_commit;
+  if (base.size() != 40 && base.size() != 64) {
+    return fail(InvalidArgumentError("the run's result names no base commit"));
+  }
+  const std::string_view format = base.size() == 64 ? "sha256" : "sha1";
+  std::filesystem::path mirror = mirrors_.PathOf(repo_key);
+  auto has_base = [&]() {
+    auto r = workspace::RunGit(
+        git, options_.data_dir,
+        {"--git-dir", mirror.string(), "cat-file", "-e", StrCat(base, "^{commit}")});
+    return r.ok() && r->exit_code == 0;
+  };
+  if (!has_base()) {
+    auto synced = mirrors_.Sync(repo_key, repo.url, git);
+    if (!synced.ok()) return fail(synced.status());
+    mirror = *synced;
+    if (!has_base()) return fail(NotFoundError(StrCat("commit ", base, " is not in ", repo.name)));
+  }
+  auto made = DeliveryRepo::Create(work_dir / "delivery.git", mirror, format, git);
+  if (!made.ok()) return fail(made.status());
+  DeliveryRepo& delivery = *made;
+  const std::string title = FirstLine(Asked(run), 72);
+  auto commit = delivery.Commit(
+      base, handover.changes, forge_.identity(),
+      StrCat(title, "\n\n", handover.summary.empty() ? Asked(run) : handover.summary,
+             "\n\nNightshift-Run: ", run.id, "\n"),
+      SystemClock::Get().NowMs() / 1000);
+  if (!commit.ok()) return fail(commit.status());
+  // The change as the platform's own trees say, not as the runner described it: both sides'
+  // modes and ids from git, the contents from the commit (checked against the runner's bytes).
+  auto raw = delivery.RawChanges(base, *commit);
+  if (!raw.ok()) return fail(raw.status());
+  std::map<std::string, const workspace::FileChange*> sent;
+  for (const auto& change : handover.changes) sent[change.path] = &change;
+  std::vector<workspace::FileChange> changes;
+  for (auto& r : *raw) {
+    workspace::FileChange change{.path = r.path,
+                                 .old_mode = r.old_mode,
+                                 .old_oid = r.old_oid,
+                                 .new_mode = r.new_mode,
+                                 .new_oid = r.new_oid};
+    if (!change.deleted()) {
+      auto it = sent.find(change.path);
+      if (it != sent.end() && workspace::GitBlobId(it->second->content, format) == r.new_oid) {
+        change.content = it->second->content;
+      } else {
+        auto blob = delivery.ReadBlob(r.new_oid, size_t{1} << 30);
+        if (!blob.ok()) return fail(blob.status());
+        change.content = *std::move(blob);
+      }
+    }
+    changes.push_back(std::move(change));
+  }
+  // What git cannot hold as content (nested repositories, submodules) never reached the
+  // commit; the policy still sees it, and refuses it.
+  for (const auto& change : handover.changes) {
+    if (change.new_mode == workspace::kModeGitlink || change.old_mode == workspace::kModeGitlink) {
+      changes.push_back(workspace::FileChange{
+          .path = change.path, .old_mode = change.old_mode, .new_mode = change.new_mode});
+    }
+  }
+  auto lines = delivery.LineCounts(base, *commit);
+  if (!lines.ok()) return fail(lines.status());
+  auto diff = delivery.Diff(base, *commit);
+  if (!diff.ok()) return fail(diff.status());
+  EmitResult(events, handover.summary, &changes, *lines, *diff, MonotonicMs() - start_ms);
+  if (!succeeded) return Conclusion{};
+  if (changes.empty()) return Conclusion{store::RunState::kSucceeded, "nothing to change"};
+
+  Phase phase(events, "deliver");
+  // The review gate: nothing that breaks the policy leaves the platform.
+  const std::vector<std::string> violations =
+      CheckChanges(PolicyFor(repo.name), changes, *lines,
+                   [&](const workspace::FileChange& change) -> StatusOr<std::string> {
+                     return delivery.ReadBlob(change.old_oid, size_t{256} << 20);
+                   });
+  if (!violations.empty()) {
+    events.Emit("policy", Json{{"violations", violations}});
+    phase.End("blocked");
+    std::string reasons;
+    for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
+    return Conclusion{store::RunState::kBlockedByPolicy, StrCat("blocked by policy: ", reasons)};
+  }
+  auto failed = [&](const Status& st) -> StatusOr<Conclusion> {
+    phase.End("failed");
+    return Conclusion{store::RunState::kFailed, st.message()};
+  };
+  // A follow-up continues its change request's branch (checked out: the commit is a child of
+  // its head) and its base.
+  std::optional<store::ChangeRequest> existing;
+  if (run.change_request_id != 0) {
+    auto cr = forge_.Get(run.change_request_id);
+    if (!cr.ok()) return failed(cr.status());
+    existing = *cr;
+  }
+  const std::string branch = existing ? existing->branch : BranchFor(run);
+  const std::string base_commit = existing ? existing->base_commit : base;
+  std::string files;
+  for (const auto& change : changes) files += StrCat("- `", DisplayPath(change.path), "`\n");
+  const std::string body = StrCat(
+      run.kind == store::RunKind::kAgent ? "**Task**\n\n" : "**Recipe**\n\n", Asked(run), "\n\n",
+      handover.summary.empty() ? "" : StrCat("**What was done**\n\n", handover.summary, "\n\n"),
+      "**Files changed**\n\n", files, "\nNightshift run ", run.id, ".");
+  // The change request's diff: the run's own, unless a follow-up adds to an earlier base.
+  auto cr_diff =
+      base_commit == base ? StatusOr<std::string>(*diff) : delivery.Diff(base_commit, *commit);
+  if (!cr_diff.ok()) return failed(cr_diff.status());
+  // The push, by the platform, of its own commit, from its own repository.
+  if (Status pushed = delivery.Push(repo.url, *commit, branch); !pushed.ok()) {
+    return failed(
+        FailedPreconditionError(StrCat("push of ", branch, " rejected: ", pushed.message())));
+  }
+  // The base branch: the run's ref when it is a branch, else the repository's default.
+  std::string base_branch = existing ? existing->base_branch : run.ref;
+  if (!existing &&
+      (run.ref.empty() || !workspace::ReadGitRefs(mirror).contains("refs/heads/" + run.ref))) {
+    auto head_file = ReadFile(mirror / "HEAD");  // "ref: refs/heads/<default>"
+    constexpr std::string_view kHeadRef = "ref: refs/heads/";
+    base_branch = head_file.ok() && head_file->starts_with(kHeadRef)
+                      ? head_file->substr(kHeadRef.size(), head_file->find('\n') - kHeadRef.size())
+                      : "main";
+  }
+  auto cr =
+      forge_.Record(run, repo, branch, base_branch, base_commit, *commit, title, body, *cr_diff);
+  if (!cr.ok()) return failed(cr.status());
+  // Its counterpart on GitHub/GitLab, if the repository has one: an error there leaves the
+  // change request (and the pushed branch) as they are, and says so.
+  std::string note;
+  if (Status published = forge_.Publish(*cr, existing.has_value(), run.id); !published.ok()) {
+    note = StrCat("change request ", cr->id, " recorded, but ", published.message());
+    events.Emit("remote_change_request", Json{{"error", published.message()}});
+  } else if (!cr->remote_url.empty()) {
+    events.Emit("remote_change_request", Json{{"id", cr->remote_id}, {"url", cr->remote_url}});
+  }
+  events.Emit("change_request", Json{{"id", cr->id},
+                                     {"branch", branch},
+                                     {"base_branch", base_branch},
+                                     {"head_commit", *commit},
+                                     {"updated", existing.has_value()}});
+  phase.End(note.empty() ? "ok" : "partial");
+  return Conclusion{store::RunState::kSucceeded, note};
 }
 
 }  // namespace nightshift::forge

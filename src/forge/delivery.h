@@ -14,17 +14,20 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "core/status.h"
+#include "forge/builtin.h"
 #include "forge/policy.h"
+#include "store/store.h"
 #include "workspace/git.h"
+#include "workspace/mirror.h"
 #include "workspace/result.h"
 
 namespace nightshift::forge {
-
-struct Identity;
 
 class DeliveryRepo {
  public:
@@ -49,6 +52,15 @@ class DeliveryRepo {
   // text conversion; binary files as "Binary files … differ").
   StatusOr<std::string> Diff(const std::string& from, const std::string& to);
 
+  // Every path that differs between two commits, with both sides' modes and ids (renames as a
+  // deletion and an addition).
+  struct RawChange {
+    std::string path;
+    uint32_t old_mode = 0, new_mode = 0;
+    std::string old_oid, new_oid;
+  };
+  StatusOr<std::vector<RawChange>> RawChanges(const std::string& from, const std::string& to);
+
   // A blob's bytes, up to `max_bytes`.
   StatusOr<std::string> ReadBlob(const std::string& oid, size_t max_bytes);
 
@@ -70,5 +82,56 @@ class DeliveryRepo {
 // A path as fast-import reads it: as is, or C-quoted when it has a quote, a backslash or a
 // control character.
 std::string FastImportPath(std::string_view path);
+
+// What a runner hands to the control plane when a run's recipe or agent is done
+// (runner::LeaseSource::Conclude). Plain data: the control plane trusts none of it but the
+// files' contents, recomputes everything else from its own repositories, and checks the policy
+// itself.
+struct RunHandover {
+  bool succeeded = false;   // the recipe or agent ended well: only then is anything delivered
+  std::string summary;      // the agent's account of its work; empty for a recipe
+  std::string base_commit;  // the commit the run checked out
+  std::vector<workspace::FileChange> changes;  // workspace::CollectRunResult's
+  std::string error;       // the result could not be read: why (`changes` is then empty)
+  bool too_large = false;  // … because it was too large to review
+};
+
+// A handover as JSON, for a runner on another machine (file contents base64-encoded), and
+// back: InvalidArgument naming the field for anything malformed.
+Json HandoverToJson(const RunHandover& handover);
+StatusOr<RunHandover> HandoverFromJson(const Json& json);
+
+// How the control plane ended a run, when it decides: blocked by policy, failed (a push
+// refused), or succeeded with "nothing to change" or a partial delivery. Unset `state`: the
+// runner's own outcome stands (a run that failed is only shown, never delivered).
+struct Conclusion {
+  std::optional<store::RunState> state;
+  std::string reason;
+};
+
+struct DeliveryOptions {
+  std::filesystem::path data_dir;  // mirrors/ (shared with the workspaces) and deliveries/
+  std::string git = "git";
+  std::map<std::string, ReviewPolicy> review;  // by repository name, "" for the rest
+};
+
+// The deliver phase, in the control plane: the run's result as the platform's commit in a
+// delivery repository, its diff in the "result" event, the review policy on it, the push to
+// nightshift/<kind>/<run>, the change request and its counterpart on GitHub or GitLab. Events
+// go straight to the store. Thread-safe: deliveries of different runs run concurrently.
+class Delivery {
+ public:
+  Delivery(store::Store& store, BuiltinForge& forge, DeliveryOptions options);
+
+  StatusOr<Conclusion> Conclude(const store::Run& run, const RunHandover& handover);
+
+ private:
+  const ReviewPolicy& PolicyFor(const std::string& repo) const;
+
+  store::Store& store_;
+  BuiltinForge& forge_;
+  const DeliveryOptions options_;
+  workspace::Mirrors mirrors_;
+};
 
 }  // namespace nightshift::forge

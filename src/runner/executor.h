@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "forge/delivery.h"
 #include "runner/event_writer.h"
 #include "sandbox/process.h"
 #include "store/model.h"
@@ -25,6 +26,9 @@ struct Execution {
   // Moves the run preparing → running (recording the resolved commit). An error means the run
   // was cancelled or its lease lost: stop at once.
   std::function<Status(const std::string& commit)> mark_running;
+  // Hands the result over to the control plane once the run's own events are written
+  // (LeaseSource::Conclude); says how the run ends when the control plane decides.
+  std::function<StatusOr<forge::Conclusion>(const forge::RunHandover& handover)> conclude;
 };
 
 struct Outcome {

@@ -5,24 +5,23 @@
 
 #include "agent/config.h"
 #include "agent/tools.h"
-#include "forge/builtin.h"
-#include "forge/delivery.h"
-#include "forge/policy.h"
 #include "runner/executor.h"
 #include "sandbox/pool.h"
 #include "workspace/workspace.h"
 
 namespace nightshift::runner {
 
-// The deterministic agent: gets the repository at the run's ref and runs the recipe there with
-// `sh -c`. In the sandbox, /workspace is an overlay of the cached checkout (and the prebuild
-// of its environment) under the run's own upper dir, and the phases are fetch, checkout,
-// environment and agent; without it, a fresh clone in the scratch dir (checkout, agent). A
-// "prebuild" run stops after the environment phase. Phases are recorded as "phase" events with
-// their durations; git's, setup's and the recipe's output as "log" events.
+// Carries out a run: the phases fetch, checkout, environment and agent (a recipe with `sh -c`, or
+// the built-in agent), each recorded as a "phase" event with its duration, git's, setup's and
+// the recipe's output as "log" events. In the sandbox, /workspace is an overlay of the cached
+// checkout (and the prebuild of its environment, or this run's setup) under the run's own upper
+// dir; when the agent phase is done, what the run changed is read from that upper dir as data
+// and handed to the control plane (Execution::conclude), which delivers it. Without the
+// sandbox (no root): recipes only, in a private checkout, and nothing is delivered. A
+// "prebuild" run stops after the environment phase.
 struct RecipeOptions {
-  // Run the recipe in a sandbox (src/sandbox/contain.h) with the checkout at /workspace.
-  // Requires root. Off: a plain process group in the checkout (development, non-root).
+  // Run in a sandbox (src/sandbox/contain.h) with the checkout at /workspace. Requires root.
+  // Off: a plain process group in a private checkout (development, non-root).
   bool sandbox = true;
   sandbox::CgroupLimits limits;               // per-run limits inside the sandbox
   std::vector<std::filesystem::path> masked;  // e.g. the platform's data dir
@@ -31,16 +30,10 @@ struct RecipeOptions {
   uid_t sandbox_uid = 100000;            // host uid of root inside; owns the checkout
   std::string git = "git";               // looked up in PATH
   sandbox::SandboxPool* pool = nullptr;  // pre-forked sandboxes of SandboxShape(); not owned
-  // With the sandbox: mirrors, cached checkout layers and prebuilds (src/workspace); not
-  // owned. Null: every run clones the repository into its scratch dir.
+  // Mirrors, checkouts and prebuilds (src/workspace); not owned; required.
   workspace::Workspaces* workspaces = nullptr;
   // Models and budgets for runs of kind "agent"; not owned. Null: no agent runs.
   const agent::AgentConfig* agent = nullptr;
-  // The review gate (not owned): with a forge, a sandboxed run that changed files has them
-  // checked against the policy (by repository name, "" = default), committed, pushed to
-  // nightshift/<kind>/<run-id> and recorded as a change request. Null: nothing is delivered.
-  forge::BuiltinForge* forge = nullptr;
-  const std::map<std::string, forge::ReviewPolicy>* review = nullptr;
 
   // The sandbox every run gets, but for its workspace (here `workspace`), hostname and limits.
   sandbox::SandboxSpec SandboxShape(const std::filesystem::path& workspace) const;
@@ -52,20 +45,6 @@ class RecipeExecutor final : public Executor {
   Outcome Execute(Execution& execution) override;
 
  private:
-  // Phases fetch → checkout → environment → agent over the workspace layers.
-  Outcome ExecuteLayered(Execution& execution);
-  // The run's result, read as data from its upper directory, committed by the platform in a
-  // repository of its own (forge/delivery.h) and shown in the "result" event; then, for a run
-  // that succeeded, Deliver.
-  Outcome Conclude(Execution& execution, const workspace::RunWorkspace& ws, Outcome outcome,
-                   const std::string& summary, const std::filesystem::path& upper,
-                   const std::vector<std::filesystem::path>& layers);
-  // The review gate on the platform's commit, then the push and the change request.
-  Outcome Deliver(Execution& execution, const workspace::RunWorkspace& ws,
-                  forge::DeliveryRepo& repo, const workspace::RunResult& result,
-                  const std::map<std::string, forge::LineCount>& lines, const std::string& commit,
-                  const std::string& run_diff, const std::string& title,
-                  const std::string& summary);
   // The built-in agent (agent/loop.h) on the run's task, its tools in `sandbox`.
   Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox, std::string* summary);
   const RecipeOptions options_;

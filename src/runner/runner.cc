@@ -176,6 +176,13 @@ void Runner::Execute(const store::Run& run) {
             if (!r.ok()) return r.status();
             current = RunState::kRunning;
             return OkStatus();
+          },
+          .conclude = [&](const forge::RunHandover& handover) -> StatusOr<forge::Conclusion> {
+            // The run's own events first, so the control plane's come after them.
+            if (Status st = events.Flush(); !st.ok()) {
+              log->warn("run {}: appending events failed: {}", run.id, st.ToString());
+            }
+            return source_.Conclude(run.id, lease, handover);
           }};
       outcome = executor_.Execute(execution);
     }

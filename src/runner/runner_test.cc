@@ -27,7 +27,7 @@ class RunnerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
     ASSERT_TRUE(store_->AddRepository("app", (dir_.path() / "origin").string()).ok());
-    source_ = std::make_unique<StoreLeaseSource>(*store_);
+    source_ = std::make_unique<StoreLeaseSource>(*store_, nullptr);
   }
   void TearDown() override {
     if (runner_) runner_->Stop();
@@ -85,8 +85,14 @@ class RunnerTest : public ::testing::Test {
   std::unique_ptr<StoreLeaseSource> source_;
   // The runner's own logic is tested with plain processes, whose pids and files the test can
   // see; RecipeRunsInASandbox covers the sandboxed path.
-  RecipeExecutor executor_{RecipeOptions{.sandbox = false}};
-  RecipeExecutor sandboxed_{RecipeOptions{.sandbox = true}};
+  workspace::Workspaces plain_spaces_{
+      workspace::WorkspaceOptions{.data_dir = dir_.path() / "plain",
+                                  .sandbox = {.host_uid = ::geteuid(), .host_gid = ::getegid()}}};
+  workspace::Workspaces sandboxed_spaces_{
+      workspace::WorkspaceOptions{.data_dir = dir_.path() / "sandboxed"}};
+  RecipeExecutor executor_{
+      RecipeOptions{.sandbox = false, .sandbox_uid = ::geteuid(), .workspaces = &plain_spaces_}};
+  RecipeExecutor sandboxed_{RecipeOptions{.sandbox = true, .workspaces = &sandboxed_spaces_}};
   std::unique_ptr<Runner> runner_;
 };
 
@@ -104,10 +110,10 @@ TEST_F(RunnerTest, RecipeRunsInACheckoutAtTheRefAndStreamsOutput) {
   for (const auto& e : *store_->ListEvents(run.id, 0, 1000)) {
     if (e.kind == "phase" && Json::parse(e.data).contains("duration_ms")) ++phases;
   }
-  EXPECT_EQ(phases, 3);  // checkout, environment, agent
+  EXPECT_EQ(phases, 4);  // fetch, checkout, environment, agent
 }
 
-// Without the sandbox there are no prebuild layers: setup runs in the clone before the recipe.
+// Without the sandbox there are no prebuild layers: setup runs in the checkout before the recipe.
 TEST_F(RunnerTest, EnvironmentSetupRunsBeforeTheRecipeWithoutTheSandbox) {
   testing::CommitFiles(dir_.path() / "origin",
                        {{".nightshift/environment.yml",
@@ -123,7 +129,7 @@ TEST_F(RunnerTest, EnvironmentSetupRunsBeforeTheRecipeWithoutTheSandbox) {
                        "broken");
   store::Run broken = WaitFinished(Create("echo never").id);
   EXPECT_EQ(broken.state, RunState::kFailed);
-  EXPECT_EQ(broken.reason, "setup command 1 exited with status 4");
+  EXPECT_EQ(broken.reason, "setup command 1 (exit 4) exited with status 4");
   EXPECT_TRUE(Lines(broken.id).empty());
 }
 
@@ -251,7 +257,7 @@ TEST(EventWriter, ConcurrentLogAndFlushLoseNothing) {
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->AddRepository("r", "/x").ok());
   auto run = (*store)->CreateRun({.repo = "r", .recipe = "x"});
-  StoreLeaseSource source(**store);
+  StoreLeaseSource source(**store, nullptr);
   constexpr int kThreads = 4, kLines = 500;
   {
     EventWriter writer(source, run->id, /*flush_interval_ms=*/1, /*max_batch=*/7);

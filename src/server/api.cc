@@ -9,7 +9,6 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "runner/recipe_executor.h"
 
 namespace nightshift::server {
 namespace {
@@ -77,8 +76,8 @@ Json ChangeRequestJson(const store::ChangeRequest& c, bool with_diff) {
             {"head_commit", c.head_commit},
             {"title", c.title},
             {"body", c.body},
-            {"state", c.state},
-            {"review", c.review},
+            {"state", store::CrStateName(c.state)},
+            {"review", store::CrReviewName(c.review)},
             {"remote_url", c.remote_url},
             {"created_at", FormatTimestampMs(c.created_ms)},
             {"updated_at", FormatTimestampMs(c.updated_ms)}};
@@ -90,7 +89,7 @@ Json RunJson(const Run& r) {
   Json j = {{"id", r.id},
             {"repo", r.repo},
             {"ref", r.ref},
-            {"kind", r.kind},
+            {"kind", store::RunKindName(r.kind)},
             {"recipe", r.recipe},
             {"task", r.task},
             {"model", r.model},
@@ -104,7 +103,8 @@ Json RunJson(const Run& r) {
             {"created_at", FormatTimestampMs(r.created_ms)},
             {"started_at", TimeOrNull(r.started_ms)},
             {"finished_at", TimeOrNull(r.finished_ms)},
-            {"last_event_seq", r.last_event_seq}};
+            {"last_event_seq", r.last_event_seq},
+            {"requested_by", r.requested_by}};
   j["lease"] = r.lease_owner.empty() ? Json(nullptr)
                                      : Json{{"owner", r.lease_owner},
                                             {"expires_at", FormatTimestampMs(r.lease_expires_ms)}};
@@ -240,6 +240,9 @@ class Api {
     res.status = 204;
   }
 
+  // The admin token is the one principal the API knows today.
+  static Principal Admin() { return Principal{.kind = "admin"}; }
+
   void CreateRun(const httplib::Request& req, httplib::Response& res) {
     auto body = BodyObject(req);
     if (!body.ok()) return SendError(res, body.status());
@@ -255,60 +258,21 @@ class Api {
                              task.status(), model.status(), timeout.status(), attempts.status()}) {
       if (!st.ok()) return SendError(res, st);
     }
-    if (kind->empty()) *kind = task->empty() ? "recipe" : "agent";
-    if (*kind != "recipe" && *kind != "agent" && *kind != "prebuild") {
-      return SendError(
-          res, InvalidArgumentError("'kind' must be \"recipe\", \"agent\" or \"prebuild\""));
-    }
-    if (repo->empty()) return SendError(res, InvalidArgumentError("'repo' is required"));
-    if (*kind == "recipe" && recipe->empty()) {
-      return SendError(res,
-                       InvalidArgumentError("'recipe' (or a 'task' for the agent) is required"));
-    }
-    if (*kind != "recipe" && !recipe->empty()) {
-      return SendError(res,
-                       InvalidArgumentError(StrCat("a run of kind ", *kind, " takes no 'recipe'")));
-    }
-    if (*kind != "agent" && (!task->empty() || !model->empty())) {
-      return SendError(res, InvalidArgumentError("'task' and 'model' are for runs of kind agent"));
-    }
-    if (*kind == "agent") {
-      if (task->empty()) return SendError(res, InvalidArgumentError("'task' is required"));
-      if (task->size() > 64 * 1024) {
-        return SendError(res, InvalidArgumentError("'task' is longer than 64 KiB"));
-      }
-      if (ctx_.models.empty()) {
-        return SendError(res, FailedPreconditionError(
-                                  "no model is configured: start the server with --config FILE "
-                                  "(docs/agents.md)"));
-      }
-      const std::string wanted = model->empty() ? "default" : *model;
-      if (std::find(ctx_.models.begin(), ctx_.models.end(), wanted) == ctx_.models.end()) {
-        std::string names;
-        for (const auto& m : ctx_.models) names += (names.empty() ? "" : ", ") + m;
-        return SendError(res, InvalidArgumentError(StrCat("unknown model '", wanted,
-                                                          "' (configured: ", names, ")")));
+    SubmitRequest request{.repo = *repo,
+                          .ref = *ref,
+                          .recipe = *recipe,
+                          .task = *task,
+                          .model = *model,
+                          .timeout_seconds = *timeout,
+                          .max_attempts = *attempts};
+    if (!kind->empty()) {
+      request.kind = store::ParseRunKind(*kind);
+      if (!request.kind) {
+        return SendError(
+            res, InvalidArgumentError("'kind' must be \"recipe\", \"agent\" or \"prebuild\""));
       }
     }
-    if (recipe->size() > 64 * 1024) {
-      return SendError(res, InvalidArgumentError("'recipe' is longer than 64 KiB"));
-    }
-    if (*timeout < 1 || *timeout > 86400) {
-      return SendError(res, InvalidArgumentError("'timeout_seconds' must be from 1 to 86400"));
-    }
-    if (*attempts < 1 || *attempts > 10) {
-      return SendError(res, InvalidArgumentError("'max_attempts' must be from 1 to 10"));
-    }
-    if (Status st = runner::ValidateRef(*ref); !st.ok()) return SendError(res, st);
-    auto run =
-        ctx_.store.CreateRun(store::RunSpec{.repo = *repo,
-                                            .ref = *ref,
-                                            .recipe = *recipe,
-                                            .kind = *kind,
-                                            .task = *task,
-                                            .model = *model,
-                                            .timeout_seconds = static_cast<int32_t>(*timeout),
-                                            .max_attempts = static_cast<int32_t>(*attempts)});
+    auto run = ctx_.runs.Submit(request, Admin());
     if (!run.ok()) return SendError(res, run.status());
     SendJson(res, 201, RunJson(*run));
   }
@@ -341,11 +305,15 @@ class Api {
 
   void ListChangeRequests(const httplib::Request& req, httplib::Response& res) {
     const std::string state = req.get_param_value("state");
-    if (!state.empty() && state != "open" && state != "merged" && state != "closed") {
-      return SendError(
-          res, InvalidArgumentError(StrCat("unknown state '", state, "' (open, merged, closed)")));
+    std::optional<store::CrState> wanted;
+    if (!state.empty()) {
+      wanted = store::ParseCrState(state);
+      if (!wanted) {
+        return SendError(res, InvalidArgumentError(
+                                  StrCat("unknown state '", state, "' (open, merged, closed)")));
+      }
     }
-    auto list = ctx_.store.ListChangeRequests(req.get_param_value("repo"), state);
+    auto list = ctx_.store.ListChangeRequests(req.get_param_value("repo"), wanted);
     if (!list.ok()) return SendError(res, list.status());
     Json out = Json::array();
     for (const auto& c : *list) out.push_back(ChangeRequestJson(c, false));
@@ -394,18 +362,16 @@ class Api {
     auto author = JsonString(*body, "author");
     if (!text.ok()) return SendError(res, text.status());
     if (!author.ok()) return SendError(res, author.status());
-    if (text->empty()) return SendError(res, InvalidArgumentError("'body' is required"));
-    if (text->size() > 64 * 1024) {
-      return SendError(res, InvalidArgumentError("'body' is longer than 64 KiB"));
-    }
-    if (ctx_.forge == nullptr) return SendError(res, UnavailableError("no forge"));
-    auto done = ctx_.forge->Comment(*id, author->empty() ? "admin" : *author, *text);
+    // A comment's author is its principal (the admin token stands for whoever it names).
+    const Principal principal =
+        author->empty() ? Admin() : Principal{.kind = "comment", .name = *author};
+    auto done = ctx_.runs.Comment(*id, *text, principal);
     if (!done.ok()) return SendError(res, done.status());
     Json j = {{"id", done->first.id},
               {"author", done->first.author},
               {"body", done->first.body},
               {"created_at", FormatTimestampMs(done->first.created_ms)}};
-    j["follow_up_run"] = done->second > 0 ? Json(done->second) : Json(nullptr);
+    j["follow_up_run"] = done->second ? Json(done->second->id) : Json(nullptr);
     SendJson(res, 201, j);
   }
 
@@ -433,7 +399,7 @@ class Api {
   void CancelRun(const httplib::Request& req, httplib::Response& res) {
     auto id = ParseId(req.matches[1].str(), "run id");
     if (!id.ok()) return SendError(res, id.status());
-    auto run = ctx_.store.CancelRun(*id, "cancelled by request");
+    auto run = ctx_.runs.Cancel(*id, Admin());
     if (!run.ok()) return SendError(res, run.status());
     SendJson(res, 200, RunJson(*run));
   }

@@ -7,6 +7,7 @@
 
 #include "forge/builtin.h"
 #include "server/event_hub.h"
+#include "server/run_service.h"
 #include "store/store.h"
 
 namespace httplib {
@@ -18,9 +19,9 @@ namespace nightshift::server {
 struct ApiContext {
   store::Store& store;
   EventHub& hub;
+  RunService& runs;  // every run starts (and is cancelled) there
   std::string admin_token;
   int64_t keepalive_ms = 15'000;         // SSE comment interval
-  std::vector<std::string> models;       // the configured model names, for runs of kind "agent"
   forge::BuiltinForge* forge = nullptr;  // change requests
 };
 

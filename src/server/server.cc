@@ -114,17 +114,24 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, identity);
   s->forge_->SetRemotes(std::move(remotes));
   s->store_->SetObserver(s->hub_.get());
+  const bool sandboxed = options.sandbox == "on" || (options.sandbox == "auto" && ::geteuid() == 0);
+  if (sandboxed && ::geteuid() != 0) {
+    return FailedPreconditionError(
+        "--sandbox on needs root (namespaces, overlay mounts); use --sandbox off to run recipes "
+        "as plain processes");
+  }
+  // The one submission path, and the control plane's half of a run's end.
+  RunCapabilities capabilities{.sandbox = sandboxed};
+  for (const auto& [name, model] : s->agent_config_->models) capabilities.models.push_back(name);
+  s->run_service_ = std::make_unique<RunService>(*s->store_, *s->forge_, capabilities);
+  s->delivery_ = std::make_unique<forge::Delivery>(
+      *s->store_, *s->forge_,
+      forge::DeliveryOptions{.data_dir = dir, .review = s->review_policies_});
   if (options.runner_slots > 0) {
-    s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_);
-    bool sandboxed = options.sandbox == "on" || (options.sandbox == "auto" && ::geteuid() == 0);
-    if (sandboxed && ::geteuid() != 0) {
-      return FailedPreconditionError(
-          "--sandbox on needs root (namespaces, overlay mounts); use --sandbox off to run recipes "
-          "as plain processes");
-    }
+    s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_, s->delivery_.get());
     if (!sandboxed) {
-      log::Get("server")->warn("runs execute WITHOUT a sandbox (--sandbox {}{})", options.sandbox,
-                               options.sandbox == "auto" ? ", not root" : "");
+      log::Get("server")->warn("runs execute WITHOUT a sandbox (--sandbox {}{}): recipes only",
+                               options.sandbox, options.sandbox == "auto" ? ", not root" : "");
     }
     runner::RecipeOptions recipe{.sandbox = sandboxed,
                                  .limits = {.memory_bytes = options.run_memory_bytes,
@@ -132,9 +139,8 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                             .cpus = options.run_cpus},
                                  .masked = {dir},
                                  .host_paths = options.sandbox_host_paths,
-                                 .agent = s->agent_config_.get(),
-                                 .forge = s->forge_.get(),
-                                 .review = &s->review_policies_};
+                                 .sandbox_uid = sandboxed ? 100000 : ::geteuid(),
+                                 .agent = s->agent_config_.get()};
     if (sandboxed) {
       // Impossible limits or missing host paths would fail every run: refuse them now.
       sandbox::SandboxSpec probe = recipe.SandboxShape(dir);
@@ -157,16 +163,14 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                  pool.status().message());
       }
     }
-    if (sandboxed) {
-      s->workspaces_ = std::make_unique<workspace::Workspaces>(
-          workspace::WorkspaceOptions{.data_dir = dir,
-                                      .cache_max_bytes = options.cache_max_bytes,
-                                      .mirror_max_age_ms = options.mirror_max_age_ms,
-                                      .sandbox = recipe.SandboxShape(dir),
-                                      .pool = recipe.pool,
-                                      .git = recipe.git});
-      recipe.workspaces = s->workspaces_.get();
-    }
+    s->workspaces_ = std::make_unique<workspace::Workspaces>(
+        workspace::WorkspaceOptions{.data_dir = dir,
+                                    .cache_max_bytes = options.cache_max_bytes,
+                                    .mirror_max_age_ms = options.mirror_max_age_ms,
+                                    .sandbox = recipe.SandboxShape(dir),
+                                    .pool = recipe.pool,
+                                    .git = recipe.git});
+    recipe.workspaces = s->workspaces_.get();
     s->executor_ = std::make_unique<runner::RecipeExecutor>(std::move(recipe));
     s->runner_ = std::make_unique<runner::Runner>(
         *s->lease_source_, *s->executor_,
@@ -204,8 +208,8 @@ Status Server::Start() {
     httplib::default_socket_options(fd);
     listen_fd = fd;
   });
-  api_context_ = std::make_unique<ApiContext>(ApiContext{*store_, *hub_, admin_token_});
-  for (const auto& [name, model] : agent_config_->models) api_context_->models.push_back(name);
+  api_context_ =
+      std::make_unique<ApiContext>(ApiContext{*store_, *hub_, *run_service_, admin_token_});
   api_context_->forge = forge_.get();
   RegisterApi(*http_, *api_context_);
 

@@ -15,8 +15,10 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "forge/builtin.h"
+#include "forge/delivery.h"
 #include "forge/policy.h"
 #include "sandbox/pool.h"
+#include "server/run_service.h"
 #include "store/store.h"
 #include "workspace/workspace.h"
 
@@ -97,6 +99,8 @@ class Server {
   std::unique_ptr<agent::AgentConfig> agent_config_;
   std::map<std::string, forge::ReviewPolicy> review_policies_;
   std::unique_ptr<forge::BuiltinForge> forge_;
+  std::unique_ptr<RunService> run_service_;
+  std::unique_ptr<forge::Delivery> delivery_;
   std::unique_ptr<runner::RecipeExecutor> executor_;
   std::unique_ptr<runner::Runner> runner_;
   std::unique_ptr<ApiContext> api_context_;

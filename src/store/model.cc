@@ -18,18 +18,51 @@ constexpr std::array<std::pair<RunState, std::string_view>, 8> kStateNames{{
 }};
 }  // namespace
 
-std::string_view RunStateName(RunState state) {
-  for (const auto& [s, name] : kStateNames) {
-    if (s == state) return name;
+namespace {
+
+template <typename E, size_t N>
+std::string_view NameOf(const std::array<std::pair<E, std::string_view>, N>& names, E value) {
+  for (const auto& [v, name] : names) {
+    if (v == value) return name;
   }
   return "unknown";
 }
 
-std::optional<RunState> ParseRunState(std::string_view name) {
-  for (const auto& [s, n] : kStateNames) {
-    if (n == name) return s;
+template <typename E, size_t N>
+std::optional<E> ValueOf(const std::array<std::pair<E, std::string_view>, N>& names,
+                         std::string_view name) {
+  for (const auto& [v, n] : names) {
+    if (n == name) return v;
   }
   return std::nullopt;
+}
+
+constexpr std::array<std::pair<RunKind, std::string_view>, 3> kKindNames{{
+    {RunKind::kRecipe, "recipe"},
+    {RunKind::kAgent, "agent"},
+    {RunKind::kPrebuild, "prebuild"},
+}};
+constexpr std::array<std::pair<CrState, std::string_view>, 3> kCrStateNames{{
+    {CrState::kOpen, "open"},
+    {CrState::kMerged, "merged"},
+    {CrState::kClosed, "closed"},
+}};
+constexpr std::array<std::pair<CrReview, std::string_view>, 2> kCrReviewNames{{
+    {CrReview::kPending, "pending"},
+    {CrReview::kApproved, "approved"},
+}};
+
+}  // namespace
+
+std::string_view RunStateName(RunState state) { return NameOf(kStateNames, state); }
+std::optional<RunState> ParseRunState(std::string_view name) { return ValueOf(kStateNames, name); }
+std::string_view RunKindName(RunKind kind) { return NameOf(kKindNames, kind); }
+std::optional<RunKind> ParseRunKind(std::string_view name) { return ValueOf(kKindNames, name); }
+std::string_view CrStateName(CrState state) { return NameOf(kCrStateNames, state); }
+std::optional<CrState> ParseCrState(std::string_view name) { return ValueOf(kCrStateNames, name); }
+std::string_view CrReviewName(CrReview review) { return NameOf(kCrReviewNames, review); }
+std::optional<CrReview> ParseCrReview(std::string_view name) {
+  return ValueOf(kCrReviewNames, name);
 }
 
 bool IsTerminal(RunState state) {

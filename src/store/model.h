@@ -27,6 +27,21 @@ std::string_view RunStateName(RunState state);
 std::optional<RunState> ParseRunState(std::string_view name);
 bool IsTerminal(RunState state);
 
+// What a run does: "recipe" runs its shell command in the sandbox; "agent": the built-in agent
+// works on its task with its model; "prebuild": builds the environment's snapshot, nothing else.
+enum class RunKind { kRecipe, kAgent, kPrebuild };
+std::string_view RunKindName(RunKind kind);
+std::optional<RunKind> ParseRunKind(std::string_view name);
+
+// A change request is open until a person merges or closes it; its review is pending until a
+// person approves it (and again after new commits).
+enum class CrState { kOpen, kMerged, kClosed };
+std::string_view CrStateName(CrState state);
+std::optional<CrState> ParseCrState(std::string_view name);
+enum class CrReview { kPending, kApproved };
+std::string_view CrReviewName(CrReview review);
+std::optional<CrReview> ParseCrReview(std::string_view name);
+
 struct Repository {
   int64_t id = 0;
   std::string name;  // unique among live repositories: [A-Za-z0-9._-]{1,100}
@@ -38,14 +53,13 @@ struct RunSpec {
   std::string repo;    // repository name
   std::string ref;     // branch, tag or sha; empty = the repository's HEAD
   std::string recipe;  // shell command run in the checkout
-  // "recipe": run `recipe` in the sandbox; "agent": the built-in agent works on `task` with
-  // `model` (empty: the default); "prebuild": build the environment snapshot, nothing else.
-  std::string kind = "recipe";
-  std::string task;
-  std::string model;
+  RunKind kind = RunKind::kRecipe;
+  std::string task;               // agent: what to do
+  std::string model;              // agent: the configured model's name (empty: the default)
   int64_t change_request_id = 0;  // a follow-up run: it updates this change request
   int32_t timeout_seconds = 3600;
   int32_t max_attempts = 3;
+  std::string requested_by;  // the principal that submitted it ("admin", "comment:alice")
 };
 
 struct Run {
@@ -54,7 +68,7 @@ struct Run {
   std::string repo;
   std::string ref;
   std::string recipe;
-  std::string kind = "recipe";
+  RunKind kind = RunKind::kRecipe;
   std::string task;
   std::string model;
   int64_t change_request_id = 0;
@@ -72,6 +86,7 @@ struct Run {
   int64_t finished_ms = 0;  // terminal state reached
   int64_t updated_ms = 0;
   int64_t last_event_seq = 0;
+  std::string requested_by;
 };
 
 // A change request of the built-in forge: a run's work on its own branch, waiting for people.
@@ -86,8 +101,8 @@ struct ChangeRequest {
   std::string head_commit;  // the branch's tip
   std::string title;
   std::string body;
-  std::string state = "open";      // open, merged, closed
-  std::string review = "pending";  // pending, approved
+  CrState state = CrState::kOpen;
+  CrReview review = CrReview::kPending;
   std::string diff;
   std::string remote_url;  // the pull/merge request on GitHub or GitLab, if any
   std::string remote_id;   // its number (GitHub) or iid (GitLab)

@@ -112,6 +112,10 @@ CREATE INDEX cr_comments_by_cr ON cr_comments(change_request_id, id);
       R"sql(
 ALTER TABLE change_requests ADD COLUMN remote_id TEXT NOT NULL DEFAULT '';
 )sql",
+      // 6: who submitted a run (a principal: the admin token, a change request's commenter).
+      R"sql(
+ALTER TABLE runs ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+)sql",
 
   };
   return *migrations;
@@ -121,7 +125,7 @@ constexpr char kRunColumns[] =
     "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
     "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
     "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq, "
-    "r.kind, r.task, r.model, r.change_request_id";
+    "r.kind, r.task, r.model, r.change_request_id, r.requested_by";
 constexpr char kRunFrom[] = " FROM runs r JOIN repositories p ON p.id = r.repo_id ";
 
 Run ReadRun(const Statement& s) {
@@ -145,10 +149,11 @@ Run ReadRun(const Statement& s) {
   r.finished_ms = s.Int(16);
   r.updated_ms = s.Int(17);
   r.last_event_seq = s.Int(18);
-  r.kind = s.Text(19);
+  r.kind = ParseRunKind(s.Text(19)).value_or(RunKind::kRecipe);
   r.task = s.Text(20);
   r.model = s.Text(21);
   r.change_request_id = s.Int(22);
+  r.requested_by = s.Text(23);
   return r;
 }
 
@@ -191,9 +196,9 @@ class SqliteStore final : public Store {
   StatusOr<ChangeRequest> CreateChangeRequest(const ChangeRequest& cr) override;
   StatusOr<ChangeRequest> GetChangeRequest(int64_t id) override;
   StatusOr<std::vector<ChangeRequest>> ListChangeRequests(const std::string& repo,
-                                                          const std::string& state) override;
+                                                          std::optional<CrState> state) override;
   StatusOr<ChangeRequest> UpdateChangeRequest(const ChangeRequest& cr,
-                                              const std::string& expected_state) override;
+                                              CrState expected_state) override;
   StatusOr<CrComment> AddCrComment(int64_t change_request_id, const std::string& author,
                                    const std::string& body) override;
   StatusOr<std::vector<CrComment>> ListCrComments(int64_t change_request_id) override;
@@ -419,8 +424,8 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           Statement s,
           writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
                            "timeout_seconds, created_ms, updated_ms, kind, task, model, "
-                           "change_request_id) "
-                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ? FROM repositories "
+                           "change_request_id, requested_by) "
+                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ? FROM repositories "
                            "WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
       s.Bind(1, spec.ref)
           .Bind(2, spec.recipe)
@@ -428,11 +433,12 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           .Bind(4, int64_t{spec.timeout_seconds})
           .Bind(5, now)
           .Bind(6, now)
-          .Bind(7, spec.kind)
+          .Bind(7, std::string(RunKindName(spec.kind)))
           .Bind(8, spec.task)
           .Bind(9, spec.model)
           .Bind(10, spec.change_request_id)
-          .Bind(11, spec.repo);
+          .Bind(11, spec.requested_by)
+          .Bind(12, spec.repo);
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
       id = s.Int(0);
@@ -769,8 +775,8 @@ ChangeRequest ReadChangeRequest(const Statement& s) {
                        .head_commit = s.Text(7),
                        .title = s.Text(8),
                        .body = s.Text(9),
-                       .state = s.Text(10),
-                       .review = s.Text(11),
+                       .state = ParseCrState(s.Text(10)).value_or(CrState::kClosed),
+                       .review = ParseCrReview(s.Text(11)).value_or(CrReview::kPending),
                        .diff = s.Text(12),
                        .remote_url = s.Text(13),
                        .remote_id = s.Text(16),
@@ -820,16 +826,16 @@ StatusOr<ChangeRequest> SqliteStore::GetChangeRequest(int64_t id) {
 }
 
 StatusOr<std::vector<ChangeRequest>> SqliteStore::ListChangeRequests(const std::string& repo,
-                                                                     const std::string& state) {
+                                                                     std::optional<CrState> state) {
   std::string sql = StrCat("SELECT ", kCrColumns, kCrFrom, "WHERE 1=1");
   if (!repo.empty()) sql += " AND p.name = ?";
-  if (!state.empty()) sql += " AND c.state = ?";
+  if (state) sql += " AND c.state = ?";
   sql += " ORDER BY c.id DESC LIMIT 500";
   ASSIGN_OR_RETURN(auto reader, AcquireReader());
   ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(sql));
   int index = 1;
   if (!repo.empty()) s.Bind(index++, repo);
-  if (!state.empty()) s.Bind(index++, state);
+  if (state) s.Bind(index++, std::string(CrStateName(*state)));
   std::vector<ChangeRequest> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -840,7 +846,7 @@ StatusOr<std::vector<ChangeRequest>> SqliteStore::ListChangeRequests(const std::
 }
 
 StatusOr<ChangeRequest> SqliteStore::UpdateChangeRequest(const ChangeRequest& cr,
-                                                         const std::string& expected_state) {
+                                                         CrState expected_state) {
   {
     std::lock_guard lock(write_mu_);
     ASSIGN_OR_RETURN(Statement s,
@@ -852,17 +858,17 @@ StatusOr<ChangeRequest> SqliteStore::UpdateChangeRequest(const ChangeRequest& cr
         .Bind(2, cr.diff)
         .Bind(3, cr.title)
         .Bind(4, cr.body)
-        .Bind(5, cr.state)
-        .Bind(6, cr.review)
+        .Bind(5, std::string(CrStateName(cr.state)))
+        .Bind(6, std::string(CrReviewName(cr.review)))
         .Bind(7, cr.remote_url)
         .Bind(8, cr.remote_id)
         .Bind(9, clock_.NowMs())
         .Bind(10, cr.id)
-        .Bind(11, expected_state);
+        .Bind(11, std::string(CrStateName(expected_state)));
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) {
       return FailedPreconditionError(
-          StrCat("change request ", cr.id, " is no longer ", expected_state));
+          StrCat("change request ", cr.id, " is no longer ", CrStateName(expected_state)));
     }
   }
   return GetChangeRequest(cr.id);

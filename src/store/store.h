@@ -93,11 +93,11 @@ class Store {
   virtual StatusOr<ChangeRequest> GetChangeRequest(int64_t id) = 0;
   // Newest first; empty filters match all.
   virtual StatusOr<std::vector<ChangeRequest>> ListChangeRequests(const std::string& repo,
-                                                                  const std::string& state) = 0;
+                                                                  std::optional<CrState> state) = 0;
   // Writes head_commit, diff, title, body, state, review and remote_url of `cr`, only if the
   // stored state is still `expected_state` (FailedPrecondition otherwise).
   virtual StatusOr<ChangeRequest> UpdateChangeRequest(const ChangeRequest& cr,
-                                                      const std::string& expected_state) = 0;
+                                                      CrState expected_state) = 0;
   virtual StatusOr<CrComment> AddCrComment(int64_t change_request_id, const std::string& author,
                                            const std::string& body) = 0;
   virtual StatusOr<std::vector<CrComment>> ListCrComments(int64_t change_request_id) = 0;

@@ -237,16 +237,22 @@ Status LayerCache::Install(const std::filesystem::path& built, const std::string
   return WriteMeta(id, meta);
 }
 
-Status LayerCache::BuildFull(const std::filesystem::path& dir, const std::filesystem::path& mirror,
-                             const std::string& url, const std::string& commit,
-                             const GitContext& git) {
-  return RunScript(git, dir.parent_path(), kFullCheckout,
+Status WriteCheckout(const GitContext& git, const std::filesystem::path& mirror,
+                     const std::string& url, const std::string& commit,
+                     const std::filesystem::path& dest) {
+  return RunScript(git, dest.parent_path(), kFullCheckout,
                    {{"MIRROR", mirror.string()},
-                    {"DEST", dir.string()},
+                    {"DEST", dest.string()},
                     {"URL", url},
                     {"COMMIT", commit},
                     {"STAMP", StampSeconds()}},
                    "checkout");
+}
+
+Status LayerCache::BuildFull(const std::filesystem::path& dir, const std::filesystem::path& mirror,
+                             const std::string& url, const std::string& commit,
+                             const GitContext& git) {
+  return WriteCheckout(git, mirror, url, commit, dir);
 }
 
 Status LayerCache::BuildDelta(const std::filesystem::path& dir, const LayerLease& base,

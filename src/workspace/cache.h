@@ -141,6 +141,13 @@ class LayerCache {
   std::map<std::string, int> leases_;  // id → count
 };
 
+// A checkout of `commit` at `dest` (absent or empty), cloned from `mirror` with its objects
+// hard-linked, `url` as its origin, byte for byte what the commit holds. How every checkout is
+// made: a cached layer's, and a plain run's private copy.
+Status WriteCheckout(const GitContext& git, const std::filesystem::path& mirror,
+                     const std::string& url, const std::string& commit,
+                     const std::filesystem::path& dest);
+
 // Sum of the disk usage of a tree (st_blocks), not following symlinks.
 int64_t TreeBytes(const std::filesystem::path& root);
 

@@ -73,7 +73,10 @@ StatusOr<GitOutput> RunGit(const GitContext& context, const std::filesystem::pat
           output.out.emplace_back(line);
           return;
         }
-        if (!line.empty()) output.last_error = std::string(line);
+        if (!line.empty()) {
+          output.last_error = std::string(line);
+          if (output.errors.size() < 64) output.errors.emplace_back(line);
+        }
         if (context.log) context.log(stream, line);
       },
       context.cancel);
@@ -96,6 +99,23 @@ StatusOr<GitOutput> RunGit(const GitContext& context, const std::filesystem::pat
   return output;
 }
 
+std::string GitOutput::Reason() const {
+  std::string reason;
+  for (const std::string& line : errors) {
+    if (line.starts_with("hint:")) continue;
+    reason += (reason.empty() ? "" : "; ") + line;
+  }
+  if (reason.empty()) return StrCat("git exited with status ", exit_code);
+  return reason;
+}
+
+std::vector<std::string> PushOptionsFor(const std::string& url) {
+  std::filesystem::path path = url.starts_with("file://") ? url.substr(7) : url;
+  std::error_code ec;
+  if (!path.is_absolute() || !std::filesystem::is_directory(path / ".git", ec)) return {};
+  return {"--receive-pack=git -c receive.denyCurrentBranch=updateInstead receive-pack"};
+}
+
 StatusOr<GitOutput> RunGit(const GitContext& context, const std::filesystem::path& cwd,
                            const std::vector<std::string>& args) {
   return RunGit(context, cwd, GitCall{.args = args});
@@ -104,12 +124,7 @@ StatusOr<GitOutput> RunGit(const GitContext& context, const std::filesystem::pat
 StatusOr<GitOutput> RunGitOk(const GitContext& context, const std::filesystem::path& cwd,
                              const GitCall& call, std::string_view what) {
   ASSIGN_OR_RETURN(GitOutput output, RunGit(context, cwd, call));
-  if (output.exit_code != 0) {
-    return InternalError(StrCat(what, ": ",
-                                output.last_error.empty()
-                                    ? StrCat("git exited with status ", output.exit_code)
-                                    : output.last_error));
-  }
+  if (output.exit_code != 0) return InternalError(StrCat(what, ": ", output.Reason()));
   return output;
 }
 

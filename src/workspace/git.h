@@ -29,9 +29,13 @@ struct GitContext {
 
 struct GitOutput {
   int exit_code = 0;
-  std::vector<std::string> out;  // stdout lines (without GitCall::capture_stdout)
-  std::string data;              // stdout byte for byte (with GitCall::capture_stdout)
-  std::string last_error;        // git's last stderr line, for messages
+  std::vector<std::string> out;     // stdout lines (without GitCall::capture_stdout)
+  std::string data;                 // stdout byte for byte (with GitCall::capture_stdout)
+  std::string last_error;           // git's last stderr line
+  std::vector<std::string> errors;  // every stderr line
+
+  // Why git failed, whole, on one line: its stderr lines but hints, joined with "; ".
+  std::string Reason() const;
 };
 
 // One git command: `git args...` in `cwd`.
@@ -61,6 +65,11 @@ std::map<std::string, std::string> GitEnvironment(const GitContext& context);
 
 // The records of git's -z output, without their NUL terminators.
 std::vector<std::string_view> NulRecords(std::string_view data);
+
+// Extra `git push` arguments for pushing to `url`: for a local non-bare repository, its checked-
+// out branch may be updated (with its working tree, when that is clean), as
+// receive.denyCurrentBranch=updateInstead does; none otherwise.
+std::vector<std::string> PushOptionsFor(const std::string& url);
 
 // Git's file modes.
 inline constexpr uint32_t kModeTree = 0040000;

@@ -86,6 +86,23 @@ StatusOr<RunWorkspace> Workspaces::Checkout(const std::string& repo_key, const s
   return workspace;
 }
 
+StatusOr<RunWorkspace> Workspaces::CheckoutCopy(const std::string& repo_key, const std::string& url,
+                                                const std::filesystem::path& mirror,
+                                                const std::string& ref,
+                                                const std::filesystem::path& dir,
+                                                const GitContext& git) {
+  RunWorkspace workspace{.mirror = mirror, .copy = dir};
+  auto commit = Mirrors::Resolve(mirror, ref, git);
+  if (!commit.ok() && commit.status().code() == StatusCode::kInternal) {
+    RETURN_IF_ERROR(mirrors_.Sync(repo_key, url, git, /*recreate=*/true).status());
+    commit = Mirrors::Resolve(mirror, ref, git);
+  }
+  if (!commit.ok()) return commit.status();
+  workspace.commit = *commit;
+  RETURN_IF_ERROR(WriteCheckout(git, mirror, url, workspace.commit, dir));
+  return workspace;
+}
+
 std::string Workspaces::PrebuildKey(const EnvironmentSpec& environment,
                                     const std::vector<std::filesystem::path>& layers) const {
   std::string material =
@@ -113,7 +130,10 @@ Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_
   } remove{view};
   // Read as data: a symlink anywhere on the way (`.devcontainer -> /somewhere`) is refused,
   // never followed out of the checkout.
-  ASSIGN_OR_RETURN(LayerStack stack, LayerStack::Open(workspace.checkout.dirs()));
+  ASSIGN_OR_RETURN(LayerStack stack,
+                   LayerStack::Open(workspace.copy.empty()
+                                        ? workspace.checkout.dirs()
+                                        : std::vector<std::filesystem::path>{workspace.copy}));
   for (const std::string& file : EnvironmentFiles()) {
     auto content = stack.ReadFile(file, size_t{1} << 20);
     if (content.status().code() == StatusCode::kNotFound) continue;
@@ -125,6 +145,12 @@ Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_
   ASSIGN_OR_RETURN(workspace.environment, LoadEnvironment(view));
   workspace.prebuild_status = "none";
   if (workspace.environment.setup.empty()) return OkStatus();
+  if (!workspace.copy.empty()) {
+    // No sandbox, so no layers to keep a prebuild in: the run runs setup in its checkout.
+    workspace.setup_pending = true;
+    workspace.prebuild_status = "not built (no sandbox: running setup)";
+    return OkStatus();
+  }
 
   workspace.prebuild_id =
       StrCat("pb-", repo_key, "-",
@@ -161,19 +187,29 @@ Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_
   return OkStatus();
 }
 
-StatusOr<SetupOutcome> Workspaces::RunSetup(
-    const EnvironmentSpec& environment, const std::vector<std::filesystem::path>& layers,
-    const std::filesystem::path& upper, const std::filesystem::path& work,
-    const std::string& hostname, const sandbox::LineSink& log, const sandbox::CancelToken* cancel) {
-  const int64_t deadline_ms = MonotonicMs() + environment.setup_timeout_seconds * 1000;
+namespace {
+
+std::map<std::string, std::string> SetupEnvironment(const EnvironmentSpec& environment,
+                                                    const std::string& home) {
   std::map<std::string, std::string> env = {
       {"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"},
-      {"HOME", "/tmp"},
+      {"HOME", home},
       {"LANG", "C.UTF-8"},
       {"TERM", "dumb"},
       {"CI", "true"},
       {"NIGHTSHIFT_SETUP", "1"}};
   for (const auto& [name, value] : environment.env) env[name] = value;
+  return env;
+}
+
+}  // namespace
+
+StatusOr<SetupOutcome> Workspaces::RunSetupWith(
+    const EnvironmentSpec& environment, const sandbox::LineSink& log,
+    const sandbox::CancelToken* cancel,
+    const std::function<sandbox::ProcessSpec(const std::string& command, int64_t left_ms)>&
+        make_spec) {
+  const int64_t deadline_ms = MonotonicMs() + environment.setup_timeout_seconds * 1000;
   for (size_t i = 0; i < environment.setup.size(); ++i) {
     const std::string& command = environment.setup[i];
     if (log) log("stderr", StrCat("[setup ", i + 1, "/", environment.setup.size(), "] ", command));
@@ -182,15 +218,8 @@ StatusOr<SetupOutcome> Workspaces::RunSetup(
       return SetupOutcome{
           false, StrCat("setup timed out after ", environment.setup_timeout_seconds, " s")};
     }
-    sandbox::ProcessSpec spec{
-        .argv = {"/bin/sh", "-c", command}, .env = env, .timeout_ms = left_ms};
-    spec.sandbox = options_.sandbox;
-    spec.sandbox->workspace = upper;
-    spec.sandbox->workspace_layers = layers;
-    spec.sandbox->workspace_work = work;
-    spec.sandbox->hostname = hostname;
-    spec.pool = options_.pool;
-    ASSIGN_OR_RETURN(sandbox::ProcessResult result, sandbox::RunProcess(spec, log, cancel));
+    ASSIGN_OR_RETURN(sandbox::ProcessResult result,
+                     sandbox::RunProcess(make_spec(command, left_ms), log, cancel));
     if (result.reason == sandbox::EndReason::kCancelled) return CancelledError("cancelled");
     if (result.reason == sandbox::EndReason::kExited && result.exit_code == 0) continue;
     std::string how = result.reason == sandbox::EndReason::kExited
@@ -202,6 +231,35 @@ StatusOr<SetupOutcome> Workspaces::RunSetup(
     return SetupOutcome{false, StrCat("setup command ", i + 1, " (", command, ") ", how)};
   }
   return SetupOutcome{true, ""};
+}
+
+StatusOr<SetupOutcome> Workspaces::RunSetup(
+    const EnvironmentSpec& environment, const std::vector<std::filesystem::path>& layers,
+    const std::filesystem::path& upper, const std::filesystem::path& work,
+    const std::string& hostname, const sandbox::LineSink& log, const sandbox::CancelToken* cancel) {
+  const auto env = SetupEnvironment(environment, "/tmp");
+  return RunSetupWith(environment, log, cancel, [&](const std::string& command, int64_t left_ms) {
+    sandbox::ProcessSpec spec{
+        .argv = {"/bin/sh", "-c", command}, .env = env, .timeout_ms = left_ms};
+    spec.sandbox = options_.sandbox;
+    spec.sandbox->workspace = upper;
+    spec.sandbox->workspace_layers = layers;
+    spec.sandbox->workspace_work = work;
+    spec.sandbox->hostname = hostname;
+    spec.pool = options_.pool;
+    return spec;
+  });
+}
+
+StatusOr<SetupOutcome> Workspaces::RunSetupPlain(const EnvironmentSpec& environment,
+                                                 const std::filesystem::path& dir,
+                                                 const sandbox::LineSink& log,
+                                                 const sandbox::CancelToken* cancel) {
+  const auto env = SetupEnvironment(environment, (dir.parent_path() / "home").string());
+  return RunSetupWith(environment, log, cancel, [&](const std::string& command, int64_t left_ms) {
+    return sandbox::ProcessSpec{
+        .argv = {"/bin/sh", "-c", command}, .working_dir = dir, .env = env, .timeout_ms = left_ms};
+  });
 }
 
 }  // namespace nightshift::workspace

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,6 +45,8 @@ struct RunWorkspace {
   std::string prebuild_id;      // empty when the environment has no setup
   std::string prebuild_status;  // "none", "reused", "built", or "failed: <why>"
   bool setup_pending = false;   // no prebuild: the run runs setup itself
+  // Without the sandbox (CheckoutCopy): the run's own writable checkout, no layers.
+  std::filesystem::path copy;
 
   std::vector<std::filesystem::path> layers() const;
 };
@@ -65,6 +68,11 @@ class Workspaces {
   StatusOr<RunWorkspace> Checkout(const std::string& repo_key, const std::string& url,
                                   const std::filesystem::path& mirror, const std::string& ref,
                                   const GitContext& git);
+  // Phase "checkout" without the sandbox (no overlay mounts): `ref` resolved in the mirror and
+  // checked out, by the same means as a cached layer, into `dir`, the run's own to write.
+  StatusOr<RunWorkspace> CheckoutCopy(const std::string& repo_key, const std::string& url,
+                                      const std::filesystem::path& mirror, const std::string& ref,
+                                      const std::filesystem::path& dir, const GitContext& git);
   // Phase "environment": reads the environment files through the layers and, when it has
   // setup, reuses or builds the prebuild (`build` false: only reuse). A failed prebuild is not
   // an error: the run falls back to running setup itself (setup_pending), and the failure is
@@ -81,6 +89,12 @@ class Workspaces {
                                   const std::filesystem::path& work, const std::string& hostname,
                                   const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
 
+  // The same without the sandbox: plain processes in the run's own checkout `dir`.
+  StatusOr<SetupOutcome> RunSetupPlain(const EnvironmentSpec& environment,
+                                       const std::filesystem::path& dir,
+                                       const sandbox::LineSink& log,
+                                       const sandbox::CancelToken* cancel);
+
   // The prebuild key of `environment` for the checkout in `layers`: a hash of the spec, the
   // base root and the lock files' contents.
   std::string PrebuildKey(const EnvironmentSpec& environment,
@@ -93,6 +107,14 @@ class Workspaces {
   const WorkspaceOptions options_;
   Mirrors mirrors_;
   LayerCache cache_;
+  // Runs each setup command through `run` (the process spec of one command, given the
+  // command and the time left), in order, until one fails.
+  StatusOr<SetupOutcome> RunSetupWith(
+      const EnvironmentSpec& environment, const sandbox::LineSink& log,
+      const sandbox::CancelToken* cancel,
+      const std::function<sandbox::ProcessSpec(const std::string& command, int64_t left_ms)>&
+          make_spec);
+
   std::string base_root_id_;
 };
 

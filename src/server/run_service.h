@@ -1,0 +1,83 @@
+#pragma once
+
+// The one way a run starts, and is cancelled: every entry point — the HTTP API, a follow-up
+// comment on a change request, and the triggers, schedules and campaigns to come — translates
+// its input into a SubmitRequest and calls RunService with the principal that asked. The rules
+// live here and nowhere else: which kinds exist, what each needs, models, refs, limits, and
+// whether this server can run the kind at all. The principal is recorded on the run
+// (`requested_by`).
+//
+// Thread-safe: every method is one store operation (or a check, then one).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "forge/builtin.h"
+#include "store/store.h"
+
+namespace nightshift::server {
+
+// Who or what asks. Today the admin token and a change request's commenter; later users,
+// tokens, triggers, schedules and campaigns.
+struct Principal {
+  std::string kind;  // "admin", "comment", …
+  std::string name;  // within the kind: the commenter's name; empty for the admin token
+  // "admin", "comment:alice": what `requested_by` shows.
+  std::string Describe() const;
+};
+
+struct SubmitRequest {
+  std::string repo;
+  std::string ref;                     // empty: the repository's HEAD
+  std::optional<store::RunKind> kind;  // unset: agent when there is a task, else recipe
+  std::string recipe;
+  std::string task;
+  std::string model;
+  int64_t timeout_seconds = 3600;
+  int64_t max_attempts = 3;
+  int64_t change_request_id = 0;  // a follow-up of this change request
+};
+
+// What this server can do, fixed at start.
+struct RunCapabilities {
+  bool sandbox = false;             // runs execute in a sandbox (needed by agent and prebuild)
+  std::vector<std::string> models;  // the configured model names
+};
+
+class RunService {
+ public:
+  RunService(store::Store& store, forge::BuiltinForge& forge, RunCapabilities capabilities)
+      : store_(store), forge_(forge), capabilities_(std::move(capabilities)) {}
+
+  // Checks `request` and queues the run. InvalidArgument for a bad request (the message names
+  // the field), FailedPrecondition for one this server cannot run (no sandbox, no model),
+  // NotFound for an unknown repository.
+  StatusOr<store::Run> Submit(const SubmitRequest& request, const Principal& principal);
+
+  // FailedPrecondition when the run already finished.
+  StatusOr<store::Run> Cancel(int64_t run_id, const Principal& principal);
+
+  // A comment on a change request. A "/nightshift <instruction>" on an open one also starts a
+  // follow-up run on its branch — for an agent's change request the agent with the instruction
+  // as its task and the same model, for a recipe's the instruction as the next command — under
+  // the same rules as Submit: a follow-up that would be refused is refused before the comment
+  // is stored. Returns the comment and the follow-up run, if any.
+  StatusOr<std::pair<store::CrComment, std::optional<store::Run>>> Comment(
+      int64_t change_request_id, const std::string& body, const Principal& principal);
+
+  const RunCapabilities& capabilities() const { return capabilities_; }
+
+ private:
+  // The request with its defaults filled in, or why it cannot run here.
+  StatusOr<store::RunSpec> Check(const SubmitRequest& request) const;
+
+  store::Store& store_;
+  forge::BuiltinForge& forge_;
+  const RunCapabilities capabilities_;
+};
+
+}  // namespace nightshift::server

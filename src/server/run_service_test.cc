@@ -1,0 +1,150 @@
+// The one submission path: every rule in one place, for the API and for follow-up comments
+// alike. No root: a real store in a temp dir, no runner.
+
+#include "server/run_service.h"
+
+#include "gtest/gtest.h"
+#include "store/sqlite_store.h"
+#include "tests/support/test_support.h"
+
+namespace nightshift::server {
+namespace {
+
+using store::RunKind;
+
+class RunServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenSqliteStore(dir_.path() / "db", SystemClock::Get());
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+    ASSERT_TRUE(store_->AddRepository("app", "/nowhere").ok());
+    forge_ = std::make_unique<forge::BuiltinForge>(*store_, forge::Identity{});
+  }
+
+  RunService Service(bool sandbox, std::vector<std::string> models = {"default"}) {
+    return RunService(*store_, *forge_, RunCapabilities{.sandbox = sandbox, .models = models});
+  }
+
+  // A change request opened by a run of `kind`.
+  store::ChangeRequest OpenChangeRequest(RunKind kind) {
+    store::RunSpec spec{.repo = "app", .kind = kind};
+    if (kind == RunKind::kAgent) spec.task = "do it";
+    if (kind == RunKind::kRecipe) spec.recipe = "true";
+    auto run = store_->CreateRun(spec);
+    EXPECT_TRUE(run.ok()) << run.status();
+    auto cr = store_->CreateChangeRequest(store::ChangeRequest{
+        .run_id = run->id, .repo_id = run->repo_id, .branch = "nightshift/x/1", .title = "t"});
+    EXPECT_TRUE(cr.ok()) << cr.status();
+    return *cr;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<forge::BuiltinForge> forge_;
+  const Principal admin_{.kind = "admin"};
+};
+
+TEST_F(RunServiceTest, BadRequestsAreRefusedNamingTheField) {
+  RunService runs = Service(true);
+  struct Case {
+    SubmitRequest request;
+    StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{.recipe = "true"}, StatusCode::kInvalidArgument, "'repo' is required"},
+      {{.repo = "app"},
+       StatusCode::kInvalidArgument,
+       "'recipe' (or a 'task' for the agent) is required"},
+      {{.repo = "app", .kind = RunKind::kAgent, .recipe = "x", .task = "t"},
+       StatusCode::kInvalidArgument,
+       "a run of kind agent takes no 'recipe'"},
+      {{.repo = "app", .kind = RunKind::kRecipe, .recipe = "x", .task = "t"},
+       StatusCode::kInvalidArgument,
+       "'task' and 'model' are for runs of kind agent"},
+      {{.repo = "app", .recipe = std::string(64 * 1024 + 1, 'x')},
+       StatusCode::kInvalidArgument,
+       "'recipe' is longer than 64 KiB"},
+      {{.repo = "app", .recipe = "x", .timeout_seconds = 0},
+       StatusCode::kInvalidArgument,
+       "'timeout_seconds' must be from 1 to 86400"},
+      {{.repo = "app", .recipe = "x", .max_attempts = 11},
+       StatusCode::kInvalidArgument,
+       "'max_attempts' must be from 1 to 10"},
+      {{.repo = "app", .ref = "-rf", .recipe = "x"},
+       StatusCode::kInvalidArgument,
+       "invalid ref '-rf': starts with '-'"},
+      {{.repo = "app", .task = "t", .model = "gpt-9"},
+       StatusCode::kInvalidArgument,
+       "unknown model 'gpt-9' (configured: default)"},
+      {{.repo = "nope", .recipe = "x"}, StatusCode::kNotFound, "unknown repository 'nope'"},
+  };
+  for (const Case& c : cases) {
+    auto run = runs.Submit(c.request, admin_);
+    EXPECT_EQ(run.status().code(), c.code) << c.message;
+    EXPECT_EQ(run.status().message(), c.message);
+  }
+  EXPECT_TRUE(store_->ListRuns({})->empty());
+}
+
+// The dead twin pipeline ran a --task run as `sh -c ""` without the sandbox and called it a
+// success: such runs are refused at submission now.
+TEST_F(RunServiceTest, KindsThisServerCannotRunAreRefused) {
+  RunService plain = Service(/*sandbox=*/false);
+  for (RunKind kind : {RunKind::kAgent, RunKind::kPrebuild}) {
+    SubmitRequest request{.repo = "app", .kind = kind};
+    if (kind == RunKind::kAgent) request.task = "fix the tests";
+    auto run = plain.Submit(request, admin_);
+    EXPECT_EQ(run.status().code(), StatusCode::kFailedPrecondition) << run.status();
+    EXPECT_NE(run.status().message().find("need the sandbox"), std::string::npos);
+  }
+  EXPECT_TRUE(plain.Submit({.repo = "app", .recipe = "make test"}, admin_).ok());
+  RunService no_models = Service(true, {});
+  EXPECT_EQ(no_models.Submit({.repo = "app", .task = "x"}, admin_).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RunServiceTest, ThePrincipalIsRecorded) {
+  RunService runs = Service(true);
+  auto run = runs.Submit({.repo = "app", .task = "x"}, admin_);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->kind, RunKind::kAgent);  // a task without a kind is the agent's
+  EXPECT_EQ(store_->GetRun(run->id)->requested_by, "admin");
+  auto cancelled = runs.Cancel(run->id, Principal{.kind = "comment", .name = "bob"});
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->reason, "cancelled by comment:bob");
+}
+
+TEST_F(RunServiceTest, AFollowUpCommentStartsARunUnderTheSameRules) {
+  const store::ChangeRequest cr = OpenChangeRequest(RunKind::kRecipe);
+  RunService runs = Service(true);
+  const Principal alice{.kind = "comment", .name = "alice"};
+  auto plain = runs.Comment(cr.id, "looks good", alice);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->second.has_value());
+  auto follow = runs.Comment(cr.id, "/nightshift echo more >> README\n", alice);
+  ASSERT_TRUE(follow.ok()) << follow.status();
+  ASSERT_TRUE(follow->second.has_value());
+  EXPECT_EQ(follow->second->recipe, "echo more >> README");
+  EXPECT_EQ(follow->second->ref, cr.branch);
+  EXPECT_EQ(follow->second->change_request_id, cr.id);
+  EXPECT_EQ(follow->second->requested_by, "comment:alice");
+  EXPECT_EQ(store_->ListCrComments(cr.id)->size(), 2u);
+}
+
+TEST_F(RunServiceTest, ARefusedFollowUpStoresNoComment) {
+  const store::ChangeRequest cr = OpenChangeRequest(RunKind::kAgent);
+  RunService plain = Service(/*sandbox=*/false);  // cannot run the agent
+  auto refused = plain.Comment(cr.id, "/nightshift also cover the empty cart", admin_);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_TRUE(store_->ListCrComments(cr.id)->empty());
+  // Under the same rules as the API: too long, refused the same way.
+  RunService runs = Service(true);
+  auto too_long = runs.Comment(cr.id, "/nightshift " + std::string(70'000, 'x'), admin_);
+  EXPECT_EQ(too_long.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(runs.Comment(999, "hi", admin_).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace nightshift::server
