@@ -1,8 +1,9 @@
 #pragma once
 
-// An Executor carries out one leased run: it prepares what the run needs (a checkout today;
-// environments and sandboxes later), moves the run to `running`, executes the agent, and says
-// how it ended. The runner owns leasing, heartbeats and the final transition.
+// An Executor carries out one leased run: it prepares what the run needs (the checkout, the
+// environment, the sandbox), moves the run to `running`, executes the recipe or agent, hands
+// the result to the control plane (Execution::conclude) and says how the run ended. The runner
+// owns leasing, heartbeats and the final transition.
 
 #include <filesystem>
 #include <functional>
