@@ -126,5 +126,14 @@ TEST(LoadServerConfig, ErrorsNameTheFileAndComeBackAllAndFirst) {
                 "max_lines, max_binary_bytes, scan_secrets)");
 }
 
+TEST(ConfigSections, EachIsInTheOperatorsReference) {
+  const std::string docs = *ReadFile(std::filesystem::path(SOURCE_DIR) / "docs/operations.md");
+  ASSERT_FALSE(ConfigSections().empty());
+  for (std::string_view key : ConfigSections()) {
+    EXPECT_NE(docs.find(StrCat("`", key, "`")), std::string::npos)
+        << "docs/operations.md does not describe the section " << key;
+  }
+}
+
 }  // namespace
 }  // namespace nightshift::config
