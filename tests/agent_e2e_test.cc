@@ -135,9 +135,9 @@ TEST(AgentServerConfig, AMissingKeyOrBadFileStopsTheServerWithOneLine) {
                  (dir.path() / "data").string() + " --config " + (dir.path() / "bad.yml").string() +
                  " 2>&1");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("bad.yml:3:5: model default: the environment variable NO_SUCH_KEY_VAR"),
-            std::string::npos)
-      << r.output;
+  EXPECT_EQ(r.output, "nightshift: " + (dir.path() / "bad.yml").string() +
+                          ":5:18: models.default.api_key_env: the environment variable "
+                          "NO_SUCH_KEY_VAR is not set\n");
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "core/fs.h"
 #include "core/json.h"
 #include "gtest/gtest.h"
+#include "tests/support/config_cases.h"
 #include "tests/support/server_fixture.h"
 #include "tests/support/test_support.h"
 
@@ -549,6 +550,106 @@ TEST_F(EndToEnd, RunsThisServerCannotExecuteAreRefusedAtSubmission) {
   auto recipe = Cli("run --repo app --recipe 'sh test.sh' --follow");
   EXPECT_EQ(recipe.exit_code, 0) << recipe.output;
   EXPECT_EQ(Api("GET", "/api/v1/runs/1")["requested_by"], "admin");
+}
+
+// `nightshift config check` gives every case of tests/config_cases what its comments say:
+// "ok" on stdout and 0, or each error as one line "nightshift: …" on stderr and 1.
+TEST(ConfigCheckCli, EveryConfigCaseThroughTheBinary) {
+  const std::vector<testing::ConfigCase> cases = testing::LoadConfigCases(CONFIG_CASES_DIR);
+  ASSERT_GE(cases.size(), 20u) << CONFIG_CASES_DIR;
+  for (const testing::ConfigCase& c : cases) {
+    testing::TempDir dir;
+    std::ofstream(dir.path() / "nightshift.yml") << c.text;
+    std::string command = "cd " + ShellQuote(dir.path().string()) + " && env";
+    for (const auto& [name, value] : c.environment) command += " " + ShellQuote(name + "=" + value);
+    command += " " + ShellQuote(testing::NightshiftBin()) + " config check nightshift.yml";
+    const bool ok = c.want == std::vector<std::string>{"ok"};
+    std::string want;
+    for (const std::string& line : c.want) want += (ok ? "" : "nightshift: ") + line + "\n";
+    // Only the stream the answer belongs on: stdout for ok, stderr for errors.
+    auto r = Shell(command + (ok ? " 2>/dev/null" : " 2>&1 >/dev/null"));
+    EXPECT_EQ(r.exit_code, ok ? 0 : 1) << c.name << ".yml: " << r.output;
+    EXPECT_EQ(r.output, want) << c.name << ".yml";
+  }
+}
+
+TEST(ConfigCheckCli, AMissingFileOrNoFileAtAll) {
+  testing::TempDir dir;
+  const std::string missing = (dir.path() / "nope.yml").string();
+  auto r = Shell(ShellQuote(testing::NightshiftBin()) + " config check " + ShellQuote(missing));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, "nightshift: open " + missing + ": No such file or directory\n");
+  auto empty = Shell(": > " + ShellQuote((dir.path() / "empty.yml").string()) + " && " +
+                     ShellQuote(testing::NightshiftBin()) + " config check " +
+                     ShellQuote((dir.path() / "empty.yml").string()));
+  EXPECT_EQ(empty.exit_code, 0) << empty.output;
+  EXPECT_EQ(empty.output, "ok\n");
+  auto usage = Shell(ShellQuote(testing::NightshiftBin()) + " config check");
+  EXPECT_EQ(usage.exit_code, 2) << usage.output;
+}
+
+TEST(ConfigCheckCli, NeedsNeitherAServerNorRoot) {
+  testing::TempDir dir;
+  const auto file = dir.path() / "nightshift.yml";
+  std::ofstream(file) << "review:\n  max_files: 10\n";
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all |
+                                               std::filesystem::perms::group_exec |
+                                               std::filesystem::perms::others_exec);
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read);
+  // Nothing listens on port 1; as root, the check runs as nobody.
+  const std::string as_user = ::geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 "
+                                                 "--clear-groups "
+                                               : "";
+  auto r =
+      Shell("NIGHTSHIFT_SERVER=http://127.0.0.1:1 " + as_user +
+            ShellQuote(testing::NightshiftBin()) + " config check " + ShellQuote(file.string()));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "ok\n");
+}
+
+// `serve` reads the config once, before it touches the data directory: a bad one stops it with
+// one line, the first error (and how many more there are).
+TEST(ServeCli, ABadConfigIsRefusedInOneLineBeforeAnythingStarts) {
+  testing::TempDir dir;
+  const auto config = dir.path() / "nightshift.yml";
+  std::ofstream(config) << "models:\n  default:\n    provider: openai\n    model: gpt-4.1\n"
+                           "    max_output_tokens: lots\nreveiw:\n  max_files: 3\n";
+  const auto data = dir.path() / "data";
+  auto r = Shell(ShellQuote(testing::NightshiftBin()) +
+                 " serve --listen 127.0.0.1:0 --sandbox off --data-dir " +
+                 ShellQuote(data.string()) + " --config " + ShellQuote(config.string()) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, "nightshift: " + config.string() +
+                          ":5:24: models.default.max_output_tokens must be an integer (and 1 "
+                          "more)\n");
+  EXPECT_FALSE(std::filesystem::exists(data)) << "the data directory was created";
+
+  // The unknown section alone: once ignored, now refused.
+  std::ofstream(config, std::ios::trunc) << "reveiw:\n  max_files: 3\n";
+  r = Shell(ShellQuote(testing::NightshiftBin()) +
+            " serve --listen 127.0.0.1:0 --sandbox off --data-dir " + ShellQuote(data.string()) +
+            " --config " + ShellQuote(config.string()) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, "nightshift: " + config.string() +
+                          ":1:1: unknown key 'reveiw' (expected models, agent, review, "
+                          "review_repositories, identity, forges)\n");
+
+  // A missing file, the same way.
+  r = Shell(ShellQuote(testing::NightshiftBin()) +
+            " serve --listen 127.0.0.1:0 --sandbox off --data-dir " + ShellQuote(data.string()) +
+            " --config " + ShellQuote((dir.path() / "nope.yml").string()) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.output, "nightshift: open " + (dir.path() / "nope.yml").string() +
+                          ": No such file or directory\n");
+  EXPECT_FALSE(std::filesystem::exists(data)) << "the data directory was created";
+
+  // And a good one starts.
+  std::ofstream(config, std::ios::trunc) << "review:\n  max_files: 3\n";
+  testing::ServerProcess server(
+      data, {"--sandbox", "off", "--config", config.string(), "--log-level", "warn"});
+  EXPECT_TRUE(server.Start()) << server.error();
 }
 
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }

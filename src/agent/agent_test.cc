@@ -266,26 +266,45 @@ TEST(RetryAfter, SecondsAndDates) {
   EXPECT_EQ(RetryAfterMs("soon", 0), -1);
 }
 
+// The agent's sections, as config/config.h hands them over (every case of the whole file is
+// in tests/config_cases).
 TEST(Config, ParsesModelsAndBudgetsAndRejectsMistakes) {
-  auto config = ParseAgentConfig(
+  ConfigErrors errors("nightshift.yml");
+  ConfigNode root = ParseYamlConfig(
       "models:\n  default:\n    provider: anthropic\n    model: claude-x\n    api_key_env: KEY\n"
       "    input_cost_per_mtok: 3\nagent:\n  max_steps: 7\n  max_cost_usd: 0.5\n",
-      "nightshift.yml", {{"KEY", "k-123"}});
-  ASSERT_TRUE(config.ok()) << config.status();
-  const ModelConfig& m = config->models.at("default");
+      errors);
+  auto models = ParseModels(*root.Find("models"), {{"KEY", "k-123"}}, errors);
+  AgentConfig config;
+  ParseAgentLimits(*root.Find("agent"), config, errors);
+  ASSERT_TRUE(errors.empty()) << errors.Lines().front();
+  const ModelConfig& m = models.at("default");
   EXPECT_EQ(m.base_url, "https://api.anthropic.com");
   EXPECT_EQ(m.api_key, "k-123");
-  EXPECT_EQ(config->budgets.max_steps, 7);
-  auto missing_key = ParseAgentConfig(
-      "models:\n  default:\n    provider: openai\n    model: m\n    api_key_env: NOPE\n",
-      "nightshift.yml", {});
-  EXPECT_NE(missing_key.status().message().find("NOPE"), std::string::npos);
-  auto typo = ParseAgentConfig("modles: {}\n", "nightshift.yml", {});
-  EXPECT_EQ(typo.status().message(),
-            "nightshift.yml:1:1: unknown key 'modles' (expected models, agent, review, "
-            "review_repositories, identity, forges)");
-  auto provider = ParseAgentConfig("models:\n  d:\n    provider: gemini\n    model: m\n", "f", {});
-  EXPECT_FALSE(provider.ok());
+  EXPECT_EQ(m.input_cost_per_mtok, 3);
+  EXPECT_EQ(config.budgets.max_steps, 7);
+  EXPECT_EQ(config.budgets.max_cost_usd, 0.5);
+  EXPECT_EQ(config.budgets.max_tokens, AgentConfig{}.budgets.max_tokens);
+
+  // The models' errors, all of them, for a YAML text of `models:`.
+  auto model_errors = [](const std::string& yaml) {
+    ConfigErrors errors("nightshift.yml");
+    ConfigNode root = ParseYamlConfig(yaml, errors);
+    ParseModels(*root.Find("models"), {}, errors);
+    return errors.Lines();
+  };
+  EXPECT_EQ(
+      model_errors(
+          "models:\n  default:\n    provider: openai\n    model: m\n    api_key_env: NOPE\n"),
+      std::vector<std::string>{"nightshift.yml:5:18: models.default.api_key_env: the environment "
+                               "variable NOPE is not set"});
+  EXPECT_EQ(model_errors("models:\n  d:\n    provider: gemini\n    model: m\n"),
+            std::vector<std::string>{
+                "nightshift.yml:3:15: models.d.provider must be openai or anthropic"});
+  EXPECT_EQ(
+      model_errors("models:\n  d:\n"),
+      (std::vector<std::string>{"nightshift.yml:2:3: models.d.provider must be openai or anthropic",
+                                "nightshift.yml:2:3: models.d.model is required"}));
 }
 
 // --- The loop, against the scripted model server, for both providers ---

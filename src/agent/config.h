@@ -1,6 +1,7 @@
 #pragma once
 
-// The agent part of the server's configuration file (`nightshift serve --config FILE`):
+// The agent's sections of the server's config file (`nightshift serve --config FILE`, read once
+// by config/config.h, which hands each section to the part that owns it):
 //
 //   models:
 //     default:                        # the model runs use unless they name another
@@ -18,13 +19,11 @@
 // docs/agents.md is the reference.
 
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <string>
-#include <string_view>
 
 #include "agent/model.h"
-#include "core/status.h"
+#include "core/config_node.h"
 
 namespace nightshift::agent {
 
@@ -42,10 +41,15 @@ struct AgentConfig {
   int64_t command_timeout_ms = 600'000;   // run_command's default (and maximum) timeout
 };
 
-// Parses the YAML text; `environment` resolves api_key_env (a missing variable is an error:
-// the server should not start with a model it cannot call). InvalidArgument "FILE:LINE: reason".
-StatusOr<AgentConfig> ParseAgentConfig(std::string_view text, std::string_view file_name,
-                                       const std::map<std::string, std::string>& environment);
-StatusOr<AgentConfig> LoadAgentConfig(const std::filesystem::path& file);
+// The `models:` section: each model by name. `environment` resolves api_key_env (a missing
+// variable is an error: the server should not start with a model it cannot call). Every
+// problem is recorded in `errors`; the result is whole only when none was.
+std::map<std::string, ModelConfig> ParseModels(const ConfigNode& models,
+                                               const Environment& environment,
+                                               ConfigErrors& errors);
+
+// The `agent:` section: budgets and tool limits, over `config`'s (the defaults). Every problem
+// is recorded in `errors`.
+void ParseAgentLimits(const ConfigNode& agent, AgentConfig& config, ConfigErrors& errors);
 
 }  // namespace nightshift::agent

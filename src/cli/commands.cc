@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cli/api_client.h"
+#include "cli/config_check.h"
 #include "cli/sandbox_exec.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -735,7 +736,8 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       ->type_name("PATH");
   serve_cmd
       ->add_option("--config", serve_options.config,
-                   "YAML file: models and agent budgets (docs/agents.md)")
+                   "YAML file: models, agent budgets, review policies, identity, forges "
+                   "(docs/operations.md; check it with 'nightshift config check FILE')")
       ->type_name("FILE");
   serve_cmd
       ->add_option("--cache-size", serve_options.cache_size,
@@ -872,6 +874,14 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   cancel_cmd->add_option("RUN", run_id_text, "run id")->required()->check(RunIdValidator());
   cancel_cmd->add_flag("--json", json, "print the run as JSON");
 
+  // config check (local: no server)
+  CLI::App* config_cmd = app.add_subcommand("config", "the server's config file");
+  config_cmd->require_subcommand(1);
+  std::string config_check_file;
+  CLI::App* config_check_cmd = config_cmd->add_subcommand(
+      "check", "read FILE as 'serve --config FILE' does: print ok, or every error and exit 1");
+  config_check_cmd->add_option("FILE", config_check_file, "the YAML config file")->required();
+
   // sandbox exec (local: no server)
   CLI::App* sandbox_cmd =
       app.add_subcommand("sandbox", "run commands in a sandbox on this machine");
@@ -942,6 +952,7 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
     }
     return SandboxExec(sandbox_args);
   }
+  if (config_check_cmd->parsed()) return ConfigCheck(config_check_file);
   if (serve_cmd->parsed()) {
     serve_options.data_dir = !serve_data_dir.empty() ? serve_data_dir : global.data_dir;
     return serve(serve_options);

@@ -45,8 +45,7 @@ int Serve(const nightshift::cli::ServeOptions& o) {
   }
   options.cache_max_bytes = *cache;
   options.mirror_max_age_ms = int64_t{o.mirror_max_age_seconds} * 1000;
-  options.config_file = o.config;
-  return nightshift::server::Serve(options);
+  return nightshift::server::Serve(options, o.config);
 }
 
 }  // namespace

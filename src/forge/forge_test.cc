@@ -1,5 +1,6 @@
 #include <random>
 
+#include "forge/config.h"
 #include "forge/policy.h"
 #include "gtest/gtest.h"
 
@@ -240,18 +241,57 @@ TEST(CheckChanges, RandomChangeSetsTouchingAProtectedPathAreAlwaysBlocked) {
   }
 }
 
-TEST(ParseReviewPolicies, GlobalAndPerRepository) {
-  auto policies = ParseReviewPolicies(
-      "models: {}\nreview:\n  max_files: 3\nreview_repositories:\n  app:\n    "
+// The forge's sections, as config/config.h hands them over (every case of the whole file is in
+// tests/config_cases).
+TEST(ForgeConfig, ReviewPoliciesGlobalAndPerRepository) {
+  ConfigErrors errors("nightshift.yml");
+  ConfigNode root = ParseYamlConfig(
+      "review:\n  max_files: 3\nreview_repositories:\n  app:\n    "
       "protected_paths: [\"db/**\"]\n",
-      "nightshift.yml");
-  ASSERT_TRUE(policies.ok()) << policies.status();
-  EXPECT_EQ(policies->at("").max_files, 3);
-  EXPECT_EQ(policies->at("app").max_files, 3);  // inherits the global one
-  EXPECT_EQ(policies->at("app").protected_paths, std::vector<std::string>{"db/**"});
-  auto bad = ParseReviewPolicies("review:\n  max_flies: 3\n", "nightshift.yml");
-  EXPECT_EQ(bad.status().message(),
-            "nightshift.yml:2:3: unknown key 'max_flies' in a review policy");
+      errors);
+  const ReviewPolicy global = ParseReviewPolicy(*root.Find("review"), ReviewPolicy{}, errors);
+  auto policies = ParseReviewPolicies(*root.Find("review_repositories"), global, errors);
+  ASSERT_TRUE(errors.empty()) << errors.Lines().front();
+  EXPECT_EQ(global.max_files, 3);
+  EXPECT_EQ(global.protected_paths, ReviewPolicy{}.protected_paths);
+  EXPECT_EQ(policies.at("app").max_files, 3);  // inherits the global one
+  EXPECT_EQ(policies.at("app").protected_paths, std::vector<std::string>{"db/**"});
+
+  ConfigErrors bad("nightshift.yml");
+  ParseReviewPolicy(*ParseYamlConfig("review:\n  max_flies: 3\n", bad).Find("review"),
+                    ReviewPolicy{}, bad);
+  EXPECT_EQ(bad.Lines(),
+            std::vector<std::string>{
+                "nightshift.yml:2:3: unknown key 'max_flies' in review (expected protected_paths, "
+                "max_files, max_lines, max_binary_bytes, scan_secrets)"});
+}
+
+TEST(ForgeConfig, IdentityAndForgeLinks) {
+  ConfigErrors errors("nightshift.yml");
+  ConfigNode root = ParseYamlConfig(
+      "identity:\n  email: bot@example.com\n"
+      "forges:\n  app:\n    type: github\n    project: acme/app\n    token_env: TOKEN\n"
+      "    labels: [bot]\n",
+      errors);
+  const Identity identity = ParseIdentity(*root.Find("identity"), errors);
+  auto links = ParseForgeLinks(*root.Find("forges"), {{"TOKEN", "ghp_x"}}, errors);
+  ASSERT_TRUE(errors.empty()) << errors.Lines().front();
+  EXPECT_EQ(identity.name, Identity{}.name);
+  EXPECT_EQ(identity.email, "bot@example.com");
+  const ForgeLink& link = links.at("app");
+  EXPECT_EQ(link.type, "github");
+  EXPECT_EQ(link.options.token, "ghp_x");
+  EXPECT_EQ(link.labels, std::vector<std::string>{"bot"});
+  EXPECT_TRUE(link.draft);
+  EXPECT_TRUE(MakeRemoteForge(link).ok());
+
+  // The client's own checks are the config's: a token the HTTP header could not carry.
+  ConfigErrors bad("nightshift.yml");
+  ParseForgeLinks(*root.Find("forges"), {{"TOKEN", "ghp x"}}, bad);
+  EXPECT_EQ(bad.Lines(), std::vector<std::string>{
+                             "nightshift.yml:4:3: forges.app: github: the token contains spaces "
+                             "or control characters"});
+  EXPECT_FALSE(MakeRemoteForge(ForgeLink{.type = "bitbucket"}).ok());
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
 
 // The review policy a run's changes must pass before the platform pushes them: protected paths,
 // size limits, no large binaries, nothing that looks like a secret. Configured in the server's
-// config file (`review:` for all repositories, `review_repositories: {NAME: …}` per repository);
-// docs/review.md is the reference.
+// config file (`review:` for all repositories, `review_repositories: {NAME: …}` per repository;
+// read by forge/config.h); docs/review.md is the reference.
 
 #include <cstdint>
 #include <functional>
@@ -65,9 +65,6 @@ bool GlobMatch(std::string_view pattern, std::string_view path);
 // inside which every non-empty pattern matches something).
 bool GlobMatchesUnder(std::string_view pattern, std::string_view dir);
 
-// The platform's git identity for the agent's commits and merges (`identity: {name, email}`).
-StatusOr<struct Identity> ParseIdentity(std::string_view yaml, std::string_view file_name);
-
 // Where a repository's change requests are also opened: a GitHub or GitLab project.
 struct ForgeLink {
   std::string type;  // "github" or "gitlab"
@@ -75,16 +72,5 @@ struct ForgeLink {
   std::vector<std::string> labels = {"nightshift"};
   bool draft = true;
 };
-
-// `forges: {REPO: {type, api_url, project, token_env | app_id + installation_id +
-// private_key_file, labels, draft}}`; secrets come from `environment` and files.
-StatusOr<std::map<std::string, ForgeLink>> ParseForgeLinks(
-    std::string_view yaml, std::string_view file_name,
-    const std::map<std::string, std::string>& environment);
-
-// Per repository name ("" = every repository without one of its own), from the YAML config
-// text (its `review` and `review_repositories` keys; other keys are ignored).
-StatusOr<std::map<std::string, ReviewPolicy>> ParseReviewPolicies(std::string_view yaml,
-                                                                  std::string_view file_name);
 
 }  // namespace nightshift::forge

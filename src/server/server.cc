@@ -14,8 +14,10 @@
 #include <deque>
 #include <mutex>
 
+#include "core/config_node.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "forge/config.h"
 #include "runner/lease_source.h"
 #include "runner/recipe_executor.h"
 #include "runner/runner.h"
@@ -36,9 +38,11 @@ std::string Hostname() {
 
 }  // namespace
 
-Server::Server(ServerOptions options) : options_(std::move(options)) {}
+Server::Server(ServerOptions options, config::ServerConfig config)
+    : options_(std::move(options)), config_(std::move(config)) {}
 
-StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
+StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
+                                               config::ServerConfig config) {
   std::error_code ec;
   ServerOptions resolved = options;
   // Runs execute in other working directories: every path derived from the data dir must be
@@ -47,7 +51,7 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   if (ec)
     return InternalError(
         StrCat("resolve data dir ", options.data_dir.string(), ": ", ec.message()));
-  std::unique_ptr<Server> s(new Server(resolved));
+  std::unique_ptr<Server> s(new Server(resolved, std::move(config)));
   const auto& dir = s->options_.data_dir;
   std::filesystem::create_directories(dir, ec);
   if (ec) return InternalError(StrCat("create data dir ", dir.string(), ": ", ec.message()));
@@ -79,39 +83,18 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   }
   s->admin_token_ = token;
 
-  s->agent_config_ = std::make_unique<agent::AgentConfig>();
-  s->review_policies_[""] = forge::ReviewPolicy{};
-  forge::Identity identity;
   std::map<std::string, std::pair<forge::ForgeLink, std::unique_ptr<forge::RemoteForge>>> remotes;
-  if (!options.config_file.empty()) {
-    ASSIGN_OR_RETURN(*s->agent_config_, agent::LoadAgentConfig(options.config_file));
-    ASSIGN_OR_RETURN(std::string text, ReadFile(options.config_file));
-    ASSIGN_OR_RETURN(s->review_policies_,
-                     forge::ParseReviewPolicies(text, options.config_file.string()));
-    ASSIGN_OR_RETURN(identity, forge::ParseIdentity(text, options.config_file.string()));
-    std::map<std::string, std::string> environment;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string_view var(*e);
-      if (size_t eq = var.find('='); eq != std::string_view::npos) {
-        environment[std::string(var.substr(0, eq))] = std::string(var.substr(eq + 1));
-      }
-    }
-    ASSIGN_OR_RETURN(auto links,
-                     forge::ParseForgeLinks(text, options.config_file.string(), environment));
-    for (auto& [repo, link] : links) {
-      auto made =
-          link.type == "github" ? forge::MakeGitHub(link.options) : forge::MakeGitLab(link.options);
-      if (!made.ok()) {
-        return InvalidArgumentError(StrCat(options.config_file.string(), ": forge of ", repo, ": ",
-                                           made.status().message()));
-      }
-      remotes[repo] = std::make_pair(std::move(link), std::move(*made));
-    }
+  for (const auto& [repo, link] : s->config_.forges) {
+    // Reading the config made the same client to check the link: this fails only for a config
+    // that was not read from a file.
+    auto remote = forge::MakeRemoteForge(link);
+    if (!remote.ok()) return remote.status().WithContext(StrCat("forges.", repo));
+    remotes[repo] = std::make_pair(link, std::move(*remote));
   }
   ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get(),
                                                      {.synchronous_full = options.sync_full}));
   s->hub_ = std::make_unique<EventHub>();
-  s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, identity);
+  s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, s->config_.identity);
   s->forge_->SetRemotes(std::move(remotes));
   s->store_->SetObserver(s->hub_.get());
   const bool sandboxed = options.sandbox == "on" || (options.sandbox == "auto" && ::geteuid() == 0);
@@ -122,11 +105,11 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
   }
   // The one submission path, and the control plane's half of a run's end.
   RunCapabilities capabilities{.sandbox = sandboxed};
-  for (const auto& [name, model] : s->agent_config_->models) capabilities.models.push_back(name);
+  for (const auto& [name, model] : s->config_.agent.models) capabilities.models.push_back(name);
   s->run_service_ = std::make_unique<RunService>(*s->store_, *s->forge_, capabilities);
   s->delivery_ = std::make_unique<forge::Delivery>(
       *s->store_, *s->forge_,
-      forge::DeliveryOptions{.data_dir = dir, .review = s->review_policies_});
+      forge::DeliveryOptions{.data_dir = dir, .review = s->config_.review});
   if (options.runner_slots > 0) {
     s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_, s->delivery_.get());
     if (!sandboxed) {
@@ -140,7 +123,7 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options) {
                                  .masked = {dir},
                                  .host_paths = options.sandbox_host_paths,
                                  .sandbox_uid = sandboxed ? 100000 : ::geteuid(),
-                                 .agent = s->agent_config_.get()};
+                                 .agent = &s->config_.agent};
     if (sandboxed) {
       // Impossible limits or missing host paths would fail every run: refuse them now.
       sandbox::SandboxSpec probe = recipe.SandboxShape(dir);
@@ -270,7 +253,7 @@ std::string HostForUrl(const std::string& host) {
 
 }  // namespace
 
-int Serve(const ServerOptions& options) {
+int Serve(const ServerOptions& options, const std::filesystem::path& config_file) {
   // Signals are taken synchronously by this thread; every thread started later inherits the
   // mask, so SIGINT/SIGTERM never interrupt a worker.
   sigset_t set;
@@ -280,7 +263,17 @@ int Serve(const ServerOptions& options) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto server = Server::Open(options);
+  config::ServerConfig config;
+  if (!config_file.empty()) {
+    ConfigErrors errors(config_file.string());
+    auto loaded = config::LoadServerConfig(config_file, ProcessEnvironment(), errors);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "nightshift: %s\n", loaded.status().message().c_str());
+      return 1;
+    }
+    config = std::move(*loaded);
+  }
+  auto server = Server::Open(options, std::move(config));
   if (!server.ok()) {
     std::fprintf(stderr, "nightshift: %s\n", server.status().message().c_str());
     return 1;

@@ -11,12 +11,11 @@
 #include <string>
 #include <thread>
 
-#include "agent/config.h"
+#include "config/config.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "forge/builtin.h"
 #include "forge/delivery.h"
-#include "forge/policy.h"
 #include "sandbox/pool.h"
 #include "server/run_service.h"
 #include "store/store.h"
@@ -58,9 +57,6 @@ struct ServerOptions {
   // The workspace cache (checkouts and prebuilds) is kept under this size, LRU first.
   int64_t cache_max_bytes = int64_t{20} << 30;
   int64_t mirror_max_age_ms = 0;  // 0: fetch the repository on every run
-  // YAML: models and agent budgets (agent/config.h, docs/agents.md). Empty: no models, so no
-  // runs of kind "agent".
-  std::filesystem::path config_file;
   size_t max_body_bytes = 1 << 20;
   int max_connections = 1024;  // concurrent HTTP connections (SSE streams hold one each)
 };
@@ -68,8 +64,11 @@ struct ServerOptions {
 class Server {
  public:
   // Creates the data directory (0700) if needed, takes its lock, opens the store and creates
-  // the admin token at first start. FailedPrecondition if another server holds the lock.
-  static StatusOr<std::unique_ptr<Server>> Open(const ServerOptions& options);
+  // the admin token at first start, and wires the parts from `config` (the default one has no
+  // models, so runs of kind "agent" are refused). FailedPrecondition if another server holds
+  // the lock.
+  static StatusOr<std::unique_ptr<Server>> Open(const ServerOptions& options,
+                                                config::ServerConfig config = {});
   ~Server();
 
   // Binds the listening socket, starts the reaper, the runner and the HTTP threads.
@@ -83,10 +82,12 @@ class Server {
   store::Store& store() { return *store_; }
 
  private:
-  explicit Server(ServerOptions options);
+  Server(ServerOptions options, config::ServerConfig config);
   void ReaperLoop();
 
   ServerOptions options_;
+  // Read by the runner's executor (models, budgets, review policies) for as long as it runs.
+  const config::ServerConfig config_;
   int lock_fd_ = -1;
   std::string admin_token_;
   std::unique_ptr<store::Store> store_;
@@ -96,8 +97,6 @@ class Server {
   // the runs.
   std::unique_ptr<sandbox::SandboxPool> sandbox_pool_;
   std::unique_ptr<workspace::Workspaces> workspaces_;
-  std::unique_ptr<agent::AgentConfig> agent_config_;
-  std::map<std::string, forge::ReviewPolicy> review_policies_;
   std::unique_ptr<forge::BuiltinForge> forge_;
   std::unique_ptr<RunService> run_service_;
   std::unique_ptr<forge::Delivery> delivery_;
@@ -113,8 +112,11 @@ class Server {
   int port_ = 0;
 };
 
-// `nightshift serve`: opens and starts a Server, prints "listening on http://HOST:PORT" to
-// stdout, and serves until SIGINT or SIGTERM. Returns the process exit code.
-int Serve(const ServerOptions& options);
+// `nightshift serve`: reads the config file (config/config.h; none when `config_file` is empty),
+// opens and starts a Server, prints "listening on http://HOST:PORT" to stdout, and serves until
+// SIGINT or SIGTERM. Returns the process exit code: 1 with one line "nightshift: <reason>" on
+// stderr when it cannot start — a config file with errors among them, refused before the data
+// directory is touched.
+int Serve(const ServerOptions& options, const std::filesystem::path& config_file);
 
 }  // namespace nightshift::server
