@@ -6,9 +6,9 @@
 #include <cstring>
 
 #include "agent/loop.h"
+#include "api/events.h"
 #include "core/clock.h"
 #include "core/fs.h"
-#include "core/json.h"
 #include "core/log.h"
 #include "forge/builtin.h"
 #include "forge/policy.h"
@@ -56,13 +56,11 @@ class Phase {
  public:
   Phase(EventWriter& events, std::string name)
       : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
-    events_.Emit("phase", Json{{"name", name_}, {"status", "started"}}.dump());
+    events_.Emit(api::PhaseEvent{.name = name_, .status = "started"});
   }
   void End(std::string_view status) {
-    events_.Emit(
-        "phase",
-        Json{{"name", name_}, {"status", status}, {"duration_ms", MonotonicMs() - start_ms_}}
-            .dump());
+    events_.Emit(api::PhaseEvent{
+        .name = name_, .status = std::string(status), .duration_ms = MonotonicMs() - start_ms_});
   }
 
  private:
@@ -100,9 +98,7 @@ Status MakeUpperDir(const std::filesystem::path& upper, const std::filesystem::p
 class EventsSink final : public agent::EventSink {
  public:
   explicit EventsSink(EventWriter& events) : events_(events) {}
-  void Emit(std::string_view kind, const Json& data) override {
-    events_.Emit(std::string(kind), data.dump(-1, ' ', false, Json::error_handler_t::replace));
-  }
+  void Emit(const api::EventRecord& event) override { events_.Emit(event); }
 
  private:
   EventWriter& events_;
@@ -115,27 +111,27 @@ constexpr size_t kMaxDiffBytes = 1 << 20;
 void EmitResult(Execution& x, const std::string& summary, const workspace::RunResult* result,
                 const std::map<std::string, forge::LineCount>& lines, std::string diff,
                 int64_t read_ms) {
-  Json event = {{"summary", summary}};
+  api::ResultEvent event{.summary = summary};
   if (result != nullptr) {
-    Json files = Json::array();
+    std::vector<api::ChangedFile> files;
     for (const auto& change : result->changes) {
-      Json file = {{"path", change.path},
-                   {"status", change.added()     ? "added"
-                              : change.deleted() ? "deleted"
-                                                 : "modified"}};
+      api::ChangedFile file{.path = change.path,
+                            .status = change.added()     ? "added"
+                                      : change.deleted() ? "deleted"
+                                                         : "modified"};
       if (auto it = lines.find(change.path); it != lines.end()) {
-        file["added"] = std::to_string(it->second.added);
-        file["removed"] = std::to_string(it->second.removed);
+        file.added = std::to_string(it->second.added);
+        file.removed = std::to_string(it->second.removed);
       }
       files.push_back(std::move(file));
     }
-    event["files"] = std::move(files);
-    event["diff_truncated"] = diff.size() > kMaxDiffBytes;
+    event.files = std::move(files);
+    event.diff_truncated = diff.size() > kMaxDiffBytes;
     if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
-    event["diff"] = std::move(diff);
-    event["read_ms"] = read_ms;
+    event.diff = std::move(diff);
+    event.read_ms = read_ms;
   }
-  x.events.Emit("result", event.dump(-1, ' ', false, Json::error_handler_t::replace));
+  x.events.Emit(event);
 }
 
 std::string FirstLine(const std::string& text, size_t max) {
@@ -224,8 +220,7 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
   workspace::RunWorkspace& ws = *prepared;
   checkout_phase.End("ok");
   x.events.Emit(
-      "checkout",
-      Json{{"commit", ws.commit}, {"ref", x.run.ref}, {"layers", ws.checkout.ids()}}.dump());
+      api::CheckoutEvent{.commit = ws.commit, .ref = x.run.ref, .layers = ws.checkout.ids()});
   if (Status st = x.mark_running(ws.commit); !st.ok()) {
     return {RunState::kCancelled, std::nullopt, st.message()};
   }
@@ -242,11 +237,11 @@ Outcome RecipeExecutor::ExecuteLayered(Execution& x) {
                       ? InvalidArgumentError(StrCat("environment: ", st.message()))
                       : st);
   }
-  x.events.Emit("environment", Json{{"prebuild", ws.prebuild_status},
-                                    {"prebuild_id", ws.prebuild_id},
-                                    {"setup_commands", ws.environment.setup.size()},
-                                    {"sources", ws.environment.sources}}
-                                   .dump());
+  x.events.Emit(
+      api::EnvironmentEvent{.prebuild = ws.prebuild_status,
+                            .prebuild_id = ws.prebuild_id,
+                            .setup_commands = static_cast<int64_t>(ws.environment.setup.size()),
+                            .sources = ws.environment.sources});
   if (prebuild_run) {
     if (ws.setup_pending) {
       environment_phase.End("failed");
@@ -357,8 +352,7 @@ Outcome RecipeExecutor::Conclude(Execution& x, const workspace::RunWorkspace& ws
       },
       format);
   if (!result.ok()) {
-    x.events.Emit("result", Json{{"summary", summary}, {"error", result.status().message()}}.dump(
-                                -1, ' ', false, Json::error_handler_t::replace));
+    x.events.Emit(api::ResultEvent{.summary = summary, .error = result.status().message()});
     if (result.status().code() == StatusCode::kResourceExhausted && succeeded) {
       return {RunState::kBlockedByPolicy, std::nullopt,
               StrCat("blocked by policy: ", result.status().message())};
@@ -410,8 +404,7 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
                             return repo.ReadBlob(change.old_oid, size_t{256} << 20);
                           });
   if (!violations.empty()) {
-    x.events.Emit("policy", Json{{"violations", violations}}.dump(-1, ' ', false,
-                                                                  Json::error_handler_t::replace));
+    x.events.Emit(api::PolicyEvent{.violations = violations});
     phase.End("blocked");
     std::string reasons;
     for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
@@ -474,17 +467,15 @@ Outcome RecipeExecutor::Deliver(Execution& x, const workspace::RunWorkspace& ws,
   if (Status published = options_.forge->Publish(*cr, existing.has_value(), x.run.id);
       !published.ok()) {
     remote_note = StrCat("change request ", cr->id, " recorded, but ", published.message());
-    x.events.Emit("remote_change_request", Json{{"error", published.message()}}.dump());
+    x.events.Emit(api::RemoteChangeRequestEvent{.error = published.message()});
   } else if (!cr->remote_url.empty()) {
-    x.events.Emit("remote_change_request",
-                  Json{{"id", cr->remote_id}, {"url", cr->remote_url}}.dump());
+    x.events.Emit(api::RemoteChangeRequestEvent{.id = cr->remote_id, .url = cr->remote_url});
   }
-  x.events.Emit("change_request", Json{{"id", cr->id},
-                                       {"branch", branch},
-                                       {"base_branch", base_branch},
-                                       {"head_commit", commit},
-                                       {"updated", existing.has_value()}}
-                                      .dump());
+  x.events.Emit(api::ChangeRequestEvent{.id = cr->id,
+                                        .branch = branch,
+                                        .base_branch = base_branch,
+                                        .head_commit = commit,
+                                        .updated = existing.has_value()});
   phase.End(remote_note.empty() ? "ok" : "partial");
   return {RunState::kSucceeded, 0, remote_note};
 }
@@ -612,7 +603,7 @@ Outcome RecipeExecutor::Execute(Execution& x) {
     return o;
   }
   checkout_phase.End("ok");
-  x.events.Emit("checkout", Json{{"commit", commit}, {"ref", x.run.ref}}.dump());
+  x.events.Emit(api::CheckoutEvent{.commit = commit, .ref = x.run.ref});
 
   if (Status st = x.mark_running(commit); !st.ok()) {
     return {RunState::kCancelled, std::nullopt, st.message()};
