@@ -55,6 +55,13 @@ class EventServer {
       res.set_content(R"({"error": {"code": "not_found", "message": "unknown run 404"}})",
                       "application/json");
     });
+    server_.Get("/api/v1/runs/7", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"id": 7, "state": "running", "lease": {"owner": 1}})",
+                      "application/json");
+    });
+    server_.Get("/api/v1/runs/8", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"id": 8, "state": "running", "colour": "blue"})", "application/json");
+    });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -157,6 +164,24 @@ TEST(ApiClient, GetMapsErrorBodies) {
   auto run = (*api)->Get("/api/v1/runs/404");
   EXPECT_TRUE(IsNotFound(run.status())) << run.status();
   EXPECT_EQ(run.status().message(), "unknown run 404");
+}
+
+TEST(ApiClient, TypedCallsReadTheShapeAndNameWhatIsMalformed) {
+  EventServer server([](const httplib::Request&, httplib::Response&) {});
+  auto api = ApiClient::Create(FastOptions(server.url()));
+  ASSERT_TRUE(api.ok()) << api.status();
+  auto run = (*api)->GetRun(8);  // an unknown field is ignored
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->id, 8);
+  EXPECT_EQ(run->state, "running");
+  auto malformed = (*api)->GetRun(7);
+  EXPECT_EQ(malformed.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(malformed.status().message(),
+            "the server's answer to GET /api/v1/runs/7 is malformed: 'lease.owner' must be a "
+            "string");
+  auto missing = (*api)->GetRun(404);
+  EXPECT_TRUE(IsNotFound(missing.status())) << missing.status();
+  EXPECT_EQ(missing.status().message(), "unknown run 404");
 }
 
 TEST(ApiClient, UnreachableServerSaysSo) {

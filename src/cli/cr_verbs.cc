@@ -91,15 +91,14 @@ StatusOr<int> ActOnChangeRequest(api::ApiClient& api, const CrArgs& args, std::s
   return 0;
 }
 
-// `cr VERB CR [--json]`, which runs `verb`.
+// `cr NAME CR [--json]`, parsed into `args`, which runs `verb`.
 template <typename Verb>
-CrArgs& AddCrVerb(CommandLine& cli, CLI::App* cr, const char* name, Verb verb) {
-  auto& args = cli.Own<CrArgs>();
+CLI::App* AddCrVerb(CommandLine& cli, CLI::App* cr, const char* name, CrArgs& args, Verb verb) {
   CLI::App* command = cr->add_subcommand(name, StrCat(name, " change requests"));
   command->add_flag("--json", args.json, "print JSON");
   command->add_option("CR", args.id_text, "change request id")->required()->check(RunIdValidator());
   cli.OnServer(command, [&args, verb](api::ApiClient& api) { return verb(api, args); });
-  return args;
+  return command;
 }
 
 }  // namespace
@@ -118,17 +117,18 @@ void AddChangeRequestVerbs(CommandLine& cli) {
   cli.OnServer(list,
                [&list_args](api::ApiClient& api) { return ListChangeRequests(api, list_args); });
 
-  AddCrVerb(cli, cr, "show", ShowChangeRequest);
-  AddCrVerb(cli, cr, "diff", DiffChangeRequest);
-  CrArgs& comment = AddCrVerb(cli, cr, "comment", CommentOnChangeRequest);
-  cr->get_subcommand("comment")
-      ->add_option("TEXT", comment.body,
+  AddCrVerb(cli, cr, "show", cli.Own<CrArgs>(), ShowChangeRequest);
+  AddCrVerb(cli, cr, "diff", cli.Own<CrArgs>(), DiffChangeRequest);
+  auto& comment_args = cli.Own<CrArgs>();
+  AddCrVerb(cli, cr, "comment", comment_args, CommentOnChangeRequest)
+      ->add_option("TEXT", comment_args.body,
                    "the comment; \"/nightshift <instruction>\" starts a follow-up run")
       ->required();
   for (const char* action : {"approve", "merge", "close"}) {
-    AddCrVerb(cli, cr, action, [action](api::ApiClient& api, const CrArgs& args) {
-      return ActOnChangeRequest(api, args, action);
-    });
+    AddCrVerb(cli, cr, action, cli.Own<CrArgs>(),
+              [action](api::ApiClient& api, const CrArgs& args) {
+                return ActOnChangeRequest(api, args, action);
+              });
   }
 }
 
