@@ -61,7 +61,7 @@ class TimedClient final : public agent::ModelClient {
 
 class NullSink final : public agent::EventSink {
  public:
-  void Emit(std::string_view, const Json& data) override { bytes += data.dump().size(); }
+  void Emit(const api::EventRecord& event) override { bytes += event.Serialize().size(); }
   size_t bytes = 0;
 };
 

@@ -115,6 +115,11 @@ TEST_F(EndToEnd, CliTourOnARealRepository) {
   Json s = Json::parse(shown.output, nullptr, false);
   EXPECT_EQ(s["state"], "succeeded");
   EXPECT_EQ(s["commit"], commit_);
+  EXPECT_EQ(s["requested_by"], "admin");
+  auto shown_text = Cli("show " + std::to_string(id));
+  ASSERT_EQ(shown_text.exit_code, 0) << shown_text.output;
+  EXPECT_NE(shown_text.output.find("requester  admin"), std::string::npos) << shown_text.output;
+  EXPECT_NE(shown_text.output.find("kind       recipe"), std::string::npos) << shown_text.output;
 
   auto logs = Cli("logs " + std::to_string(id));
   EXPECT_EQ(logs.exit_code, 0);

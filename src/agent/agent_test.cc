@@ -35,8 +35,8 @@ class TempSandbox final : public ProcessSandbox {
 
 class RecordingSink final : public EventSink {
  public:
-  void Emit(std::string_view kind, const Json& data) override {
-    events.push_back({std::string(kind), data});
+  void Emit(const api::EventRecord& event) override {
+    events.push_back({std::string(event.kind()), event.data()});
   }
   std::vector<std::pair<std::string, Json>> events;
   int Count(const std::string& kind) const {

@@ -16,11 +16,10 @@ echo "os: $(uname -sm)"
 echo "tools: $(for t in git make gcc g++ clang python3 node npm go cargo java mvn; do command -v $t >/dev/null 2>&1 && printf '%s ' $t; done)"
 )SH";
 
-Json CallsJson(const std::vector<ToolCall>& calls) {
-  Json out = Json::array();
-  for (const ToolCall& c : calls) {
-    out.push_back({{"id", c.id}, {"name", c.name}, {"arguments", c.arguments}});
-  }
+std::vector<api::RequestedToolCall> RequestedCalls(const std::vector<ToolCall>& calls) {
+  std::vector<api::RequestedToolCall> out;
+  for (const ToolCall& c : calls)
+    out.push_back({.id = c.id, .name = c.name, .arguments = c.arguments});
   return out;
 }
 
@@ -63,26 +62,26 @@ LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sa
   Tools tools(sandbox, Redactor(input.secrets), input.tool_output_bytes, input.command_timeout_ms);
   ModelRequest request{.system = SystemPrompt(sandbox, cancel), .tools = Tools::Specs()};
   request.messages.push_back({.role = Message::Role::kUser, .text = input.task});
-  events.Emit("agent_start", Json{{"model", input.model.name},
-                                  {"provider", input.model.provider},
-                                  {"task", input.task},
-                                  {"system_prompt", request.system},
-                                  {"budgets",
-                                   {{"max_steps", input.budgets.max_steps},
-                                    {"max_tokens", input.budgets.max_tokens},
-                                    {"max_cost_usd", input.budgets.max_cost_usd},
-                                    {"max_wall_seconds", input.budgets.max_wall_ms / 1000}}}});
+  events.Emit(
+      api::AgentStartEvent{.model = input.model.name,
+                           .provider = input.model.provider,
+                           .task = input.task,
+                           .system_prompt = request.system,
+                           .budgets = {.max_steps = input.budgets.max_steps,
+                                       .max_tokens = input.budgets.max_tokens,
+                                       .max_cost_usd = input.budgets.max_cost_usd,
+                                       .max_wall_seconds = input.budgets.max_wall_ms / 1000}});
   auto finish = [&](LoopResult::End end, std::string reason) {
     result.end = end;
     result.reason = std::move(reason);
-    events.Emit("agent_end", Json{{"end", EndName(end)},
-                                  {"reason", result.reason},
-                                  {"summary", result.summary},
-                                  {"steps", result.steps},
-                                  {"input_tokens", result.usage.input_tokens},
-                                  {"output_tokens", result.usage.output_tokens},
-                                  {"cost_usd", result.cost_usd},
-                                  {"wall_ms", MonotonicMs() - start_ms}});
+    events.Emit(api::AgentEndEvent{.end = EndName(end),
+                                   .reason = result.reason,
+                                   .summary = result.summary,
+                                   .steps = result.steps,
+                                   .input_tokens = result.usage.input_tokens,
+                                   .output_tokens = result.usage.output_tokens,
+                                   .cost_usd = result.cost_usd,
+                                   .wall_ms = MonotonicMs() - start_ms});
     return result;
   };
 
@@ -110,43 +109,44 @@ LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sa
     }
 
     ++result.steps;
-    Json new_messages = Json::array();
+    std::vector<api::TranscriptMessage> new_messages;
     for (size_t i = reported; i < request.messages.size(); ++i) {
       const Message& m = request.messages[i];
-      Json j = {{"role", m.role == Message::Role::kUser        ? "user"
-                         : m.role == Message::Role::kAssistant ? "assistant"
-                                                               : "tool"},
-                {"text", m.text}};
-      if (!m.tool_call_id.empty()) j["tool_call_id"] = m.tool_call_id;
-      new_messages.push_back(std::move(j));
+      new_messages.push_back({.role = m.role == Message::Role::kUser        ? "user"
+                                      : m.role == Message::Role::kAssistant ? "assistant"
+                                                                            : "tool",
+                              .text = m.text,
+                              .tool_call_id = m.tool_call_id.empty()
+                                                  ? std::nullopt
+                                                  : std::optional<std::string>(m.tool_call_id)});
     }
     reported = request.messages.size();
-    events.Emit("model_request", Json{{"step", result.steps},
-                                      {"model", input.model.model},
-                                      {"messages", request.messages.size()},
-                                      {"new_messages", std::move(new_messages)}});
+    events.Emit(api::ModelRequestEvent{.step = result.steps,
+                                       .model = input.model.model,
+                                       .messages = static_cast<int64_t>(request.messages.size()),
+                                       .new_messages = std::move(new_messages)});
     auto response = client.Complete(request, cancel);
     if (!response.ok()) {
       if (response.status().code() == StatusCode::kCancelled) {
         return finish(LoopResult::End::kCancelled, "cancelled");
       }
-      events.Emit("model_response",
-                  Json{{"step", result.steps}, {"error", response.status().message()}});
+      events.Emit(
+          api::ModelResponseEvent{.step = result.steps, .error = response.status().message()});
       return finish(LoopResult::End::kModelError, response.status().message());
     }
     result.usage.input_tokens += response->usage.input_tokens;
     result.usage.output_tokens += response->usage.output_tokens;
     const double cost = input.model.Cost(response->usage);
     result.cost_usd += cost;
-    events.Emit("model_response", Json{{"step", result.steps},
-                                       {"text", response->text},
-                                       {"tool_calls", CallsJson(response->tool_calls)},
-                                       {"stop_reason", response->stop_reason},
-                                       {"input_tokens", response->usage.input_tokens},
-                                       {"output_tokens", response->usage.output_tokens},
-                                       {"cost_usd", cost},
-                                       {"latency_ms", response->latency_ms},
-                                       {"attempts", response->attempts}});
+    events.Emit(api::ModelResponseEvent{.step = result.steps,
+                                        .text = response->text,
+                                        .tool_calls = RequestedCalls(response->tool_calls),
+                                        .stop_reason = response->stop_reason,
+                                        .input_tokens = response->usage.input_tokens,
+                                        .output_tokens = response->usage.output_tokens,
+                                        .cost_usd = cost,
+                                        .latency_ms = response->latency_ms,
+                                        .attempts = response->attempts});
     request.messages.push_back({.role = Message::Role::kAssistant,
                                 .text = response->text,
                                 .tool_calls = response->tool_calls});
@@ -164,8 +164,8 @@ LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sa
     nudges = 0;
     bool finished = false;
     for (const ToolCall& call : response->tool_calls) {
-      events.Emit("tool_call",
-                  Json{{"id", call.id}, {"name", call.name}, {"arguments", call.arguments}});
+      events.Emit(
+          api::ToolCallEvent{.id = call.id, .name = call.name, .arguments = call.arguments});
       const int64_t tool_start = MonotonicMs();
       Tools::Result outcome;
       if (finished) {
@@ -175,11 +175,11 @@ LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sa
         if (!called.ok()) return finish(LoopResult::End::kCancelled, "cancelled");
         outcome = std::move(*called);
       }
-      events.Emit("tool_result", Json{{"id", call.id},
-                                      {"name", call.name},
-                                      {"is_error", outcome.is_error},
-                                      {"output", outcome.output},
-                                      {"duration_ms", MonotonicMs() - tool_start}});
+      events.Emit(api::ToolResultEvent{.id = call.id,
+                                       .name = call.name,
+                                       .is_error = outcome.is_error,
+                                       .output = outcome.output,
+                                       .duration_ms = MonotonicMs() - tool_start});
       if (outcome.finish && !outcome.is_error) {
         finished = true;
         result.summary = outcome.output;

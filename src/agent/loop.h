@@ -13,14 +13,16 @@
 #include "agent/config.h"
 #include "agent/model.h"
 #include "agent/tools.h"
-#include "core/json.h"
+#include "api/events.h"
 
 namespace nightshift::agent {
 
+// Where the loop's transcript goes: one event of the catalogue (api/events.h) per call —
+// agent_start, model_request, model_response, tool_call, tool_result, agent_end.
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  virtual void Emit(std::string_view kind, const Json& data) = 0;
+  virtual void Emit(const api::EventRecord& event) = 0;
 };
 
 struct LoopInput {

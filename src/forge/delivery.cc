@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "api/events.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -233,11 +234,10 @@ std::string Asked(const store::Run& run) {
 class Events {
  public:
   Events(store::Store& store, int64_t run_id) : store_(store), run_id_(run_id) {}
-  void Emit(std::string_view kind, const Json& data) {
-    (void)store_.AppendEvents(
-        run_id_, {store::NewEvent{.kind = std::string(kind),
-                                  .data = data.dump(-1, ' ', false, Json::error_handler_t::replace),
-                                  .ts_ms = SystemClock::Get().NowMs()}});
+  void Emit(const api::EventRecord& event) {
+    (void)store_.AppendEvents(run_id_, {store::NewEvent{.kind = std::string(event.kind()),
+                                                        .data = event.Serialize(),
+                                                        .ts_ms = SystemClock::Get().NowMs()}});
   }
 
  private:
@@ -249,12 +249,11 @@ class Phase {
  public:
   Phase(Events& events, std::string name)
       : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
-    events_.Emit("phase", Json{{"name", name_}, {"status", "started"}});
+    events_.Emit(api::PhaseEvent{.name = name_, .status = "started"});
   }
   void End(std::string_view status) {
-    events_.Emit(
-        "phase",
-        Json{{"name", name_}, {"status", status}, {"duration_ms", MonotonicMs() - start_ms_}});
+    events_.Emit(api::PhaseEvent{
+        .name = name_, .status = std::string(status), .duration_ms = MonotonicMs() - start_ms_});
   }
 
  private:
@@ -266,28 +265,27 @@ class Phase {
 void EmitResult(Events& events, const std::string& summary,
                 const std::vector<workspace::FileChange>* changes,
                 const std::map<std::string, LineCount>& lines, std::string diff, int64_t read_ms) {
-  Json event = {{"summary", summary}};
+  api::ResultEvent event{.summary = summary};
   if (changes != nullptr) {
-    Json files = Json::array();
+    std::vector<api::ChangedFile> files;
     for (const auto& change : *changes) {
-      Json file = {{"path", change.path},
-                   {"status", change.added()     ? "added"
-                              : change.deleted() ? "deleted"
-                                                 : "modified"}};
+      api::ChangedFile file{.path = change.path,
+                            .status = change.added()     ? "added"
+                                      : change.deleted() ? "deleted"
+                                                         : "modified"};
       if (auto it = lines.find(change.path); it != lines.end()) {
-        file["added"] = it->second.added < 0 ? std::string("-") : std::to_string(it->second.added);
-        file["removed"] =
-            it->second.removed < 0 ? std::string("-") : std::to_string(it->second.removed);
+        file.added = it->second.added < 0 ? "-" : std::to_string(it->second.added);
+        file.removed = it->second.removed < 0 ? "-" : std::to_string(it->second.removed);
       }
       files.push_back(std::move(file));
     }
-    event["files"] = std::move(files);
-    event["diff_truncated"] = diff.size() > kMaxDiffBytes;
+    event.files = std::move(files);
+    event.diff_truncated = diff.size() > kMaxDiffBytes;
     if (diff.size() > kMaxDiffBytes) diff.resize(kMaxDiffBytes);
-    event["diff"] = std::move(diff);
-    event["read_ms"] = read_ms;
+    event.diff = std::move(diff);
+    event.read_ms = read_ms;
   }
-  events.Emit("result", event);
+  events.Emit(event);
 }
 
 }  // namespace
@@ -383,7 +381,7 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
     return Conclusion{store::RunState::kFailed, st.message()};
   };
   if (!handover.error.empty()) {
-    events.Emit("result", Json{{"summary", handover.summary}, {"error", handover.error}});
+    events.Emit(api::ResultEvent{.summary = handover.summary, .error = handover.error});
     if (!succeeded) return Conclusion{};
     if (handover.too_large) {
       return Conclusion{store::RunState::kBlockedByPolicy,
@@ -487,7 +485,7 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
                      return delivery.ReadBlob(change.old_oid, size_t{256} << 20);
                    });
   if (!violations.empty()) {
-    events.Emit("policy", Json{{"violations", violations}});
+    events.Emit(api::PolicyEvent{.violations = violations});
     phase.End("blocked");
     std::string reasons;
     for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
@@ -540,15 +538,15 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   std::string note;
   if (Status published = forge_.Publish(*cr, existing.has_value(), run.id); !published.ok()) {
     note = StrCat("change request ", cr->id, " recorded, but ", published.message());
-    events.Emit("remote_change_request", Json{{"error", published.message()}});
+    events.Emit(api::RemoteChangeRequestEvent{.error = published.message()});
   } else if (!cr->remote_url.empty()) {
-    events.Emit("remote_change_request", Json{{"id", cr->remote_id}, {"url", cr->remote_url}});
+    events.Emit(api::RemoteChangeRequestEvent{.id = cr->remote_id, .url = cr->remote_url});
   }
-  events.Emit("change_request", Json{{"id", cr->id},
-                                     {"branch", branch},
-                                     {"base_branch", base_branch},
-                                     {"head_commit", *commit},
-                                     {"updated", existing.has_value()}});
+  events.Emit(api::ChangeRequestEvent{.id = cr->id,
+                                      .branch = branch,
+                                      .base_branch = base_branch,
+                                      .head_commit = *commit,
+                                      .updated = existing.has_value()});
   phase.End(note.empty() ? "ok" : "partial");
   return Conclusion{store::RunState::kSucceeded, note};
 }

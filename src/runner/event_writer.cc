@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "core/clock.h"
-#include "core/json.h"
 
 namespace nightshift::runner {
 
@@ -26,18 +25,18 @@ EventWriter::~EventWriter() {
 }
 
 void EventWriter::Log(std::string_view stream, std::string_view line) {
-  // Output is untrusted bytes; the JSON layer needs valid UTF-8, so invalid sequences are
-  // replaced rather than rejected.
-  Json data = {{"stream", stream}, {"line", line}};
-  Emit("log", data.dump(-1, ' ', false, Json::error_handler_t::replace));
+  // Output is untrusted bytes; Serialize replaces invalid UTF-8 rather than rejecting it.
+  Emit(api::LogEvent{.stream = std::string(stream), .line = std::string(line)});
 }
 
-void EventWriter::Emit(std::string_view kind, const std::string& json_data) {
+void EventWriter::Emit(const api::EventRecord& event) {
+  std::string data = event.Serialize();
   bool full = false;
   {
     std::lock_guard lock(mu_);
     // Stamped now: the batch reaches the store up to a flush interval later.
-    pending_.push_back(store::NewEvent{std::string(kind), json_data, SystemClock::Get().NowMs()});
+    pending_.push_back(
+        store::NewEvent{std::string(event.kind()), std::move(data), SystemClock::Get().NowMs()});
     full = pending_.size() >= max_batch_;
   }
   if (full) cv_.notify_all();

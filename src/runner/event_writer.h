@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/events.h"
 #include "runner/lease_source.h"
 
 namespace nightshift::runner {
@@ -24,9 +25,9 @@ class EventWriter {
   // Flushes what is left.
   ~EventWriter();
 
-  // Thread-safe.
+  // Thread-safe. Log is Emit of a `log` event.
   void Log(std::string_view stream, std::string_view line);
-  void Emit(std::string_view kind, const std::string& json_data);
+  void Emit(const api::EventRecord& event);
   // Appends everything buffered now; returns the first error met since the last Flush.
   Status Flush();
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "agent/loop.h"
+#include "api/events.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -42,13 +43,11 @@ class Phase {
  public:
   Phase(EventWriter& events, std::string name)
       : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
-    events_.Emit("phase", Json{{"name", name_}, {"status", "started"}}.dump());
+    events_.Emit(api::PhaseEvent{.name = name_, .status = "started"});
   }
   void End(std::string_view status) {
-    events_.Emit(
-        "phase",
-        Json{{"name", name_}, {"status", status}, {"duration_ms", MonotonicMs() - start_ms_}}
-            .dump());
+    events_.Emit(api::PhaseEvent{
+        .name = name_, .status = std::string(status), .duration_ms = MonotonicMs() - start_ms_});
   }
 
  private:
@@ -71,9 +70,7 @@ Status MakeUpperDir(const std::filesystem::path& upper, const std::filesystem::p
 class EventsSink final : public agent::EventSink {
  public:
   explicit EventsSink(EventWriter& events) : events_(events) {}
-  void Emit(std::string_view kind, const Json& data) override {
-    events_.Emit(std::string(kind), data.dump(-1, ' ', false, Json::error_handler_t::replace));
-  }
+  void Emit(const api::EventRecord& event) override { events_.Emit(event); }
 
  private:
   EventWriter& events_;
@@ -174,8 +171,7 @@ Outcome RecipeExecutor::Execute(Execution& x) {
   workspace::RunWorkspace& ws = *prepared;
   checkout_phase.End("ok");
   x.events.Emit(
-      "checkout",
-      Json{{"commit", ws.commit}, {"ref", x.run.ref}, {"layers", ws.checkout.ids()}}.dump());
+      api::CheckoutEvent{.commit = ws.commit, .ref = x.run.ref, .layers = ws.checkout.ids()});
   if (Status st = x.mark_running(ws.commit); !st.ok()) {
     return {RunState::kCancelled, std::nullopt, st.message()};
   }
@@ -190,11 +186,11 @@ Outcome RecipeExecutor::Execute(Execution& x) {
                       ? InvalidArgumentError(StrCat("environment: ", st.message()))
                       : st);
   }
-  x.events.Emit("environment", Json{{"prebuild", ws.prebuild_status},
-                                    {"prebuild_id", ws.prebuild_id},
-                                    {"setup_commands", ws.environment.setup.size()},
-                                    {"sources", ws.environment.sources}}
-                                   .dump());
+  x.events.Emit(
+      api::EnvironmentEvent{.prebuild = ws.prebuild_status,
+                            .prebuild_id = ws.prebuild_id,
+                            .setup_commands = static_cast<int64_t>(ws.environment.setup.size()),
+                            .sources = ws.environment.sources});
   if (prebuild_run) {
     if (ws.setup_pending) {
       environment_phase.End("failed");

@@ -6,6 +6,7 @@
 #include <memory>
 #include <regex>
 
+#include "api/resources.h"
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -54,67 +55,79 @@ void SendJson(httplib::Response& res, int status, const Json& body) {
 void SendError(httplib::Response& res, const Status& st) {
   if (HttpStatus(st) >= 500) log::Get("api")->error("{}", st.ToString());
   SendJson(res, HttpStatus(st),
-           Json{{"error", {{"code", ErrorCode(st)}, {"message", st.message()}}}});
+           api::ToJson(api::ErrorBody{{.code = ErrorCode(st), .message = st.message()}}));
 }
 
-Json TimeOrNull(int64_t ms) { return ms > 0 ? Json(FormatTimestampMs(ms)) : Json(nullptr); }
+// The store's records as the API's shapes (api/resources.h).
 
-Json RepositoryJson(const store::Repository& r) {
-  return {{"id", r.id},
-          {"name", r.name},
-          {"url", r.url},
-          {"created_at", FormatTimestampMs(r.created_ms)}};
+std::optional<api::Timestamp> TimeOrNull(int64_t ms) {
+  return ms > 0 ? std::optional<api::Timestamp>(api::Timestamp{ms}) : std::nullopt;
+}
+
+api::Repository RepositoryOf(const store::Repository& r) {
+  return {.id = r.id, .name = r.name, .url = r.url, .created_at = {r.created_ms}};
+}
+
+Json RepositoryJson(const store::Repository& r) { return api::ToJson(RepositoryOf(r)); }
+
+api::Comment CommentOf(const store::CrComment& c) {
+  return {.id = c.id, .author = c.author, .body = c.body, .created_at = {c.created_ms}};
+}
+
+api::ChangeRequest ChangeRequestOf(const store::ChangeRequest& c, bool with_diff) {
+  return {.id = c.id,
+          .run_id = c.run_id,
+          .repo = c.repo,
+          .branch = c.branch,
+          .base_branch = c.base_branch,
+          .base_commit = c.base_commit,
+          .head_commit = c.head_commit,
+          .title = c.title,
+          .body = c.body,
+          .state = std::string(store::CrStateName(c.state)),
+          .review = std::string(store::CrReviewName(c.review)),
+          .remote_url = c.remote_url,
+          .created_at = {c.created_ms},
+          .updated_at = {c.updated_ms},
+          .diff = with_diff ? std::optional<std::string>(c.diff) : std::nullopt};
 }
 
 Json ChangeRequestJson(const store::ChangeRequest& c, bool with_diff) {
-  Json j = {{"id", c.id},
-            {"run_id", c.run_id},
-            {"repo", c.repo},
-            {"branch", c.branch},
-            {"base_branch", c.base_branch},
-            {"base_commit", c.base_commit},
-            {"head_commit", c.head_commit},
-            {"title", c.title},
-            {"body", c.body},
-            {"state", store::CrStateName(c.state)},
-            {"review", store::CrReviewName(c.review)},
-            {"remote_url", c.remote_url},
-            {"created_at", FormatTimestampMs(c.created_ms)},
-            {"updated_at", FormatTimestampMs(c.updated_ms)}};
-  if (with_diff) j["diff"] = c.diff;
-  return j;
+  return api::ToJson(ChangeRequestOf(c, with_diff));
 }
 
-Json RunJson(const Run& r) {
-  Json j = {{"id", r.id},
-            {"repo", r.repo},
-            {"ref", r.ref},
-            {"kind", store::RunKindName(r.kind)},
-            {"recipe", r.recipe},
-            {"task", r.task},
-            {"model", r.model},
-            {"state", store::RunStateName(r.state)},
-            {"attempt", r.attempt},
-            {"max_attempts", r.max_attempts},
-            {"timeout_seconds", r.timeout_seconds},
-            {"exit_code", r.exit_code ? Json(*r.exit_code) : Json(nullptr)},
-            {"reason", r.reason},
-            {"commit", r.commit},
-            {"created_at", FormatTimestampMs(r.created_ms)},
-            {"started_at", TimeOrNull(r.started_ms)},
-            {"finished_at", TimeOrNull(r.finished_ms)},
-            {"last_event_seq", r.last_event_seq},
-            {"requested_by", r.requested_by}};
-  j["lease"] = r.lease_owner.empty() ? Json(nullptr)
-                                     : Json{{"owner", r.lease_owner},
-                                            {"expires_at", FormatTimestampMs(r.lease_expires_ms)}};
-  return j;
+api::Run RunOf(const Run& r) {
+  return {.id = r.id,
+          .repo = r.repo,
+          .ref = r.ref,
+          .kind = std::string(store::RunKindName(r.kind)),
+          .recipe = r.recipe,
+          .task = r.task,
+          .model = r.model,
+          .state = std::string(store::RunStateName(r.state)),
+          .attempt = r.attempt,
+          .max_attempts = r.max_attempts,
+          .timeout_seconds = r.timeout_seconds,
+          .exit_code = r.exit_code,
+          .reason = r.reason,
+          .commit = r.commit,
+          .created_at = {r.created_ms},
+          .started_at = TimeOrNull(r.started_ms),
+          .finished_at = TimeOrNull(r.finished_ms),
+          .last_event_seq = r.last_event_seq,
+          .requested_by = r.requested_by,
+          .lease = r.lease_owner.empty()
+                       ? std::nullopt
+                       : std::optional<api::Lease>(api::Lease{.owner = r.lease_owner,
+                                                              .expires_at = {r.lease_expires_ms}})};
 }
 
-Json EventJson(const store::RunEvent& e) {
+Json RunJson(const Run& r) { return api::ToJson(RunOf(r)); }
+
+api::Event EventOf(const store::RunEvent& e) {
   Json data = Json::parse(e.data, nullptr, /*allow_exceptions=*/false);
   if (data.is_discarded()) data = Json{{"raw", e.data}};
-  return {{"seq", e.seq}, {"ts", FormatTimestampMs(e.ts_ms)}, {"kind", e.kind}, {"data", data}};
+  return {.seq = e.seq, .ts = {e.ts_ms}, .kind = e.kind, .data = std::move(data)};
 }
 
 StatusOr<Json> BodyObject(const httplib::Request& req) {
@@ -196,8 +209,8 @@ bool TokenMatches(std::string_view given, std::string_view want) {
 bool Write(httplib::DataSink& sink, const std::string& s) { return sink.write(s.data(), s.size()); }
 
 std::string SseFrame(const store::RunEvent& e) {
-  return StrCat("id: ", e.seq, "\nevent: ", e.kind,
-                "\ndata: ", EventJson(e).dump(-1, ' ', false, Json::error_handler_t::replace),
+  return StrCat("id: ", e.seq, "\nevent: ", e.kind, "\ndata: ",
+                api::ToJson(EventOf(e)).dump(-1, ' ', false, Json::error_handler_t::replace),
                 "\n\n");
 }
 
@@ -208,14 +221,11 @@ class Api {
   void AddRepository(const httplib::Request& req, httplib::Response& res) {
     auto body = BodyObject(req);
     if (!body.ok()) return SendError(res, body.status());
-    auto name = JsonString(*body, "name");
-    auto url = JsonString(*body, "url");
-    for (const Status& st : {name.status(), url.status()}) {
-      if (!st.ok()) return SendError(res, st);
-    }
-    if (Status st = ValidateRepositoryName(*name); !st.ok()) return SendError(res, st);
-    if (Status st = ValidateRepositoryUrl(*url); !st.ok()) return SendError(res, st);
-    auto repo = ctx_.store.AddRepository(*name, *url);
+    auto request = api::FromJson<api::RepositoryRequest>(*body);
+    if (!request.ok()) return SendError(res, request.status());
+    if (Status st = ValidateRepositoryName(request->name); !st.ok()) return SendError(res, st);
+    if (Status st = ValidateRepositoryUrl(request->url); !st.ok()) return SendError(res, st);
+    auto repo = ctx_.store.AddRepository(request->name, request->url);
     if (!repo.ok()) return SendError(res, repo.status());
     SendJson(res, 201, RepositoryJson(*repo));
   }
@@ -223,9 +233,9 @@ class Api {
   void ListRepositories(const httplib::Request&, httplib::Response& res) {
     auto repos = ctx_.store.ListRepositories();
     if (!repos.ok()) return SendError(res, repos.status());
-    Json list = Json::array();
-    for (const auto& r : *repos) list.push_back(RepositoryJson(r));
-    SendJson(res, 200, Json{{"repositories", list}});
+    api::RepositoryList list;
+    for (const auto& r : *repos) list.repositories.push_back(RepositoryOf(r));
+    SendJson(res, 200, api::ToJson(list));
   }
 
   void GetRepository(const httplib::Request& req, httplib::Response& res) {
@@ -246,27 +256,17 @@ class Api {
   void CreateRun(const httplib::Request& req, httplib::Response& res) {
     auto body = BodyObject(req);
     if (!body.ok()) return SendError(res, body.status());
-    auto repo = JsonString(*body, "repo");
-    auto recipe = JsonString(*body, "recipe");
-    auto ref = JsonString(*body, "ref");
-    auto kind = JsonString(*body, "kind");
-    auto task = JsonString(*body, "task");
-    auto model = JsonString(*body, "model");
-    auto timeout = JsonInt(*body, "timeout_seconds", 3600);
-    auto attempts = JsonInt(*body, "max_attempts", 3);
-    for (const Status& st : {repo.status(), recipe.status(), ref.status(), kind.status(),
-                             task.status(), model.status(), timeout.status(), attempts.status()}) {
-      if (!st.ok()) return SendError(res, st);
-    }
-    SubmitRequest request{.repo = *repo,
-                          .ref = *ref,
-                          .recipe = *recipe,
-                          .task = *task,
-                          .model = *model,
-                          .timeout_seconds = *timeout,
-                          .max_attempts = *attempts};
-    if (!kind->empty()) {
-      request.kind = store::ParseRunKind(*kind);
+    auto parsed = api::FromJson<api::RunRequest>(*body);
+    if (!parsed.ok()) return SendError(res, parsed.status());
+    SubmitRequest request{.repo = parsed->repo,
+                          .ref = parsed->ref,
+                          .recipe = parsed->recipe,
+                          .task = parsed->task,
+                          .model = parsed->model,
+                          .timeout_seconds = parsed->timeout_seconds.value_or(3600),
+                          .max_attempts = parsed->max_attempts.value_or(3)};
+    if (!parsed->kind.empty()) {
+      request.kind = store::ParseRunKind(parsed->kind);
       if (!request.kind) {
         return SendError(
             res, InvalidArgumentError("'kind' must be \"recipe\", \"agent\" or \"prebuild\""));
@@ -296,11 +296,10 @@ class Api {
     filter.before_id = *before;
     auto runs = ctx_.store.ListRuns(filter);
     if (!runs.ok()) return SendError(res, runs.status());
-    Json list = Json::array();
-    for (const Run& r : *runs) list.push_back(RunJson(r));
-    Json next =
-        runs->size() == static_cast<size_t>(filter.limit) ? Json(runs->back().id) : Json(nullptr);
-    SendJson(res, 200, Json{{"runs", list}, {"next_before", next}});
+    api::RunList list;
+    for (const Run& r : *runs) list.runs.push_back(RunOf(r));
+    if (runs->size() == static_cast<size_t>(filter.limit)) list.next_before = runs->back().id;
+    SendJson(res, 200, api::ToJson(list));
   }
 
   void ListChangeRequests(const httplib::Request& req, httplib::Response& res) {
@@ -315,9 +314,9 @@ class Api {
     }
     auto list = ctx_.store.ListChangeRequests(req.get_param_value("repo"), wanted);
     if (!list.ok()) return SendError(res, list.status());
-    Json out = Json::array();
-    for (const auto& c : *list) out.push_back(ChangeRequestJson(c, false));
-    SendJson(res, 200, Json{{"change_requests", out}});
+    api::ChangeRequestList out;
+    for (const auto& c : *list) out.change_requests.push_back(ChangeRequestOf(c, false));
+    SendJson(res, 200, api::ToJson(out));
   }
 
   void GetChangeRequest(const httplib::Request& req, httplib::Response& res) {
@@ -327,16 +326,10 @@ class Api {
     if (!cr.ok()) return SendError(res, cr.status());
     auto comments = ctx_.store.ListCrComments(*id);
     if (!comments.ok()) return SendError(res, comments.status());
-    Json j = ChangeRequestJson(*cr, true);
-    Json list = Json::array();
-    for (const auto& c : *comments) {
-      list.push_back({{"id", c.id},
-                      {"author", c.author},
-                      {"body", c.body},
-                      {"created_at", FormatTimestampMs(c.created_ms)}});
-    }
-    j["comments"] = std::move(list);
-    SendJson(res, 200, j);
+    api::ChangeRequest out = ChangeRequestOf(*cr, true);
+    out.comments.emplace();
+    for (const auto& c : *comments) out.comments->push_back(CommentOf(c));
+    SendJson(res, 200, api::ToJson(out));
   }
 
   // approve, merge, close
@@ -358,21 +351,24 @@ class Api {
     if (!id.ok()) return SendError(res, id.status());
     auto body = BodyObject(req);
     if (!body.ok()) return SendError(res, body.status());
-    auto text = JsonString(*body, "body");
-    auto author = JsonString(*body, "author");
-    if (!text.ok()) return SendError(res, text.status());
-    if (!author.ok()) return SendError(res, author.status());
+    auto comment = api::FromJson<api::CommentRequest>(*body);
+    if (!comment.ok()) return SendError(res, comment.status());
+    const std::string& text = comment->body;
+    const std::string& author = comment->author;
     // A comment's author is its principal (the admin token stands for whoever it names).
     const Principal principal =
-        author->empty() ? Admin() : Principal{.kind = "comment", .name = *author};
-    auto done = ctx_.runs.Comment(*id, *text, principal);
+        author.empty() ? Admin() : Principal{.kind = "comment", .name = author};
+    auto done = ctx_.runs.Comment(*id, text, principal);
     if (!done.ok()) return SendError(res, done.status());
-    Json j = {{"id", done->first.id},
-              {"author", done->first.author},
-              {"body", done->first.body},
-              {"created_at", FormatTimestampMs(done->first.created_ms)}};
-    j["follow_up_run"] = done->second ? Json(done->second->id) : Json(nullptr);
-    SendJson(res, 201, j);
+    const store::CrComment& c = done->first;
+    SendJson(res, 201,
+             api::ToJson(api::PostedComment{
+                 .id = c.id,
+                 .author = c.author,
+                 .body = c.body,
+                 .created_at = {c.created_ms},
+                 .follow_up_run =
+                     done->second ? std::optional<int64_t>(done->second->id) : std::nullopt}));
   }
 
   void GetRun(const httplib::Request& req, httplib::Response& res) {
@@ -382,18 +378,17 @@ class Api {
     if (!run.ok()) return SendError(res, run.status());
     auto attempts = ctx_.store.ListAttempts(*id);
     if (!attempts.ok()) return SendError(res, attempts.status());
-    Json j = RunJson(*run);
-    Json list = Json::array();
+    api::Run out = RunOf(*run);
+    out.attempts.emplace();
     for (const auto& a : *attempts) {
-      list.push_back({{"number", a.number},
-                      {"runner", a.runner},
-                      {"started_at", FormatTimestampMs(a.started_ms)},
-                      {"ended_at", TimeOrNull(a.ended_ms)},
-                      {"outcome", a.outcome},
-                      {"reason", a.reason}});
+      out.attempts->push_back({.number = a.number,
+                               .runner = a.runner,
+                               .started_at = {a.started_ms},
+                               .ended_at = TimeOrNull(a.ended_ms),
+                               .outcome = a.outcome,
+                               .reason = a.reason});
     }
-    j["attempts"] = list;
-    SendJson(res, 200, j);
+    SendJson(res, 200, api::ToJson(out));
   }
 
   void CancelRun(const httplib::Request& req, httplib::Response& res) {
@@ -422,9 +417,9 @@ class Api {
       if (!limit.ok()) return SendError(res, limit.status());
       auto events = ctx_.store.ListEvents(*id, *after, static_cast<int32_t>(*limit));
       if (!events.ok()) return SendError(res, events.status());
-      Json list = Json::array();
-      for (const auto& e : *events) list.push_back(EventJson(e));
-      return SendJson(res, 200, Json{{"events", list}});
+      api::EventList list;
+      for (const auto& e : *events) list.events.push_back(EventOf(e));
+      return SendJson(res, 200, api::ToJson(list));
     }
 
     res.set_header("Cache-Control", "no-cache");
@@ -465,8 +460,9 @@ class Api {
       auto run = ctx_.store.GetRun(run_id);
       if (!run.ok()) return false;
       if (store::IsTerminal(run->state) && run->last_event_seq <= cursor) {
-        Write(sink, StrCat("event: end\ndata: ",
-                           Json{{"state", store::RunStateName(run->state)}}.dump(), "\n\n"));
+        const Json end =
+            api::ToJson(api::StreamEnd{.state = std::string(store::RunStateName(run->state))});
+        Write(sink, StrCat("event: ", api::StreamEnd::kEventName, "\ndata: ", end.dump(), "\n\n"));
         sink.done();
         return true;
       }
@@ -497,21 +493,13 @@ void RegisterApi(httplib::Server& http, ApiContext& context) {
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
+    api::ErrorDetail error{.code = StrCat("http_", res.status), .message = "request failed"};
     if (res.status == 404) {
-      SendJson(res, 404,
-               Json{{"error",
-                     {{"code", "not_found"},
-                      {"message", StrCat("no route for ", req.method, " ", req.path)}}}});
+      error = {.code = "not_found", .message = StrCat("no route for ", req.method, " ", req.path)};
     } else if (res.status == 413) {
-      SendJson(
-          res, 413,
-          Json{{"error", {{"code", "payload_too_large"}, {"message", "request body too large"}}}});
-    } else {
-      SendJson(
-          res, res.status,
-          Json{{"error",
-                {{"code", "http_" + std::to_string(res.status)}, {"message", "request failed"}}}});
+      error = {.code = "payload_too_large", .message = "request body too large"};
     }
+    SendJson(res, res.status, api::ToJson(api::ErrorBody{.error = error}));
   });
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {

@@ -4,7 +4,7 @@
 #include <regex>
 #include <vector>
 
-#include "core/json.h"
+#include "api/events.h"
 #include "store/sqlite_db.h"
 
 namespace nightshift::store {
@@ -161,12 +161,20 @@ Repository ReadRepository(const Statement& s) {
   return Repository{.id = s.Int(0), .name = s.Text(1), .url = s.Text(2), .created_ms = s.Int(3)};
 }
 
-std::string StateEventData(RunState from, RunState to, const std::string& reason, int32_t attempt,
-                           std::optional<int32_t> exit_code) {
-  Json j = {{"from", RunStateName(from)}, {"to", RunStateName(to)}, {"attempt", attempt}};
-  if (!reason.empty()) j["reason"] = reason;
-  if (exit_code) j["exit_code"] = *exit_code;
-  return j.dump();
+// The run's "state" event (api/events.h), written in the transaction that changes the state.
+NewEvent StateEventOf(const api::StateEvent& event) {
+  api::EventRecord record = event;
+  return NewEvent{std::string(record.kind()), record.Serialize()};
+}
+
+NewEvent StateEventOf(RunState from, RunState to, const std::string& reason, int32_t attempt,
+                      std::optional<int32_t> exit_code) {
+  return StateEventOf(
+      api::StateEvent{.from = std::string(RunStateName(from)),
+                      .to = std::string(RunStateName(to)),
+                      .attempt = attempt,
+                      .reason = reason.empty() ? std::nullopt : std::optional<std::string>(reason),
+                      .exit_code = exit_code});
 }
 
 class SqliteStore final : public Store {
@@ -444,8 +452,7 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
       id = s.Int(0);
     }
     RETURN_IF_ERROR(
-        AppendEventsLocked(id, {{"state", Json{{"to", "queued"}, {"attempt", 0}}.dump()}}, now)
-            .status());
+        AppendEventsLocked(id, {StateEventOf({.to = "queued", .attempt = 0})}, now).status());
     ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, id));
     RETURN_IF_ERROR(txn.Commit());
   }
@@ -531,9 +538,9 @@ StatusOr<std::optional<Run>> SqliteStore::LeaseRun(const std::string& owner, int
       RETURN_IF_ERROR(
           s.Bind(1, id).Bind(2, int64_t{run.attempt}).Bind(3, owner).Bind(4, now).Exec());
     }
-    Json data = {
-        {"from", "queued"}, {"to", "preparing"}, {"attempt", run.attempt}, {"runner", owner}};
-    ASSIGN_OR_RETURN(run.last_event_seq, AppendEventsLocked(id, {{"state", data.dump()}}, now));
+    NewEvent leased = StateEventOf(
+        {.from = "queued", .to = "preparing", .attempt = run.attempt, .runner = owner});
+    ASSIGN_OR_RETURN(run.last_event_seq, AppendEventsLocked(id, {leased}, now));
     RETURN_IF_ERROR(txn.Commit());
   }
   Notify(run.id);
@@ -601,9 +608,8 @@ StatusOr<Run> SqliteStore::TransitionRun(int64_t run_id, const Lease& lease, con
     if (terminal) RETURN_IF_ERROR(CloseAttemptLocked(run, RunStateName(t.to), t.reason, now));
     ASSIGN_OR_RETURN(
         run.last_event_seq,
-        AppendEventsLocked(
-            run_id, {{"state", StateEventData(t.from, t.to, t.reason, run.attempt, t.exit_code)}},
-            now));
+        AppendEventsLocked(run_id, {StateEventOf(t.from, t.to, t.reason, run.attempt, t.exit_code)},
+                           now));
     RETURN_IF_ERROR(txn.Commit());
   }
   Notify(run_id);
@@ -638,12 +644,11 @@ StatusOr<Run> SqliteStore::CancelRun(int64_t run_id, const std::string& reason) 
       RETURN_IF_ERROR(CloseAttemptLocked(before, "cancelled", reason, now));
     }
     ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, run_id));
-    ASSIGN_OR_RETURN(
-        run.last_event_seq,
-        AppendEventsLocked(run_id,
-                           {{"state", StateEventData(before.state, RunState::kCancelled, reason,
-                                                     run.attempt, std::nullopt)}},
-                           now));
+    ASSIGN_OR_RETURN(run.last_event_seq,
+                     AppendEventsLocked(run_id,
+                                        {StateEventOf(before.state, RunState::kCancelled, reason,
+                                                      run.attempt, std::nullopt)},
+                                        now));
     RETURN_IF_ERROR(txn.Commit());
   }
   Notify(run_id);
@@ -692,11 +697,10 @@ StatusOr<std::vector<Run>> SqliteStore::ExpireLeases(const std::string& owner) {
                             .Exec());
       }
       RunState to = requeue ? RunState::kQueued : RunState::kFailed;
-      RETURN_IF_ERROR(AppendEventsLocked(id,
-                                         {{"state", StateEventData(before.state, to, reason,
-                                                                   before.attempt, std::nullopt)}},
-                                         now)
-                          .status());
+      RETURN_IF_ERROR(
+          AppendEventsLocked(
+              id, {StateEventOf(before.state, to, reason, before.attempt, std::nullopt)}, now)
+              .status());
       ASSIGN_OR_RETURN(Run after, LoadRunLocked(*writer_, id));
       changed.push_back(std::move(after));
     }

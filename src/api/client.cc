@@ -1,14 +1,15 @@
-#include "cli/api_client.h"
+#include "api/client.h"
 
 #include <httplib.h>
 
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
 #include <optional>
 #include <thread>
 #include <utility>
 
-namespace nightshift::cli {
+namespace nightshift::api {
 
 // ---------------------------------------------------------------------------------------------
 // SseParser
@@ -232,16 +233,9 @@ std::string UrlEncode(std::string_view s) {
 
 Status StatusFromHttpError(int http_status, std::string_view body) {
   StatusCode code = CodeForHttpStatus(http_status);
-  auto parsed = ParseJson(body);
-  if (parsed.ok() && parsed->is_object()) {
-    auto error = parsed->find("error");
-    if (error != parsed->end() && error->is_object()) {
-      auto message = JsonString(*error, "message");
-      auto name = JsonString(*error, "code");
-      if (message.ok() && !message->empty()) {
-        if (name.ok()) code = CodeForName(*name).value_or(code);
-        return Status(code, *std::move(message));
-      }
+  if (auto parsed = ParseJson(body); parsed.ok()) {
+    if (auto error = FromJson<ErrorBody>(*parsed); error.ok() && !error->error.message.empty()) {
+      return Status(CodeForName(error->error.code).value_or(code), error->error.message);
     }
   }
   std::string snippet = BodySnippet(body);
@@ -323,6 +317,107 @@ StatusOr<Json> ApiClient::Delete(std::string_view path) {
   return Answer(result, "DELETE", path, options_.base_url);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Typed calls
+
+namespace {
+
+// The answer read as `S`; Internal, naming the call, when it does not have that shape.
+template <Shape S>
+StatusOr<S> As(StatusOr<Json> answer, std::string_view method, std::string_view path) {
+  if (!answer.ok()) return std::move(answer).status();
+  auto value = FromJson<S>(*answer);
+  if (!value.ok()) {
+    return InternalError(StrCat("the server's answer to ", method, " ", path,
+                                " is malformed: ", value.status().message()));
+  }
+  return value;
+}
+
+// "?a=1&b=2" from the pairs whose value is not empty.
+std::string Query(std::initializer_list<std::pair<std::string_view, std::string>> params) {
+  std::string query;
+  for (const auto& [key, value] : params) {
+    if (!value.empty()) query += StrCat(query.empty() ? "?" : "&", key, "=", UrlEncode(value));
+  }
+  return query;
+}
+
+}  // namespace
+
+StatusOr<Repository> ApiClient::AddRepository(const RepositoryRequest& request) {
+  constexpr std::string_view kPath = "/api/v1/repositories";
+  return As<Repository>(Post(kPath, ToJson(request)), "POST", kPath);
+}
+
+StatusOr<std::vector<Repository>> ApiClient::ListRepositories() {
+  constexpr std::string_view kPath = "/api/v1/repositories";
+  ASSIGN_OR_RETURN(RepositoryList list, As<RepositoryList>(Get(kPath), "GET", kPath));
+  return std::move(list.repositories);
+}
+
+Status ApiClient::RemoveRepository(std::string_view name) {
+  return Delete(StrCat("/api/v1/repositories/", UrlEncode(name))).status();
+}
+
+StatusOr<Run> ApiClient::CreateRun(const RunRequest& request) {
+  constexpr std::string_view kPath = "/api/v1/runs";
+  return As<Run>(Post(kPath, ToJson(request)), "POST", kPath);
+}
+
+StatusOr<RunList> ApiClient::ListRuns(const RunFilter& filter) {
+  const std::string path = StrCat(
+      "/api/v1/runs", Query({{"repo", filter.repo},
+                             {"state", filter.state},
+                             {"limit", filter.limit ? std::to_string(*filter.limit) : ""},
+                             {"before", filter.before ? std::to_string(*filter.before) : ""}}));
+  return As<RunList>(Get(path), "GET", path);
+}
+
+StatusOr<Run> ApiClient::GetRun(int64_t run_id) {
+  const std::string path = StrCat("/api/v1/runs/", run_id);
+  return As<Run>(Get(path), "GET", path);
+}
+
+StatusOr<Run> ApiClient::CancelRun(int64_t run_id) {
+  const std::string path = StrCat("/api/v1/runs/", run_id, "/cancel");
+  return As<Run>(Post(path, Json()), "POST", path);
+}
+
+StatusOr<std::vector<Event>> ApiClient::ListEvents(int64_t run_id, int64_t after_seq) {
+  const std::string path = StrCat("/api/v1/runs/", run_id, "/events?format=json&after=", after_seq);
+  ASSIGN_OR_RETURN(EventList list, As<EventList>(Get(path), "GET", path));
+  return std::move(list.events);
+}
+
+StatusOr<std::vector<ChangeRequest>> ApiClient::ListChangeRequests(std::string_view repo,
+                                                                   std::string_view state) {
+  const std::string path =
+      StrCat("/api/v1/change-requests",
+             Query({{"repo", std::string(repo)}, {"state", std::string(state)}}));
+  ASSIGN_OR_RETURN(ChangeRequestList list, As<ChangeRequestList>(Get(path), "GET", path));
+  return std::move(list.change_requests);
+}
+
+StatusOr<ChangeRequest> ApiClient::GetChangeRequest(int64_t id) {
+  const std::string path = StrCat("/api/v1/change-requests/", id);
+  return As<ChangeRequest>(Get(path), "GET", path);
+}
+
+StatusOr<ChangeRequest> ApiClient::ActOnChangeRequest(int64_t id, std::string_view action) {
+  const std::string path = StrCat("/api/v1/change-requests/", id, "/", action);
+  return As<ChangeRequest>(Post(path, Json()), "POST", path);
+}
+
+StatusOr<PostedComment> ApiClient::CommentOnChangeRequest(int64_t id,
+                                                          const CommentRequest& comment) {
+  const std::string path = StrCat("/api/v1/change-requests/", id, "/comments");
+  return As<PostedComment>(Post(path, ToJson(comment)), "POST", path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The event stream
+
 namespace {
 
 // What one connection of an event stream came to.
@@ -350,29 +445,29 @@ StatusOr<std::string> ApiClient::StreamEvents(int64_t run_id, int64_t after_seq,
 
     // Handles one parsed server-sent event; an error stops the stream.
     auto on_event = [&](const SseEvent& sse) -> Status {
-      auto event = ParseJson(sse.data);
-      if (!event.ok() || !event->is_object()) {
+      auto json = ParseJson(sse.data);
+      if (!json.ok() || !json->is_object()) {
         return InternalError(StrCat("malformed '", sse.type, "' event from the server for run ",
                                     run_id, ": ", BodySnippet(sse.data)));
       }
-      if (sse.type == "end") {
-        auto state = JsonString(*event, "state");
-        if (!state.ok() || state->empty()) {
+      if (sse.type == StreamEnd::kEventName) {
+        auto end = FromJson<StreamEnd>(*json);
+        if (!end.ok() || end->state.empty()) {
           return InternalError(StrCat("the end event of run ", run_id, " names no state"));
         }
-        attempt.final_state = *std::move(state);
+        attempt.final_state = std::move(end->state);
         return OkStatus();
       }
-      auto seq = JsonInt(*event, "seq", 0);
-      if (!seq.ok() || *seq <= 0) {
-        return InternalError(StrCat("event without a sequence number from the server for run ",
-                                    run_id, ": ", BodySnippet(sse.data)));
+      auto event = FromJson<Event>(*json);
+      if (event.ok() && event->seq <= 0) event = InvalidArgumentError("'seq' is not positive");
+      if (!event.ok()) {
+        return InternalError(StrCat("malformed event from the server for run ", run_id, " (",
+                                    event.status().message(), "): ", BodySnippet(sse.data)));
       }
-      if (*seq <= last_seq) return OkStatus();  // already delivered before a reconnect
-      auto kind = JsonString(*event, "kind", sse.type);
-      if (!kind.ok()) return InternalError(StrCat("event ", *seq, ": ", kind.status().message()));
-      RETURN_IF_ERROR(callback(*seq, *kind, *event));
-      last_seq = *seq;
+      if (event->seq <= last_seq) return OkStatus();  // already delivered before a reconnect
+      if (event->kind.empty()) event->kind = sse.type;
+      RETURN_IF_ERROR(callback(*event));
+      last_seq = event->seq;
       return OkStatus();
     };
 
@@ -426,4 +521,4 @@ StatusOr<std::string> ApiClient::StreamEvents(int64_t run_id, int64_t after_seq,
   }
 }
 
-}  // namespace nightshift::cli
+}  // namespace nightshift::api

@@ -1,4 +1,4 @@
-#include "cli/api_client.h"
+#include "api/client.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-namespace nightshift::cli {
+namespace nightshift::api {
 namespace {
 
 TEST(StatusFromHttpError, UsesTheErrorBody) {
@@ -55,6 +55,13 @@ class EventServer {
       res.set_content(R"({"error": {"code": "not_found", "message": "unknown run 404"}})",
                       "application/json");
     });
+    server_.Get("/api/v1/runs/7", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"id": 7, "state": "running", "lease": {"owner": 1}})",
+                      "application/json");
+    });
+    server_.Get("/api/v1/runs/8", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"id": 8, "state": "running", "colour": "blue"})", "application/json");
+    });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -71,7 +78,7 @@ class EventServer {
   std::thread thread_;
 };
 
-std::string Event(int seq, const std::string& line) {
+std::string LogFrame(int seq, const std::string& line) {
   return "id: " + std::to_string(seq) + "\nevent: log\ndata: {\"seq\":" + std::to_string(seq) +
          ",\"kind\":\"log\",\"data\":{\"stream\":\"stdout\",\"line\":\"" + line + "\"}}\n\n";
 }
@@ -95,11 +102,11 @@ TEST(ApiClient, StreamEventsResumesAfterADroppedStream) {
       last_event_ids.push_back(req.get_header_value("Last-Event-ID"));
       EXPECT_EQ(req.get_header_value("Authorization"), "Bearer secret");
       if (last_event_ids.size() == 1) {
-        body = Event(1, "one") + ": keep-alive\n\n" + Event(2, "two");  // then drops
+        body = LogFrame(1, "one") + ": keep-alive\n\n" + LogFrame(2, "two");  // then drops
       } else {
         // Resumed: repeats event 2 (which the client must drop), sends 3 and the end.
-        body =
-            Event(2, "two") + Event(3, "three") + "event: end\ndata: {\"state\":\"succeeded\"}\n\n";
+        body = LogFrame(2, "two") + LogFrame(3, "three") +
+               "event: end\ndata: {\"state\":\"succeeded\"}\n\n";
       }
     }
     res.set_chunked_content_provider("text/event-stream", [body](size_t, httplib::DataSink& sink) {
@@ -112,12 +119,11 @@ TEST(ApiClient, StreamEventsResumesAfterADroppedStream) {
   ASSERT_TRUE(api.ok()) << api.status();
 
   std::vector<std::string> lines;
-  auto state =
-      (*api)->StreamEvents(5, 0, [&](int64_t seq, const std::string& kind, const Json& event) {
-        EXPECT_EQ(kind, "log");
-        lines.push_back(std::to_string(seq) + ":" + event["data"]["line"].get<std::string>());
-        return OkStatus();
-      });
+  auto state = (*api)->StreamEvents(5, 0, [&](const api::Event& event) {
+    EXPECT_EQ(event.kind, "log");
+    lines.push_back(std::to_string(event.seq) + ":" + event.data["line"].get<std::string>());
+    return OkStatus();
+  });
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(*state, "succeeded");
   EXPECT_EQ(lines, (std::vector<std::string>{"1:one", "2:two", "3:three"}));
@@ -133,8 +139,7 @@ TEST(ApiClient, StreamEventsGivesUpAfterBoundedReconnects) {
   });
   auto api = ApiClient::Create(FastOptions(server.url()));
   ASSERT_TRUE(api.ok()) << api.status();
-  auto state = (*api)->StreamEvents(
-      5, 0, [](int64_t, const std::string&, const Json&) { return OkStatus(); });
+  auto state = (*api)->StreamEvents(5, 0, [](const api::Event&) { return OkStatus(); });
   EXPECT_TRUE(IsUnavailable(state.status())) << state.status();
   EXPECT_EQ(connections.load(), 4);  // the first connection and 3 reconnects
 }
@@ -147,8 +152,7 @@ TEST(ApiClient, StreamEventsReportsServerErrorsAtOnce) {
   });
   auto api = ApiClient::Create(FastOptions(server.url()));
   ASSERT_TRUE(api.ok()) << api.status();
-  auto state = (*api)->StreamEvents(
-      5, 0, [](int64_t, const std::string&, const Json&) { return OkStatus(); });
+  auto state = (*api)->StreamEvents(5, 0, [](const api::Event&) { return OkStatus(); });
   EXPECT_TRUE(IsNotFound(state.status())) << state.status();
   EXPECT_EQ(state.status().message(), "unknown run 5");
 }
@@ -160,6 +164,24 @@ TEST(ApiClient, GetMapsErrorBodies) {
   auto run = (*api)->Get("/api/v1/runs/404");
   EXPECT_TRUE(IsNotFound(run.status())) << run.status();
   EXPECT_EQ(run.status().message(), "unknown run 404");
+}
+
+TEST(ApiClient, TypedCallsReadTheShapeAndNameWhatIsMalformed) {
+  EventServer server([](const httplib::Request&, httplib::Response&) {});
+  auto api = ApiClient::Create(FastOptions(server.url()));
+  ASSERT_TRUE(api.ok()) << api.status();
+  auto run = (*api)->GetRun(8);  // an unknown field is ignored
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->id, 8);
+  EXPECT_EQ(run->state, "running");
+  auto malformed = (*api)->GetRun(7);
+  EXPECT_EQ(malformed.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(malformed.status().message(),
+            "the server's answer to GET /api/v1/runs/7 is malformed: 'lease.owner' must be a "
+            "string");
+  auto missing = (*api)->GetRun(404);
+  EXPECT_TRUE(IsNotFound(missing.status())) << missing.status();
+  EXPECT_EQ(missing.status().message(), "unknown run 404");
 }
 
 TEST(ApiClient, UnreachableServerSaysSo) {
@@ -181,10 +203,9 @@ TEST(ApiClient, UnreachableServerSaysSo) {
   EXPECT_TRUE(IsUnavailable(answer.status()));
   EXPECT_EQ(answer.status().message().rfind("cannot reach the Nightshift server at " + url, 0), 0u)
       << answer.status();
-  auto state = (*api)->StreamEvents(
-      1, 0, [](int64_t, const std::string&, const Json&) { return OkStatus(); });
+  auto state = (*api)->StreamEvents(1, 0, [](const api::Event&) { return OkStatus(); });
   EXPECT_TRUE(IsUnavailable(state.status())) << state.status();
 }
 
 }  // namespace
-}  // namespace nightshift::cli
+}  // namespace nightshift::api

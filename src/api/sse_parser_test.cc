@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "cli/api_client.h"
+#include "api/client.h"
 
-namespace nightshift::cli {
+namespace nightshift::api {
 namespace {
 
 // Feeds `chunks` in order and collects the events; the first error ends the feeding.
@@ -140,4 +140,4 @@ TEST(SseParser, RejectsOverlongLine) {
 }
 
 }  // namespace
-}  // namespace nightshift::cli
+}  // namespace nightshift::api

@@ -1,15 +1,19 @@
 #pragma once
 
-// The client side of the HTTP API (docs/api.md): JSON requests with a bearer token, error bodies
-// turned into Status values, and the run event stream (server-sent events) with resumption.
+// The client side of the HTTP API (docs/api.md): typed requests and answers (resources.h) with a
+// bearer token, error bodies turned into Status values, and the run event stream (server-sent
+// events) with resumption. Used by the CLI; remote runners and the web UI are meant to use it too.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "api/resources.h"
 #include "core/json.h"
 #include "core/status.h"
 
@@ -17,7 +21,7 @@ namespace httplib {
 class Client;
 }  // namespace httplib
 
-namespace nightshift::cli {
+namespace nightshift::api {
 
 // One dispatched server-sent event (WHATWG HTML, "event stream interpretation").
 struct SseEvent {
@@ -79,6 +83,50 @@ class ApiClient {
   static StatusOr<std::unique_ptr<ApiClient>> Create(Options options);
   ~ApiClient();
 
+  // --- Typed calls. Errors as for Get/Post/Delete below; an answer of the wrong shape is
+  // Internal, naming the call and the field.
+
+  StatusOr<Repository> AddRepository(const RepositoryRequest& request);
+  StatusOr<std::vector<Repository>> ListRepositories();
+  Status RemoveRepository(std::string_view name);
+
+  StatusOr<Run> CreateRun(const RunRequest& request);
+  // One page of runs, newest first. Empty `repo`/`state` and unset `limit`/`before` are not sent
+  // (the server's defaults apply).
+  struct RunFilter {
+    std::string repo;
+    std::string state;
+    std::optional<int64_t> limit;
+    std::optional<int64_t> before;
+  };
+  StatusOr<RunList> ListRuns(const RunFilter& filter);
+  StatusOr<Run> GetRun(int64_t run_id);  // with its attempts
+  StatusOr<Run> CancelRun(int64_t run_id);
+  // One page of a run's events after `after_seq`, in order; empty once all were read.
+  StatusOr<std::vector<Event>> ListEvents(int64_t run_id, int64_t after_seq);
+
+  StatusOr<std::vector<ChangeRequest>> ListChangeRequests(std::string_view repo,
+                                                          std::string_view state);
+  StatusOr<ChangeRequest> GetChangeRequest(int64_t id);  // with its diff and comments
+  // `action` is "approve", "merge" or "close".
+  StatusOr<ChangeRequest> ActOnChangeRequest(int64_t id, std::string_view action);
+  StatusOr<PostedComment> CommentOnChangeRequest(int64_t id, const CommentRequest& comment);
+
+  // Called once per run event, in order. An error stops the stream and is returned by
+  // StreamEvents.
+  using EventCallback = std::function<Status(const Event& event)>;
+
+  // Follows GET /api/v1/runs/{run_id}/events from after event `after_seq` until the server's
+  // `end` event and returns the run's final state from it. Events are delivered in order, each
+  // once, across reconnects; an event without a `kind` takes the stream's event name. Fails at
+  // once if the first connection cannot be made or the server answers with an error (unknown run,
+  // bad token); once connected, a dropped stream is resumed with Last-Event-ID (see
+  // Options::max_reconnects). A malformed event stops the stream with Internal.
+  StatusOr<std::string> StreamEvents(int64_t run_id, int64_t after_seq,
+                                     const EventCallback& callback);
+
+  // --- Untyped calls, for what the typed ones do not cover.
+
   // `path` starts with "/" and may carry a query ("/api/v1/runs?limit=5"); it is appended to the
   // base URL's path. The answer's JSON body (null for 204). Errors: the server's
   // {"error": {...}} body as a Status with the server's message and the matching code;
@@ -87,20 +135,6 @@ class ApiClient {
   StatusOr<Json> Get(std::string_view path);
   StatusOr<Json> Post(std::string_view path, const Json& body);  // null body: an empty one
   StatusOr<Json> Delete(std::string_view path);
-
-  // Called once per run event with its sequence number, its kind ("log", "state", ...) and the
-  // event object as sent ({"seq", "ts", "kind", "data"}). An error stops the stream and is
-  // returned by StreamEvents.
-  using EventCallback =
-      std::function<Status(int64_t seq, const std::string& kind, const Json& event)>;
-
-  // Follows GET /api/v1/runs/{run_id}/events from after event `after_seq` until the server's
-  // `end` event and returns the run's final state from it. Events are delivered in order, each
-  // once, across reconnects. Fails at once if the first connection cannot be made or the server
-  // answers with an error (unknown run, bad token); once connected, a dropped stream is resumed
-  // with Last-Event-ID (see Options::max_reconnects).
-  StatusOr<std::string> StreamEvents(int64_t run_id, int64_t after_seq,
-                                     const EventCallback& callback);
 
   const std::string& base_url() const { return options_.base_url; }
 
@@ -120,4 +154,4 @@ std::string UrlEncode(std::string_view s);
 // body, or a description of the status and body when the body is not one.
 Status StatusFromHttpError(int http_status, std::string_view body);
 
-}  // namespace nightshift::cli
+}  // namespace nightshift::api
