@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -48,18 +47,6 @@ std::string_view EndReasonName(EndReason reason) {
       return "hit the process limit";
   }
   return "unknown";
-}
-
-CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-
-void CancelToken::Cancel() {
-  cancelled_.store(true);
-  if (!fd_.Valid()) return;
-  uint64_t one = 1;
-  // Can only fail with EAGAIN when the counter is about to overflow, and then it is readable
-  // anyway; the flag is the source of truth, the eventfd only wakes poll().
-  ssize_t written = ::write(fd_.Get(), &one, sizeof one);
-  (void)written;
 }
 
 using internal::ChildFailure;

@@ -8,7 +8,6 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -18,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/fs.h"
 #include "core/status.h"
 #include "sandbox/contain.h"
@@ -25,21 +25,6 @@
 namespace nightshift::sandbox {
 
 class SandboxPool;
-
-// Wakes a supervising loop from another thread. Backed by an eventfd so that a poll(2) on the
-// child's pipes returns at once. Thread-safe; Cancel() is idempotent. If the eventfd cannot be
-// created (fd() < 0), RunProcess falls back to checking IsCancelled() every 50 ms.
-class CancelToken {
- public:
-  CancelToken();
-  void Cancel();
-  bool IsCancelled() const { return cancelled_.load(); }
-  int fd() const { return fd_.Get(); }
-
- private:
-  std::atomic<bool> cancelled_{false};
-  UniqueFd fd_;
-};
 
 // Overlay options that keep an upper dir plain — files, directories, symlinks, whiteouts and
 // opaque directories only — so the host can read it back as data: a renamed lower directory is

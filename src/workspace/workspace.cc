@@ -104,7 +104,7 @@ std::string Workspaces::PrebuildKey(const EnvironmentSpec& environment,
 
 Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_key, bool build,
                                bool force, const sandbox::LineSink& log,
-                               const sandbox::CancelToken* cancel) {
+                               const CancelToken* cancel) {
   // The environment files, as the checkout shows them, copied out for the parser.
   ASSIGN_OR_RETURN(auto view, MakeTempDir("nightshift-env"));
   struct Remove {
@@ -164,7 +164,7 @@ Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_
 StatusOr<SetupOutcome> Workspaces::RunSetup(
     const EnvironmentSpec& environment, const std::vector<std::filesystem::path>& layers,
     const std::filesystem::path& upper, const std::filesystem::path& work,
-    const std::string& hostname, const sandbox::LineSink& log, const sandbox::CancelToken* cancel) {
+    const std::string& hostname, const sandbox::LineSink& log, const CancelToken* cancel) {
   const int64_t deadline_ms = MonotonicMs() + environment.setup_timeout_seconds * 1000;
   std::map<std::string, std::string> env = {
       {"PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"},

@@ -71,7 +71,7 @@ class Workspaces {
   // remembered so later runs with the same key do not retry it; `force` retries.
   // InvalidArgument for an invalid environment file (FILE:LINE:COLUMN: reason).
   Status Environment(RunWorkspace& workspace, const std::string& repo_key, bool build, bool force,
-                     const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
+                     const sandbox::LineSink& log, const CancelToken* cancel);
 
   // Runs the environment's setup commands, in order, in a sandbox whose /workspace is `layers`
   // under `upper` (with `work` as overlayfs's work dir). Output goes to `log`.
@@ -79,7 +79,7 @@ class Workspaces {
                                   const std::vector<std::filesystem::path>& layers,
                                   const std::filesystem::path& upper,
                                   const std::filesystem::path& work, const std::string& hostname,
-                                  const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
+                                  const sandbox::LineSink& log, const CancelToken* cancel);
 
   // The prebuild key of `environment` for the checkout in `layers`: a hash of the spec, the
   // base root and the lock files' contents.
