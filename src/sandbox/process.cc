@@ -576,15 +576,6 @@ StatusOr<NotExecuted> DescribeFailure(const ProcessSpec& spec, const ChildFailur
 
 }  // namespace
 
-namespace internal {
-StatusOr<const SeccompProgram*> DefaultSeccomp() {
-  // The filter is the same for every sandbox: compile it once (~1 ms each time otherwise).
-  static const auto* compiled = new StatusOr<SeccompProgram>(BuildDefaultSeccompProgram());
-  if (!compiled->ok()) return compiled->status();
-  return &**compiled;
-}
-}  // namespace internal
-
 // Everything a started command holds until Supervise is done with it. Members are destroyed in
 // reverse order: `child` first (its destructor kills and reaps whatever is left of the tree),
 // then the pipes and the cgroup; the pool hears that the run is over before the spent warm
@@ -655,10 +646,7 @@ StatusOr<StartedProcess> StartProcess(const ProcessSpec& spec) {
       ASSIGN_OR_RETURN(launched, warm->Launch(request));
     } else {
       // Cold: started and launched in one, without waiting for the set-up (launch.h).
-      const SeccompProgram* seccomp = nullptr;
-      if (spec.sandbox->seccomp) {
-        ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
-      }
+      const SeccompProgram* seccomp = spec.sandbox->seccomp ? &DefaultSeccompProgram() : nullptr;
       ASSIGN_OR_RETURN(launched,
                        internal::WarmSandbox::StartLaunched(*spec.sandbox, seccomp, request));
     }

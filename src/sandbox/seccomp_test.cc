@@ -21,6 +21,7 @@
 
 #include "core/fs.h"
 #include "gtest/gtest.h"
+#include "sandbox/seccomp_rules.h"
 
 extern char** environ;
 
@@ -332,6 +333,17 @@ TEST_F(SeccompTest, BuildIsDeterministic) {
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_EQ(again->instructions.size(), program_.instructions.size());
   EXPECT_EQ(std::memcmp(again->instructions.data(), program_.instructions.data(),
+                        program_.instructions.size() * sizeof(sock_filter)),
+            0);
+}
+
+// The program embedded at build time is what libseccomp compiles from the rules here and now
+// (a libseccomp upgrade without a rebuild, or a stale build, would show).
+TEST_F(SeccompTest, TheEmbeddedProgramIsTheRulesCompiled) {
+  const SeccompProgram& embedded = DefaultSeccompProgram();
+  EXPECT_EQ(&embedded, &DefaultSeccompProgram());
+  ASSERT_EQ(embedded.instructions.size(), program_.instructions.size());
+  EXPECT_EQ(std::memcmp(embedded.instructions.data(), program_.instructions.data(),
                         program_.instructions.size() * sizeof(sock_filter)),
             0);
 }
