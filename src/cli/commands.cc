@@ -877,32 +877,7 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       app.add_subcommand("sandbox", "run commands in a sandbox on this machine");
   sandbox_cmd->require_subcommand(1);
   SandboxExecArgs sandbox_args;
-  CLI::App* sandbox_exec_cmd = sandbox_cmd->add_subcommand(
-      "exec", "run CMD in a fresh sandbox; exits with its status (125: the sandbox failed)");
-  sandbox_exec_cmd->add_option("--workspace", sandbox_args.workspace,
-                               "directory mounted read-write at /workspace [default: .]");
-  sandbox_exec_cmd->add_flag(
-      "--read-only-workspace", sandbox_args.read_only_workspace,
-      "mount the workspace read-only (the sandbox's user need only read it)");
-  sandbox_exec_cmd->add_option("--rootfs", sandbox_args.rootfs,
-                               "root filesystem directory [default: the host's /usr, /bin, /sbin, "
-                               "/lib*, /etc, read-only, and nothing else of the host]");
-  sandbox_exec_cmd->add_option("--layer", sandbox_args.layers,
-                               "overlay layer above the root (repeatable, top first)");
-  sandbox_exec_cmd
-      ->add_option("--host-path", sandbox_args.host_paths,
-                   "host directory or file added read-only at the same path (repeatable)")
-      ->type_name("PATH");
-  sandbox_exec_cmd->add_option("--memory", sandbox_args.memory, "memory limit: BYTES or 512m, 2g");
-  sandbox_exec_cmd->add_option("--pids", sandbox_args.pids, "maximum number of processes");
-  sandbox_exec_cmd->add_option("--cpus", sandbox_args.cpus, "CPU limit in cores (0.5, 2)");
-  sandbox_exec_cmd->add_option("--timeout", sandbox_args.timeout_seconds,
-                               "seconds before the whole tree is killed");
-  sandbox_exec_cmd->add_option("--env", sandbox_args.env, "NAME=VALUE (repeatable)");
-  sandbox_exec_cmd->add_option("--uid", sandbox_args.uid,
-                               "host uid that root inside maps to [default: the workspace's "
-                               "owner, or 100000 if root owns it]");
-  sandbox_exec_cmd->add_option("--hostname", sandbox_args.hostname, "hostname inside");
+  CLI::App* sandbox_exec_cmd = AddSandboxExecCommand(*sandbox_cmd, sandbox_args);
   // Everything after "--" is the command, options of its own included; CLI11 never sees it.
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--") {
