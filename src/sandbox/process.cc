@@ -19,6 +19,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -494,7 +495,7 @@ class LineSplitter {
 
 enum class ReadOutcome { kData, kAgain, kEof };
 
-StatusOr<ReadOutcome> ReadChunk(int fd, size_t stream, std::vector<char>& buffer,
+StatusOr<ReadOutcome> ReadChunk(int fd, size_t stream, std::span<char> buffer,
                                 LineSplitter& lines) {
   ssize_t n = ::read(fd, buffer.data(), buffer.size());
   if (n > 0) {
@@ -737,7 +738,9 @@ StatusOr<ProcessResult> Supervise(StartedProcess&& started, const LineSink& sink
   const bool have_pidfd = child.OpenPidfd();
   LineSplitter lines(state->max_line_bytes, state->max_output_bytes, sink,
                      state->capture_stdout ? &result.stdout_data : nullptr);
-  std::vector<char> buffer(kReadChunkBytes);
+  // Not zeroed: read() writes what is used, and a command that prints little touches few pages.
+  const auto buffer_memory = std::make_unique_for_overwrite<char[]>(kReadChunkBytes);
+  const std::span<char> buffer(buffer_memory.get(), kReadChunkBytes);
 
   // 0 = no deadline (a plain integer: GCC's -Wmaybe-uninitialized misfires on optional here).
   const int64_t deadline_ms = state->timeout_ms > 0 ? state->start_ms + state->timeout_ms : 0;
