@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "agent/loop.h"
+#include "agent/process_sandbox.h"
 #include "bench/stats.h"
 #include "core/clock.h"
 #include "core/json.h"
@@ -31,7 +32,7 @@ class TimedSandbox final : public agent::Sandbox {
   explicit TimedSandbox(sandbox::ProcessSpec base) : inner_(std::move(base)) {}
   StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
                        const std::string& stdin_data, int64_t timeout_ms,
-                       const sandbox::CancelToken* cancel) override {
+                       const CancelToken* cancel) override {
     const int64_t t0 = MonotonicNs();
     auto r = inner_.Run(script, env, stdin_data, timeout_ms, cancel);
     ns += MonotonicNs() - t0;
@@ -47,7 +48,7 @@ class TimedClient final : public agent::ModelClient {
  public:
   explicit TimedClient(std::unique_ptr<agent::ModelClient> inner) : inner_(std::move(inner)) {}
   StatusOr<agent::ModelResponse> Complete(const agent::ModelRequest& request,
-                                          const sandbox::CancelToken* cancel) override {
+                                          const CancelToken* cancel) override {
     const int64_t t0 = MonotonicNs();
     auto r = inner_->Complete(request, cancel);
     ns += MonotonicNs() - t0;

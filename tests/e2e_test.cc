@@ -467,6 +467,32 @@ TEST(SandboxExecCli, AWorkspaceTheSandboxCannotWriteIsRefusedInOneLine) {
   EXPECT_EQ(std::count(other.output.begin(), other.output.end(), '\n'), 1) << other.output;
 }
 
+// The `nightshift` binary runs a well-formed `sandbox exec` itself and hands every other command
+// line — other verbs, help, usage errors — to nightshift-full beside it, which answers exactly as
+// it does when run directly. Without nightshift-full, it says so in one line.
+TEST(NightshiftFront, EveryOtherCommandLineIsTheFullClis) {
+  const std::filesystem::path front = testing::NightshiftBin();
+  const std::string bin = ShellQuote(front.string());
+  const std::string full = ShellQuote((front.parent_path() / "nightshift-full").string());
+  for (const std::string args :
+       {"--help", "sandbox --help", "sandbox exec --help", "sandbox exec",
+        "sandbox exec --bogus -- true", "sandbox exec --pids many -- true", "no-such-verb",
+        "--server http://127.0.0.1:1 runs"}) {
+    auto via_front = Shell(bin + " " + args);
+    auto direct = Shell(full + " " + args);
+    EXPECT_EQ(via_front.exit_code, direct.exit_code) << args;
+    EXPECT_EQ(via_front.output, direct.output) << args;
+  }
+  EXPECT_NE(Shell(bin + " --help").output.find("serve"), std::string::npos);
+
+  testing::TempDir dir;
+  std::filesystem::copy_file(front, dir.path() / "nightshift");
+  auto alone = Shell(ShellQuote((dir.path() / "nightshift").string()) + " --help");
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_EQ(alone.output, "nightshift: cannot run " + (dir.path() / "nightshift-full").string() +
+                              ": No such file or directory\n");
+}
+
 // --host-path adds a host directory, read-only at the same path, to a root that otherwise has
 // only the host's system directories.
 TEST(SandboxExecCli, HostPathsAddToTheAllowListedRoot) {

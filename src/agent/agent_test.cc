@@ -1,17 +1,22 @@
-// The agent runtime against real things: a real sandbox over a temp workspace for the tools,
-// and the scripted model server (tests/support/model_server.h) speaking both providers' HTTP
-// protocols on loopback, replaying the scenario files in tests/scenarios.
+// The agent runtime against real things: the scripted model server (tests/support/
+// model_server.h) speaking both providers' HTTP protocols on loopback, replaying the scenario
+// files in tests/scenarios; the tools in a host directory standing for /workspace
+// (tests/support/host_dir_sandbox.h), which any user can run, and again in a real sandbox over
+// a temp workspace when root.
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 
 #include "agent/config.h"
 #include "agent/loop.h"
 #include "agent/model.h"
+#include "agent/process_sandbox.h"
 #include "agent/tools.h"
 #include "gtest/gtest.h"
+#include "tests/support/host_dir_sandbox.h"
 #include "tests/support/model_server.h"
 #include "tests/support/test_support.h"
 
@@ -46,10 +51,14 @@ class RecordingSink final : public EventSink {
   }
 };
 
-class AgentTest : public ::testing::Test {
+// Where the tools run: a host directory (any user) or the real sandbox (root only).
+enum class Where { kHostDir, kSandbox };
+
+class AgentFixture : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "the tools run in the sandbox, which needs root";
+  // A workspace with a failing test; for the real sandbox, owned by its user.
+  void MakeWorkspace(Where where) {
+    where_ = where;
     ws_ = dir_.path() / "ws";
     std::filesystem::create_directories(ws_);
     Write("calc.sh", "add() { echo $(( $1 - $2 )); }\n");
@@ -59,11 +68,17 @@ class AgentTest : public ::testing::Test {
     std::filesystem::create_symlink("/etc", ws_ / "escape");
     Chown();
   }
+  std::unique_ptr<Sandbox> MakeSandbox() const {
+    if (where_ == Where::kSandbox) return std::make_unique<TempSandbox>(ws_);
+    return std::make_unique<testing::HostDirSandbox>(ws_);
+  }
   void Write(const std::string& path, const std::string& content) {
     std::filesystem::create_directories((ws_ / path).parent_path());
     std::ofstream(ws_ / path, std::ios::binary) << content;
   }
+  // Files the test wrote belong to the sandbox's user, as a checkout's would.
   void Chown() {
+    if (where_ != Where::kSandbox) return;
     testing::Shell("chown -R -h " + std::to_string(kUid) + ":" + std::to_string(kUid) + " " +
                    ws_.string());
   }
@@ -72,8 +87,8 @@ class AgentTest : public ::testing::Test {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
   Tools::Result Call(const std::string& name, const std::string& arguments) {
-    TempSandbox sandbox(ws_);
-    Tools tools(sandbox, Redactor({"super-secret-api-key-123"}), 2048, 10'000);
+    std::unique_ptr<Sandbox> sandbox = MakeSandbox();
+    Tools tools(*sandbox, Redactor({"super-secret-api-key-123"}), 2048, 10'000);
     auto r = tools.Call(ToolCall{.id = "1", .name = name, .arguments = arguments}, nullptr);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *r : Tools::Result{};
@@ -102,12 +117,12 @@ class AgentTest : public ::testing::Test {
     testing::ModelServer server(Scenario(scenario));
     EXPECT_TRUE(server.ok());
     auto client = MakeModelClient(Model(server, provider));
-    TempSandbox sandbox(ws_);
+    std::unique_ptr<Sandbox> sandbox = MakeSandbox();
     LoopResult result = RunAgentLoop(**client,
                                      LoopInput{.task = "Fix the failing test (sh test.sh).",
                                                .model = Model(server, provider),
                                                .budgets = budgets},
-                                     sandbox, sink_, nullptr);
+                                     *sandbox, sink_, nullptr);
     if (errors != nullptr) {
       *errors = server.errors();
     } else {
@@ -118,12 +133,25 @@ class AgentTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::filesystem::path ws_;
+  Where where_ = Where::kHostDir;
   RecordingSink sink_;
+};
+
+// The tools, in a host directory and (as root) in the real sandbox: the same scripts, the same
+// answers.
+class AgentTest : public AgentFixture, public ::testing::WithParamInterface<Where> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Where::kSandbox && ::geteuid() != 0) {
+      GTEST_SKIP() << "the real sandbox needs root";
+    }
+    MakeWorkspace(GetParam());
+  }
 };
 
 // --- Tools ---
 
-TEST_F(AgentTest, ReadWriteEditKeepExactBytes) {
+TEST_P(AgentTest, ReadWriteEditKeepExactBytes) {
   Write("no-newline.txt", "first\nsecond");
   Chown();
   EXPECT_EQ(Call("read_file", R"({"path": "no-newline.txt"})").output,
@@ -139,10 +167,12 @@ TEST_F(AgentTest, ReadWriteEditKeepExactBytes) {
   EXPECT_EQ(Read("new/dir/file.txt"), "a\n\tb");
   struct stat st {};
   ASSERT_EQ(::stat((ws_ / "new/dir/file.txt").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, kUid);  // written from inside the sandbox
+  if (GetParam() == Where::kSandbox) {
+    EXPECT_EQ(st.st_uid, kUid);  // written from inside it
+  }
 }
 
-TEST_F(AgentTest, EditNeedsOneExactMatch) {
+TEST_P(AgentTest, EditNeedsOneExactMatch) {
   Write("twice.txt", "x = 1\nx = 1\n");
   Chown();
   auto twice =
@@ -155,7 +185,7 @@ TEST_F(AgentTest, EditNeedsOneExactMatch) {
   EXPECT_EQ(Read("twice.txt"), "x = 1\nx = 1\n");
 }
 
-TEST_F(AgentTest, BadCallsAreToolErrors) {
+TEST_P(AgentTest, BadCallsAreToolErrors) {
   struct Case {
     const char* name;
     const char* args;
@@ -182,7 +212,7 @@ TEST_F(AgentTest, BadCallsAreToolErrors) {
   EXPECT_FALSE(std::filesystem::exists("/etc/evil"));
 }
 
-TEST_F(AgentTest, ListSearchAndRunCommand) {
+TEST_P(AgentTest, ListSearchAndRunCommand) {
   EXPECT_EQ(Call("list_files", "{}").output, "calc.sh\nescape\ntest.sh\n");
   EXPECT_EQ(Call("list_files", R"({"pattern": "t*.sh"})").output, "test.sh\n");
   EXPECT_EQ(Call("search", R"J({"pattern": "add\\(\\)"})J").output,
@@ -195,7 +225,7 @@ TEST_F(AgentTest, ListSearchAndRunCommand) {
   EXPECT_EQ(slow.output.rfind("timed out after 1 s", 0), 0u) << slow.output;
 }
 
-TEST_F(AgentTest, OutputIsBoundedHeadAndTailAndSecretsAreRedacted) {
+TEST_P(AgentTest, OutputIsBoundedHeadAndTailAndSecretsAreRedacted) {
   auto big = Call("run_command", R"({"command": "seq 1 5000"})");
   EXPECT_LT(big.output.size(), 2200u);
   EXPECT_EQ(big.output.rfind("exit code 0\n1\n2\n3\n", 0), 0u);
@@ -211,6 +241,11 @@ TEST_F(AgentTest, OutputIsBoundedHeadAndTailAndSecretsAreRedacted) {
   EXPECT_EQ(read.output.find("AKIA"), std::string::npos) << read.output;
   EXPECT_NE(read.output.find("API_KEY=[REDACTED]"), std::string::npos) << read.output;
 }
+
+INSTANTIATE_TEST_SUITE_P(Where, AgentTest, ::testing::Values(Where::kHostDir, Where::kSandbox),
+                         [](const auto& info) {
+                           return info.param == Where::kSandbox ? "Sandbox" : "HostDir";
+                         });
 
 TEST(Redactor, RedactsGivenValuesAndEveryTokenShape) {
   const Redactor redact({"my-own-api-key-42", "short"});
@@ -309,7 +344,11 @@ TEST(Config, ParsesModelsAndBudgetsAndRejectsMistakes) {
 
 // --- The loop, against the scripted model server, for both providers ---
 
-class AgentLoopTest : public AgentTest, public ::testing::WithParamInterface<std::string> {};
+// The loop sees only the Sandbox interface: its tools run in a host directory, as any user.
+class AgentLoopTest : public AgentFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override { MakeWorkspace(Where::kHostDir); }
+};
 
 TEST_P(AgentLoopTest, FixesTheFailingTestAndFinishes) {
   LoopResult r = RunLoop("fix_add.json", GetParam());
@@ -367,8 +406,8 @@ TEST_P(AgentLoopTest, AnApiThatStaysDownFailsWithTheReason) {
   ModelConfig model = Model(server, GetParam());
   model.max_retries = 2;
   auto client = MakeModelClient(model);
-  TempSandbox sandbox(ws_);
-  LoopResult r = RunAgentLoop(**client, LoopInput{.task = "anything", .model = model}, sandbox,
+  std::unique_ptr<Sandbox> sandbox = MakeSandbox();
+  LoopResult r = RunAgentLoop(**client, LoopInput{.task = "anything", .model = model}, *sandbox,
                               sink_, nullptr);
   EXPECT_EQ(r.end, LoopResult::End::kModelError);
   EXPECT_EQ(r.reason, "model API: HTTP 500: internal error (after 3 attempts)");

@@ -39,7 +39,7 @@ const char* EndName(LoopResult::End end) {
 
 }  // namespace
 
-std::string SystemPrompt(Sandbox& sandbox, const sandbox::CancelToken* cancel) {
+std::string SystemPrompt(Sandbox& sandbox, const CancelToken* cancel) {
   std::string context;
   if (auto r = sandbox.Run(kContextScript, {}, "", 30'000, cancel); r.ok()) {
     context = Bound(r->output, 32 * 1024);
@@ -56,7 +56,7 @@ std::string SystemPrompt(Sandbox& sandbox, const sandbox::CancelToken* cancel) {
 }
 
 LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sandbox,
-                        EventSink& events, const sandbox::CancelToken* cancel) {
+                        EventSink& events, const CancelToken* cancel) {
   const int64_t start_ms = MonotonicMs();
   LoopResult result;
   Tools tools(sandbox, Redactor(input.secrets), input.tool_output_bytes, input.command_timeout_ms);

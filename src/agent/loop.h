@@ -46,9 +46,9 @@ struct LoopResult {
 
 // The system prompt: the task's setting, the repository's layout and its own instructions
 // (AGENTS.md or .nightshift/instructions.md), and the environment. Gathered in the sandbox.
-std::string SystemPrompt(Sandbox& sandbox, const sandbox::CancelToken* cancel);
+std::string SystemPrompt(Sandbox& sandbox, const CancelToken* cancel);
 
 LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sandbox,
-                        EventSink& events, const sandbox::CancelToken* cancel);
+                        EventSink& events, const CancelToken* cancel);
 
 }  // namespace nightshift::agent

@@ -113,7 +113,7 @@ class HttpModelClient final : public ModelClient {
   explicit HttpModelClient(ModelConfig config) : config_(std::move(config)) {}
 
   StatusOr<ModelResponse> Complete(const ModelRequest& request,
-                                   const sandbox::CancelToken* cancel) override {
+                                   const CancelToken* cancel) override {
     const bool anthropic = config_.provider == "anthropic";
     const std::string url =
         TrimSlash(config_.base_url) + (anthropic ? "/v1/messages" : "/chat/completions");

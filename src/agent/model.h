@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/json.h"
 #include "core/status.h"
-#include "sandbox/process.h"
 
 namespace nightshift::agent {
 
@@ -85,7 +85,7 @@ class ModelClient {
   // Unavailable with the last reason once retries are used up (or at once for errors a retry
   // cannot fix: 400, 401, 403, 404); Cancelled when `cancel` fires.
   virtual StatusOr<ModelResponse> Complete(const ModelRequest& request,
-                                           const sandbox::CancelToken* cancel) = 0;
+                                           const CancelToken* cancel) = 0;
 };
 
 // InvalidArgument for an unknown provider.

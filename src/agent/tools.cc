@@ -100,30 +100,6 @@ Tools::Result Error(std::string message) { return {std::move(message), true, fal
 
 }  // namespace
 
-StatusOr<Sandbox::Result> ProcessSandbox::Run(const std::string& script,
-                                              const std::map<std::string, std::string>& env,
-                                              const std::string& stdin_data, int64_t timeout_ms,
-                                              const sandbox::CancelToken* cancel) {
-  sandbox::ProcessSpec spec = base_;
-  spec.argv = {"/bin/sh", "-c", script};
-  for (const auto& [name, value] : env) spec.env[name] = value;
-  spec.stdin_data = stdin_data;
-  spec.timeout_ms = timeout_ms;
-  spec.max_line_bytes = 1 << 20;
-  Result out;
-  auto r = sandbox::RunProcess(
-      spec,
-      [&](std::string_view, std::string_view line) {
-        out.output.append(line);
-        out.output.push_back('\n');
-      },
-      cancel);
-  if (!r.ok()) return r.status();
-  out.exit_code = r->exit_code;
-  out.timed_out = r->reason == sandbox::EndReason::kTimedOut;
-  return out;
-}
-
 Redactor::Redactor(std::vector<std::string> secrets) {
   for (auto& secret : secrets) {
     if (secret.size() >= 8) secrets_.push_back(std::move(secret));  // short ones would shred text
@@ -228,8 +204,7 @@ const std::vector<ToolSpec>& Tools::Specs() {
 StatusOr<Tools::Result> Tools::InSandbox(const std::string& script,
                                          std::map<std::string, std::string> env,
                                          const std::string& stdin_data, int64_t timeout_ms,
-                                         const sandbox::CancelToken* cancel,
-                                         bool prefix_exit_code) {
+                                         const CancelToken* cancel, bool prefix_exit_code) {
   ASSIGN_OR_RETURN(Sandbox::Result r, sandbox_.Run(script, env, stdin_data, timeout_ms, cancel));
   if (cancel != nullptr && cancel->IsCancelled()) return CancelledError("cancelled");
   std::string output = redactor_(Bound(r.output, output_bytes_));
@@ -246,7 +221,7 @@ StatusOr<Tools::Result> Tools::InSandbox(const std::string& script,
   return Result{output, false, false};
 }
 
-StatusOr<Tools::Result> Tools::Call(const ToolCall& call, const sandbox::CancelToken* cancel) {
+StatusOr<Tools::Result> Tools::Call(const ToolCall& call, const CancelToken* cancel) {
   Json args = Json::parse(call.arguments.empty() ? "{}" : call.arguments, nullptr, false);
   if (args.is_discarded()) {
     return Error(
@@ -268,7 +243,7 @@ StatusOr<Tools::Result> Tools::Call(const ToolCall& call, const sandbox::CancelT
 }
 
 StatusOr<Tools::Result> Tools::Dispatch(const std::string& name, const Json& args,
-                                        const sandbox::CancelToken* cancel) {
+                                        const CancelToken* cancel) {
   constexpr int64_t kFileToolTimeoutMs = 60'000;
   if (name == "finish") {
     ASSIGN_OR_RETURN(std::string summary, StringArg(args, "summary", true));

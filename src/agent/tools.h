@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "agent/model.h"
+#include "core/cancel.h"
 #include "core/status.h"
-#include "sandbox/process.h"
 
 namespace nightshift::agent {
 
@@ -29,20 +29,7 @@ class Sandbox {
   virtual StatusOr<Result> Run(const std::string& script,
                                const std::map<std::string, std::string>& env,
                                const std::string& stdin_data, int64_t timeout_ms,
-                               const sandbox::CancelToken* cancel) = 0;
-};
-
-// A Sandbox over RunProcess: each call runs `sh -c script` with `base`'s sandbox, environment
-// and pool, the call's environment on top, stdin, timeout, and long lines kept whole.
-class ProcessSandbox : public Sandbox {
- public:
-  explicit ProcessSandbox(sandbox::ProcessSpec base) : base_(std::move(base)) {}
-  StatusOr<Result> Run(const std::string& script, const std::map<std::string, std::string>& env,
-                       const std::string& stdin_data, int64_t timeout_ms,
-                       const sandbox::CancelToken* cancel) override;
-
- private:
-  const sandbox::ProcessSpec base_;
+                               const CancelToken* cancel) = 0;
 };
 
 // Replaces secrets with [REDACTED]: given values (API keys, tokens; those shorter than 8 bytes
@@ -82,14 +69,14 @@ class Tools {
   };
   // Never fails the run: what goes wrong becomes an error result. Only a cancel is reported
   // as Cancelled.
-  StatusOr<Result> Call(const ToolCall& call, const sandbox::CancelToken* cancel);
+  StatusOr<Result> Call(const ToolCall& call, const CancelToken* cancel);
 
  private:
   StatusOr<Result> Dispatch(const std::string& name, const Json& args,
-                            const sandbox::CancelToken* cancel);
+                            const CancelToken* cancel);
   StatusOr<Result> InSandbox(const std::string& script, std::map<std::string, std::string> env,
                              const std::string& stdin_data, int64_t timeout_ms,
-                             const sandbox::CancelToken* cancel, bool prefix_exit_code = false);
+                             const CancelToken* cancel, bool prefix_exit_code = false);
 
   Sandbox& sandbox_;
   const Redactor redactor_;

@@ -106,28 +106,7 @@ void AddSandboxVerbs(CommandLine& cli) {
       cli.app().add_subcommand("sandbox", "run commands in a sandbox on this machine");
   sandbox->require_subcommand(1);
   auto& args = cli.Own<SandboxExecArgs>();
-  CLI::App* exec = sandbox->add_subcommand(
-      "exec", "run CMD in a fresh sandbox; exits with its status (125: the sandbox failed)");
-  exec->add_option("--workspace", args.workspace,
-                   "directory mounted read-write at /workspace [default: .]");
-  exec->add_flag("--read-only-workspace", args.read_only_workspace,
-                 "mount the workspace read-only (the sandbox's user need only read it)");
-  exec->add_option("--rootfs", args.rootfs,
-                   "root filesystem directory [default: the host's /usr, /bin, /sbin, "
-                   "/lib*, /etc, read-only, and nothing else of the host]");
-  exec->add_option("--layer", args.layers, "overlay layer above the root (repeatable, top first)");
-  exec->add_option("--host-path", args.host_paths,
-                   "host directory or file added read-only at the same path (repeatable)")
-      ->type_name("PATH");
-  exec->add_option("--memory", args.memory, "memory limit: BYTES or 512m, 2g");
-  exec->add_option("--pids", args.pids, "maximum number of processes");
-  exec->add_option("--cpus", args.cpus, "CPU limit in cores (0.5, 2)");
-  exec->add_option("--timeout", args.timeout_seconds, "seconds before the whole tree is killed");
-  exec->add_option("--env", args.env, "NAME=VALUE (repeatable)");
-  exec->add_option("--uid", args.uid,
-                   "host uid that root inside maps to [default: the workspace's "
-                   "owner, or 100000 if root owns it]");
-  exec->add_option("--hostname", args.hostname, "hostname inside");
+  CLI::App* exec = AddSandboxExecCommand(*sandbox, args);
   cli.OnLocal(exec, [&cli, &args] {
     args.data_dir = cli.global().data_dir;
     args.command = cli.command();

@@ -1,53 +1,49 @@
-// The nightshift binary: the CLI, with `serve` wired to the control plane.
+// The `nightshift` command. `sandbox exec`, which needs nothing but this machine's kernel, runs
+// in this small binary: it links the core and sandbox parts and no library beyond the C and C++
+// runtimes, so its start costs the dynamic loader little. Every other verb, and every command
+// line `sandbox exec` does not parse (help, usage errors), is the full CLI's: this process
+// becomes nightshift-full, which lies beside it, with execv — the same pid, arguments,
+// environment and descriptors (docs/performance.md has what the split saves).
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
 
-#include "cli/commands.h"
 #include "cli/sandbox_exec.h"
-#include "core/log.h"
-#include "server/server.h"
 
 namespace {
 
-int Serve(const nightshift::cli::ServeOptions& o) {
-  nightshift::log::SetLevel(o.log_level);
-  nightshift::server::ServerOptions options;
-  // RunCli validated `listen` as HOST:PORT; the host may be a bracketed IPv6 address.
-  size_t colon = o.listen.rfind(':');
-  options.host = o.listen.substr(0, colon);
-  if (options.host.size() >= 2 && options.host.front() == '[') {
-    options.host = options.host.substr(1, options.host.size() - 2);
+constexpr int kCannotRun = 1;
+
+// Replaces this process with nightshift-full, given the same arguments; returns only on failure.
+int RunFullCli(char** argv) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    std::fprintf(stderr, "nightshift: cannot find this binary (/proc/self/exe): %s\n",
+                 ec.message().c_str());
+    return kCannotRun;
   }
-  options.port = std::atoi(o.listen.c_str() + colon + 1);
-  options.data_dir = o.data_dir;
-  options.runner_slots = o.runners;
-  options.lease_ttl_ms = int64_t{o.lease_ttl_seconds} * 1000;
-  options.sync_full = o.durability == "power";
-  options.sandbox = o.sandbox;
-  auto memory = nightshift::cli::ParseByteSize(o.run_memory);
-  if (!memory.ok()) {
-    std::fprintf(stderr, "nightshift: --run-memory: %s\n", memory.status().message().c_str());
-    return 2;
-  }
-  options.run_memory_bytes = *memory;
-  options.run_pids = o.run_pids;
-  options.run_cpus = o.run_cpus;
-  options.warm_sandboxes = o.warm_sandboxes;
-  for (const std::string& path : o.sandbox_host_paths) {
-    options.sandbox_host_paths.push_back(nightshift::cli::HostPathArgument(path));
-  }
-  auto cache = nightshift::cli::ParseByteSize(o.cache_size);
-  if (!cache.ok() || *cache < (int64_t{1} << 20)) {
-    std::fprintf(stderr, "nightshift: --cache-size: %s\n",
-                 cache.ok() ? "must be at least 1m" : cache.status().message().c_str());
-    return 2;
-  }
-  options.cache_max_bytes = *cache;
-  options.mirror_max_age_ms = int64_t{o.mirror_max_age_seconds} * 1000;
-  return nightshift::server::Serve(options, o.config);
+  const std::string full = (self.parent_path() / "nightshift-full").string();
+  ::execv(full.c_str(), argv);
+  std::fprintf(stderr, "nightshift: cannot run %s: %s\n", full.c_str(), std::strerror(errno));
+  return kCannotRun;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) { return nightshift::cli::RunCli(argc, argv, Serve); }
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::string_view(argv[1]) == "sandbox" && std::string_view(argv[2]) == "exec") {
+    if (std::optional<int> status = nightshift::cli::RunSandboxExecAlone(argc, argv)) {
+      return *status;
+    }
+  }
+  return RunFullCli(argv);
+}

@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 #include "core/status.h"
 #include "sandbox/process.h"
@@ -14,6 +16,7 @@ namespace {
 
 constexpr int kSetupFailed = 125;
 constexpr uid_t kDefaultSandboxUid = 100000;
+constexpr char kDefaultDataDir[] = ".nightshift";  // RunCli's default for --data-dir
 
 }  // namespace
 
@@ -154,6 +157,64 @@ int SandboxExec(const SandboxExecArgs& args) {
       break;
   }
   return result->exit_code;
+}
+
+CLI::App* AddSandboxExecCommand(CLI::App& sandbox, SandboxExecArgs& args) {
+  CLI::App* exec = sandbox.add_subcommand(
+      "exec", "run CMD in a fresh sandbox; exits with its status (125: the sandbox failed)");
+  exec->add_option("--workspace", args.workspace,
+                   "directory mounted read-write at /workspace [default: .]");
+  exec->add_flag("--read-only-workspace", args.read_only_workspace,
+                 "mount the workspace read-only (the sandbox's user need only read it)");
+  exec->add_option("--rootfs", args.rootfs,
+                   "root filesystem directory [default: the host's /usr, /bin, /sbin, "
+                   "/lib*, /etc, read-only, and nothing else of the host]");
+  exec->add_option("--layer", args.layers, "overlay layer above the root (repeatable, top first)");
+  exec->add_option("--host-path", args.host_paths,
+                   "host directory or file added read-only at the same path (repeatable)")
+      ->type_name("PATH");
+  exec->add_option("--memory", args.memory, "memory limit: BYTES or 512m, 2g");
+  exec->add_option("--pids", args.pids, "maximum number of processes");
+  exec->add_option("--cpus", args.cpus, "CPU limit in cores (0.5, 2)");
+  exec->add_option("--timeout", args.timeout_seconds, "seconds before the whole tree is killed");
+  exec->add_option("--env", args.env, "NAME=VALUE (repeatable)");
+  exec->add_option("--uid", args.uid,
+                   "host uid that root inside maps to [default: the workspace's "
+                   "owner, or 100000 if root owns it]");
+  exec->add_option("--hostname", args.hostname, "hostname inside");
+  return exec;
+}
+
+std::optional<int> RunSandboxExecAlone(int argc, char** argv) {
+  // RunCli's command line, as far as `sandbox exec` goes: the global options (--server is not
+  // used here), `sandbox`, and `exec` with its own.
+  CLI::App app("", "nightshift");
+  app.fallthrough();
+  app.require_subcommand(1);
+  std::string server;
+  std::string data_dir = kDefaultDataDir;
+  app.add_option("--server", server);
+  app.add_option("--data-dir", data_dir)->envname("NIGHTSHIFT_DATA_DIR");
+  CLI::App* sandbox = app.add_subcommand("sandbox");
+  sandbox->require_subcommand(1);
+  SandboxExecArgs args;
+  CLI::App* exec = AddSandboxExecCommand(*sandbox, args);
+  // Everything after "--" is the command, options of its own included; CLI11 never sees it.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      args.command.assign(argv + i + 1, argv + argc);
+      argc = i;
+      break;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Error&) {
+    return std::nullopt;
+  }
+  if (!exec->parsed() || args.command.empty()) return std::nullopt;
+  args.data_dir = data_dir;
+  return SandboxExec(args);
 }
 
 }  // namespace nightshift::cli

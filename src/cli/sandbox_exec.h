@@ -1,13 +1,20 @@
 #pragma once
 
 // `nightshift sandbox exec`: runs one command in a sandbox on this machine, without a server.
+// The one verb the `nightshift` binary runs itself (main.cc); the full CLI (commands.h) has it
+// too, with the same options.
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace nightshift::cli {
 
@@ -40,5 +47,15 @@ std::filesystem::path HostPathArgument(const std::string& text);
 // workspace the sandbox's user could not write (or, with read_only_workspace, read), checked
 // before anything starts.
 int SandboxExec(const SandboxExecArgs& args);
+
+// Adds the `exec` command and its options to `sandbox` (the `sandbox` command); parsing fills
+// `args`, but for `command` and `data_dir`: the caller takes the command from after "--", which
+// CLI11 never sees, and the data dir from the global --data-dir.
+CLI::App* AddSandboxExecCommand(CLI::App& sandbox, SandboxExecArgs& args);
+
+// `nightshift sandbox exec [OPTIONS] -- CMD ARGS...` parsed as the full CLI parses it and run:
+// the command's exit status (SandboxExec's). nullopt, having run and printed nothing, when the
+// command line is anything else — help, a usage error, no command — for the full CLI to answer.
+std::optional<int> RunSandboxExecAlone(int argc, char** argv);
 
 }  // namespace nightshift::cli

@@ -1,11 +1,11 @@
 #include "core/http.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cctype>
 #include <memory>
-#include <mutex>
 
 namespace nightshift {
 namespace {
@@ -36,59 +36,114 @@ int OnProgress(void* cancelled, curl_off_t, curl_off_t, curl_off_t, curl_off_t) 
   return *check && (*check)() ? 1 : 0;
 }
 
+// libcurl, loaded by the first request rather than linked: of the `nightshift` commands only the
+// server's clients of remote APIs use it, and linking it made every command's start load it and
+// the ~30 libraries it needs (~40% of the dynamic loader's work). Only the functions below are
+// used; their types come from curl.h.
+struct Curl {
+  decltype(&curl_global_init) global_init;
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_perform) easy_perform;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+};
+
+// The soname of Debian's libcurl4 (libcurl4-openssl-dev's runtime package).
+constexpr const char* kCurlLibrary = "libcurl.so.4";
+
+template <typename Function>
+Status Resolve(void* library, const char* name, Function* function) {
+  *function = reinterpret_cast<Function>(::dlsym(library, name));
+  if (*function == nullptr) return UnavailableError(StrCat(kCurlLibrary, " has no ", name));
+  return OkStatus();
+}
+
+StatusOr<Curl> LoadCurl() {
+  // Never unloaded: libcurl keeps global state from curl_global_init.
+  void* library = ::dlopen(kCurlLibrary, RTLD_NOW | RTLD_LOCAL);
+  if (library == nullptr) {
+    const char* why = ::dlerror();
+    return UnavailableError(StrCat("cannot load ", kCurlLibrary,
+                                   " (HTTP client): ", why != nullptr ? why : "unknown error"));
+  }
+  Curl curl{};
+  RETURN_IF_ERROR(Resolve(library, "curl_global_init", &curl.global_init));
+  RETURN_IF_ERROR(Resolve(library, "curl_easy_init", &curl.easy_init));
+  RETURN_IF_ERROR(Resolve(library, "curl_easy_cleanup", &curl.easy_cleanup));
+  RETURN_IF_ERROR(Resolve(library, "curl_easy_setopt", &curl.easy_setopt));
+  RETURN_IF_ERROR(Resolve(library, "curl_easy_perform", &curl.easy_perform));
+  RETURN_IF_ERROR(Resolve(library, "curl_easy_getinfo", &curl.easy_getinfo));
+  RETURN_IF_ERROR(Resolve(library, "curl_easy_strerror", &curl.easy_strerror));
+  RETURN_IF_ERROR(Resolve(library, "curl_slist_append", &curl.slist_append));
+  RETURN_IF_ERROR(Resolve(library, "curl_slist_free_all", &curl.slist_free_all));
+  if (CURLcode rc = curl.global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK) {
+    return UnavailableError(StrCat("curl_global_init: ", curl.easy_strerror(rc)));
+  }
+  return curl;
+}
+
+// Loaded once per process, on first use; thread-safe.
+StatusOr<const Curl*> GetCurl() {
+  static const auto* loaded = new StatusOr<Curl>(LoadCurl());
+  if (!loaded->ok()) return loaded->status();
+  return &**loaded;
+}
+
 }  // namespace
 
 StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string& url,
                                    const std::map<std::string, std::string>& headers,
                                    const std::string& body, int64_t timeout_ms,
                                    const std::function<bool()>& cancelled) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  ASSIGN_OR_RETURN(const Curl* lib, GetCurl());
+  std::unique_ptr<CURL, decltype(lib->easy_cleanup)> curl(lib->easy_init(), lib->easy_cleanup);
   if (!curl) return InternalError("curl_easy_init failed");
   curl_slist* list = nullptr;
   for (const auto& [name, value] : headers) {
-    list = curl_slist_append(list, StrCat(name, ": ", value).c_str());
+    list = lib->slist_append(list, StrCat(name, ": ", value).c_str());
   }
-  list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(list,
-                                                                          curl_slist_free_all);
+  list = lib->slist_append(list, "Expect:");  // no 100-continue round trip
+  std::unique_ptr<curl_slist, decltype(lib->slist_free_all)> header_list(list, lib->slist_free_all);
   HttpResponse response;
   char error[CURL_ERROR_SIZE] = {};
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  const auto setopt = lib->easy_setopt;
+  setopt(c, CURLOPT_URL, url.c_str());
   if (method == "POST" || !body.empty()) {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    setopt(c, CURLOPT_POST, 1L);
+    setopt(c, CURLOPT_POSTFIELDS, body.data());
+    setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   }
   if (method != "GET" && method != "POST") {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   } else if (method == "GET" && body.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    setopt(c, CURLOPT_HTTPGET, 1L);
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                   std::min<long>(10'000, static_cast<long>(timeout_ms)));
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cancelled);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-  const CURLcode rc = curl_easy_perform(c);
+  setopt(c, CURLOPT_HTTPHEADER, header_list.get());
+  setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+  setopt(c, CURLOPT_WRITEDATA, &response.body);
+  setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  setopt(c, CURLOPT_HEADERDATA, &response.headers);
+  setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(10'000, static_cast<long>(timeout_ms)));
+  setopt(c, CURLOPT_NOSIGNAL, 1L);
+  setopt(c, CURLOPT_NOPROGRESS, 0L);
+  setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  setopt(c, CURLOPT_XFERINFODATA, &cancelled);
+  setopt(c, CURLOPT_ERRORBUFFER, error);
+  setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  const CURLcode rc = lib->easy_perform(c);
   if (rc == CURLE_ABORTED_BY_CALLBACK) return CancelledError("cancelled");
   if (rc != CURLE_OK) {
-    return UnavailableError(StrCat(error[0] != '\0' ? error : curl_easy_strerror(rc)));
+    return UnavailableError(StrCat(error[0] != '\0' ? error : lib->easy_strerror(rc)));
   }
   long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  lib->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   response.status = static_cast<int>(status);
   return response;
 }

@@ -1,7 +1,8 @@
 #pragma once
 
 // One HTTP request over libcurl, for clients of remote APIs (model providers, forges): bounded
-// time, cancellable, the response status, headers and body.
+// time, cancellable, the response status, headers and body. libcurl is loaded by the first
+// request (dlopen), not when the process starts.
 
 #include <atomic>
 #include <cstdint>
@@ -24,8 +25,9 @@ struct HttpResponse {
 };
 
 // `method` is GET, POST, PUT, PATCH or DELETE; `body` is sent unless empty. Unavailable for
-// transport failures (connection refused, reset, timeout) with curl's reason; Cancelled when
-// `cancelled()` turns true. Any HTTP status is a response, not an error.
+// transport failures (connection refused, reset, timeout) with curl's reason, and when libcurl
+// (libcurl.so.4) cannot be loaded; Cancelled when `cancelled()` turns true. Any HTTP status is a
+// response, not an error. Thread-safe.
 StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string& url,
                                    const std::map<std::string, std::string>& headers,
                                    const std::string& body, int64_t timeout_ms,

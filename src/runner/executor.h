@@ -10,10 +10,10 @@
 #include <optional>
 #include <string>
 
+#include "core/cancel.h"
 #include "core/status.h"
 #include "forge/delivery.h"
 #include "runner/event_writer.h"
-#include "sandbox/process.h"
 #include "store/model.h"
 
 namespace nightshift::runner {
@@ -23,7 +23,7 @@ struct Execution {
   const store::Repository& repo;
   std::filesystem::path work_dir;  // an empty scratch directory, removed after the run
   EventWriter& events;
-  const sandbox::CancelToken& cancel;  // fired on cancel or lost lease
+  const CancelToken& cancel;  // fired on cancel or lost lease
   // Moves the run preparing → running (recording the resolved commit). An error means the run
   // was cancelled or its lease lost: stop at once.
   std::function<Status(const std::string& commit)> mark_running;

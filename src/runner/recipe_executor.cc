@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "agent/loop.h"
+#include "agent/process_sandbox.h"
 #include "api/events.h"
 #include "core/clock.h"
 #include "core/fs.h"

@@ -138,7 +138,7 @@ void Runner::HeartbeatLoop() {
 void Runner::Execute(const store::Run& run) {
   auto log = log::Get("runner");
   const store::Lease lease{options_.name, run.attempt};
-  auto cancel = std::make_shared<sandbox::CancelToken>();
+  auto cancel = std::make_shared<CancelToken>();
   uint64_t execution = 0;
   {
     std::lock_guard lock(mu_);

@@ -52,7 +52,7 @@ class Runner final : public store::RunObserver {
   struct Active {
     int64_t run_id = 0;
     store::Lease lease;
-    std::shared_ptr<sandbox::CancelToken> cancel;
+    std::shared_ptr<CancelToken> cancel;
     bool check_now = false;
   };
 

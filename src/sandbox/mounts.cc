@@ -1,18 +1,35 @@
 #include "sandbox/mounts.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>  // glibc 2.36: also the new mount API (open_tree, fsopen, move_mount)
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
+#include <string>
 
 #include "sandbox/raw_syscall.h"
 
 namespace nightshift::sandbox::internal {
 namespace {
+
+// A fresh empty directory in /dev/shm when that is a tmpfs, as on every usual system, else in
+// $TMPDIR or /tmp. On a disk mounted with `discard` (ext4 here), removing a directory waits for
+// the discard: ~0.5 ms, a third of a whole `nightshift sandbox exec -- true`.
+StatusOr<std::filesystem::path> MakeStagingDir() {
+  constexpr const char* kPrefix = "nightshift-sandbox";
+  struct statfs fs {};
+  if (::statfs("/dev/shm", &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+    std::string path = StrCat("/dev/shm/", kPrefix, "-XXXXXX");
+    if (::mkdtemp(path.data()) != nullptr) return std::filesystem::path(path);
+  }
+  return MakeTempDir(kPrefix);
+}
 
 // Where each sandbox mounts its private tmpfs. Only a mount point, and every sandbox mounts in
 // its own mount namespace, so all share one empty directory: made once per process, removed at
@@ -20,7 +37,7 @@ namespace {
 // directory can wait for a synchronous discard.)
 StatusOr<std::filesystem::path> StagingMountPoint() {
   struct Dir {
-    StatusOr<std::filesystem::path> path = MakeTempDir("nightshift-sandbox");
+    StatusOr<std::filesystem::path> path = MakeStagingDir();
     ~Dir() {
       if (path.ok()) RemoveTreeQuietly(*path);
     }

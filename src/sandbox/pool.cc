@@ -13,11 +13,6 @@
 
 namespace nightshift::sandbox {
 
-namespace internal {
-// process.cc: the default filter, compiled once.
-StatusOr<const SeccompProgram*> DefaultSeccomp();
-}  // namespace internal
-
 namespace {
 constexpr auto kSpawnRetryDelay = std::chrono::seconds(1);
 constexpr auto kRefillHold = std::chrono::milliseconds(20);
@@ -108,18 +103,7 @@ void SandboxPool::Fill() {
       command_policy = SCHED_OTHER;
     }
   }
-  const SeccompProgram* seccomp = nullptr;
-  if (shape_.seccomp) {
-    auto program = internal::DefaultSeccomp();
-    if (!program.ok()) {
-      log::Get("sandbox")->error("sandbox pool: {}", program.status().message());
-      std::lock_guard lock(mu_);
-      ++stats_.spawn_failures;
-      changed_.notify_all();
-      return;
-    }
-    seccomp = *program;
-  }
+  const SeccompProgram* seccomp = shape_.seccomp ? &DefaultSeccompProgram() : nullptr;
   std::unique_lock lock(mu_);
   while (!stopping_) {
     if (static_cast<int>(idle_.size()) >= size_) {

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -20,8 +19,10 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "core/clock.h"
 #include "sandbox/cgroups.h"
@@ -48,18 +49,6 @@ std::string_view EndReasonName(EndReason reason) {
       return "hit the process limit";
   }
   return "unknown";
-}
-
-CancelToken::CancelToken() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
-
-void CancelToken::Cancel() {
-  cancelled_.store(true);
-  if (!fd_.Valid()) return;
-  uint64_t one = 1;
-  // Can only fail with EAGAIN when the counter is about to overflow, and then it is readable
-  // anyway; the flag is the source of truth, the eventfd only wakes poll().
-  ssize_t written = ::write(fd_.Get(), &one, sizeof one);
-  (void)written;
 }
 
 using internal::ChildFailure;
@@ -344,6 +333,7 @@ class ChildProcess {
     return pidfd_.Valid();
   }
   int pidfd() const { return pidfd_.Get(); }
+  pid_t pid() const { return pid_; }
   bool reaped() const { return reaped_; }
   int wait_status() const { return wait_status_; }
   const struct rusage& rusage() const { return rusage_; }
@@ -422,9 +412,10 @@ class ChildProcess {
 // max_output_bytes.
 class LineSplitter {
  public:
-  LineSplitter(const ProcessSpec& spec, const LineSink& sink, std::string* raw_stdout)
-      : max_line_bytes_(spec.max_line_bytes),
-        max_output_bytes_(spec.max_output_bytes),
+  LineSplitter(size_t max_line_bytes, size_t max_output_bytes, const LineSink& sink,
+               std::string* raw_stdout)
+      : max_line_bytes_(max_line_bytes),
+        max_output_bytes_(max_output_bytes),
         sink_(sink),
         raw_stdout_(raw_stdout) {}
 
@@ -504,7 +495,7 @@ class LineSplitter {
 
 enum class ReadOutcome { kData, kAgain, kEof };
 
-StatusOr<ReadOutcome> ReadChunk(int fd, size_t stream, std::vector<char>& buffer,
+StatusOr<ReadOutcome> ReadChunk(int fd, size_t stream, std::span<char> buffer,
                                 LineSplitter& lines) {
   ssize_t n = ::read(fd, buffer.data(), buffer.size());
   if (n > 0) {
@@ -521,50 +512,122 @@ int ExitCode(int wait_status) {
   return WEXITSTATUS(wait_status);
 }
 
+// Tells the pool when a run from it is over: it refills between runs, or once kRefillHold has
+// passed (a refill's clone() and mounts would slow a short command on a small machine).
+class LaunchGuard {
+ public:
+  LaunchGuard() = default;
+  LaunchGuard(const LaunchGuard&) = delete;
+  LaunchGuard& operator=(const LaunchGuard&) = delete;
+  ~LaunchGuard() {
+    if (pool_ != nullptr) pool_->LaunchDone();
+  }
+  void Hold(SandboxPool* pool) { pool_ = pool; }
+  SandboxPool* Release() { return std::exchange(pool_, nullptr); }
+
+ private:
+  SandboxPool* pool_ = nullptr;
+};
+
+// A command StartProcess could not execute: what Supervise reports, like a shell would.
+struct NotExecuted {
+  std::string line;  // the reason, as a "stderr" line
+  int exit_code = 0;
+};
+
+// The "stderr" line and exit code for a child that failed at `failure` (a step before or at
+// exec), or an error for a failure of the supervisor's own set-up.
+StatusOr<NotExecuted> DescribeFailure(const ProcessSpec& spec, const ChildFailure& failure) {
+  const auto step = static_cast<ChildStep>(failure.step);
+  const int error = failure.error;
+  if (step == ChildStep::kExec && error == ENOENT) {
+    return NotExecuted{StrCat("command not found: ", spec.argv[0]), kNotFoundExitCode};
+  }
+  if (step == ChildStep::kExec && error == EACCES) {
+    return NotExecuted{StrCat("permission denied: ", spec.argv[0]), kCannotRunExitCode};
+  }
+  if (step == ChildStep::kExec) {
+    return NotExecuted{ErrnoError("cannot execute", spec.argv[0], error).message(),
+                       kCannotRunExitCode};
+  }
+  if (static_cast<int32_t>(step) >= static_cast<int32_t>(internal::ContainStep::kMountPrivate)) {
+    return ErrnoError(
+        StrCat("sandbox: ", internal::ContainStepName(static_cast<internal::ContainStep>(step))),
+        StrCat("for ", spec.argv[0]), error);
+  }
+  if (step != ChildStep::kChdir) {
+    return ErrnoError(internal::ChildStepName(step), StrCat("in the child for ", spec.argv[0]),
+                      error);
+  }
+  if (!spec.sandbox) {
+    return NotExecuted{
+        ErrnoError("cannot change directory to", spec.working_dir.string(), error).message(),
+        kCannotRunExitCode};
+  }
+  std::string line =
+      ErrnoError("cannot change directory to",
+                 spec.working_dir.empty() ? "/workspace" : spec.working_dir.string(), error)
+          .message();
+  if (error == EACCES) {
+    line += StrCat(" (the sandbox runs as host uid ", spec.sandbox->host_uid,
+                   ", which needs access to ", spec.sandbox->workspace.string(), ")");
+  }
+  return NotExecuted{std::move(line), kCannotRunExitCode};
+}
+
 }  // namespace
 
-namespace internal {
-StatusOr<const SeccompProgram*> DefaultSeccomp() {
-  // The filter is the same for every sandbox: compile it once (~1 ms each time otherwise).
-  static const auto* compiled = new StatusOr<SeccompProgram>(BuildDefaultSeccompProgram());
-  if (!compiled->ok()) return compiled->status();
-  return &**compiled;
-}
-}  // namespace internal
+// Everything a started command holds until Supervise is done with it. Members are destroyed in
+// reverse order: `child` first (its destructor kills and reaps whatever is left of the tree),
+// then the pipes and the cgroup; the pool hears that the run is over before the spent warm
+// sandbox goes.
+struct StartedProcess::State {
+  State(pid_t pid, std::unique_ptr<internal::SandboxMemory> memory)
+      : child(pid, std::move(memory)) {}
 
-StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink,
-                                   const CancelToken* cancel) {
+  // What supervising needs of the spec.
+  std::string command;  // argv[0], for messages
+  int64_t timeout_ms = 0;
+  int64_t kill_grace_ms = 0;
+  size_t max_line_bytes = 0;
+  size_t max_output_bytes = 0;
+  bool capture_stdout = false;
+  bool sandboxed = false;
+  bool limits = false;  // sandboxed with cgroup limits
+  int64_t start_ms = 0;
+
+  std::optional<NotExecuted> not_executed;  // reaped already; Supervise only reports it
+  std::unique_ptr<internal::WarmSandbox> warm;
+  LaunchGuard launch_guard;
+  std::unique_ptr<Cgroup> cgroup;
+  std::array<UniqueFd, 2> pipes;  // stdout, stderr
+  UniqueFd sandbox_control;       // the FinalReport of a sandbox's PID 1
+  ChildProcess child;
+};
+
+StartedProcess::StartedProcess(std::unique_ptr<State> state) : state_(std::move(state)) {}
+StartedProcess::StartedProcess(StartedProcess&&) noexcept = default;
+StartedProcess& StartedProcess::operator=(StartedProcess&&) noexcept = default;
+StartedProcess::~StartedProcess() = default;
+
+pid_t StartedProcess::pid() const { return state_ ? state_->child.pid() : 0; }
+
+StatusOr<StartedProcess> StartProcess(const ProcessSpec& spec) {
   RETURN_IF_ERROR(ValidateSpec(spec));
   const int64_t start_ms = MonotonicMs();
-  ProcessResult result;
-  if (cancel != nullptr && cancel->IsCancelled()) {
-    result.reason = EndReason::kCancelled;
-    result.exit_code = 128 + SIGKILL;
-    return result;
-  }
-
   const ExecPlan plan = MakeExecPlan(spec);
-  // Declared before `child`, so they are cleaned up after its tree is gone.
+  // Until `state` owns the child, an early return cleans these up (in reverse order).
   std::unique_ptr<internal::WarmSandbox> warm;
-  // Tells the pool when our run is over: it refills between runs, or once kRefillHold has
-  // passed (a refill's clone() and mounts would slow a short command on a small machine).
-  struct LaunchGuard {
-    SandboxPool* pool = nullptr;
-    void Done() {
-      if (pool != nullptr) pool->LaunchDone();
-      pool = nullptr;
-    }
-    ~LaunchGuard() { Done(); }
-  } launch_guard;
+  LaunchGuard launch_guard;
   std::unique_ptr<Cgroup> cgroup;
   UniqueFd stdout_read, stderr_read, failure_read;
-  UniqueFd sandbox_control;  // the FinalReport of a sandbox's PID 1
+  UniqueFd sandbox_control;
   std::unique_ptr<internal::SandboxMemory> sandbox_memory;
   internal::SetupSlot setup_slot;
   pid_t pid = 0;
   if (spec.sandbox) {
     if (spec.pool != nullptr) warm = spec.pool->Take(*spec.sandbox);
-    if (warm) launch_guard.pool = spec.pool;
+    if (warm) launch_guard.Hold(spec.pool);
     internal::LaunchRequest request{
         .argv = plan.argv_strings,
         .env = plan.env_strings,
@@ -584,10 +647,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       ASSIGN_OR_RETURN(launched, warm->Launch(request));
     } else {
       // Cold: started and launched in one, without waiting for the set-up (launch.h).
-      const SeccompProgram* seccomp = nullptr;
-      if (spec.sandbox->seccomp) {
-        ASSIGN_OR_RETURN(seccomp, internal::DefaultSeccomp());
-      }
+      const SeccompProgram* seccomp = spec.sandbox->seccomp ? &DefaultSeccompProgram() : nullptr;
       ASSIGN_OR_RETURN(launched,
                        internal::WarmSandbox::StartLaunched(*spec.sandbox, seccomp, request));
     }
@@ -625,7 +685,22 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     stderr_read = std::move(err.read);
     failure_read = std::move(failure.read);
   }
-  ChildProcess child(pid, std::move(sandbox_memory));
+  auto state = std::make_unique<StartedProcess::State>(pid, std::move(sandbox_memory));
+  state->command = spec.argv[0];
+  state->timeout_ms = spec.timeout_ms;
+  state->kill_grace_ms = spec.kill_grace_ms;
+  state->max_line_bytes = spec.max_line_bytes;
+  state->max_output_bytes = spec.max_output_bytes;
+  state->capture_stdout = spec.capture_stdout;
+  state->sandboxed = spec.sandbox.has_value();
+  state->limits = spec.sandbox && spec.sandbox->limits.any();
+  state->start_ms = start_ms;
+  state->warm = std::move(warm);
+  state->launch_guard.Hold(launch_guard.Release());
+  state->cgroup = std::move(cgroup);
+  state->pipes = {std::move(stdout_read), std::move(stderr_read)};
+  state->sandbox_control = std::move(sandbox_control);
+  ChildProcess& child = state->child;
 
   auto read_failure = ReadChildFailure(failure_read.Get());
   failure_read.Reset();
@@ -633,59 +708,42 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   if (!read_failure.ok()) return read_failure.status();
   std::optional<ChildFailure> child_failure = *read_failure;
   // The status pipe also reaches EOF when a sandbox died setting up: PID 1 said why first.
-  if (!child_failure && sandbox_control.Valid()) {
-    child_failure = internal::ReadSetupFailure(sandbox_control.Get());
+  if (!child_failure && state->sandbox_control.Valid()) {
+    child_failure = internal::ReadSetupFailure(state->sandbox_control.Get());
   }
   if (child_failure.has_value()) {
     RETURN_IF_ERROR(child.Wait(/*block=*/true));
     RETURN_IF_ERROR(child.KillGroupAndWait(kGroupGoneTimeoutMs));
-    const auto step = static_cast<ChildStep>(child_failure->step);
-    const int error = child_failure->error;
-    std::string line;
-    if (step == ChildStep::kExec && error == ENOENT) {
-      line = StrCat("command not found: ", spec.argv[0]);
-      result.exit_code = kNotFoundExitCode;
-    } else if (step == ChildStep::kExec && error == EACCES) {
-      line = StrCat("permission denied: ", spec.argv[0]);
-      result.exit_code = kCannotRunExitCode;
-    } else if (step == ChildStep::kExec) {
-      line = ErrnoError("cannot execute", spec.argv[0], error).message();
-      result.exit_code = kCannotRunExitCode;
-    } else if (static_cast<int32_t>(step) >=
-               static_cast<int32_t>(internal::ContainStep::kMountPrivate)) {
-      return ErrnoError(
-          StrCat("sandbox: ", internal::ContainStepName(static_cast<internal::ContainStep>(step))),
-          StrCat("for ", spec.argv[0]), error);
-    } else if (step == ChildStep::kChdir) {
-      if (spec.sandbox) {
-        line =
-            ErrnoError("cannot change directory to",
-                       spec.working_dir.empty() ? "/workspace" : spec.working_dir.string(), error)
-                .message();
-        if (error == EACCES) {
-          line += StrCat(" (the sandbox runs as host uid ", spec.sandbox->host_uid,
-                         ", which needs access to ", spec.sandbox->workspace.string(), ")");
-        }
-      } else {
-        line = ErrnoError("cannot change directory to", spec.working_dir.string(), error).message();
-      }
-      result.exit_code = kCannotRunExitCode;
-    } else {
-      return ErrnoError(internal::ChildStepName(step), StrCat("in the child for ", spec.argv[0]),
-                        error);
-    }
-    if (sink) sink("stderr", line);
-    result.wall_ms = MonotonicMs() - start_ms;
+    ASSIGN_OR_RETURN(state->not_executed, DescribeFailure(spec, *child_failure));
+  }
+  return StartedProcess(std::move(state));
+}
+
+StatusOr<ProcessResult> Supervise(StartedProcess&& started, const LineSink& sink,
+                                  const CancelToken* cancel) {
+  // Ours from here: whatever is left of it goes with this call.
+  const std::unique_ptr<StartedProcess::State> state = std::move(started.state_);
+  NS_CHECK(state != nullptr);  // not a moved-from StartedProcess
+  ProcessResult result;
+  if (state->not_executed.has_value()) {
+    if (sink) sink("stderr", state->not_executed->line);
+    result.exit_code = state->not_executed->exit_code;
+    result.wall_ms = MonotonicMs() - state->start_ms;
     return result;
   }
 
+  ChildProcess& child = state->child;
+  std::array<UniqueFd, 2>& pipes = state->pipes;
+  UniqueFd& sandbox_control = state->sandbox_control;
   const bool have_pidfd = child.OpenPidfd();
-  LineSplitter lines(spec, sink, spec.capture_stdout ? &result.stdout_data : nullptr);
-  std::array<UniqueFd, 2> pipes = {std::move(stdout_read), std::move(stderr_read)};
-  std::vector<char> buffer(kReadChunkBytes);
+  LineSplitter lines(state->max_line_bytes, state->max_output_bytes, sink,
+                     state->capture_stdout ? &result.stdout_data : nullptr);
+  // Not zeroed: read() writes what is used, and a command that prints little touches few pages.
+  const auto buffer_memory = std::make_unique_for_overwrite<char[]>(kReadChunkBytes);
+  const std::span<char> buffer(buffer_memory.get(), kReadChunkBytes);
 
   // 0 = no deadline (a plain integer: GCC's -Wmaybe-uninitialized misfires on optional here).
-  const int64_t deadline_ms = spec.timeout_ms > 0 ? start_ms + spec.timeout_ms : 0;
+  const int64_t deadline_ms = state->timeout_ms > 0 ? state->start_ms + state->timeout_ms : 0;
   std::optional<EndReason> stop_reason;  // set when we start stopping the group
   int64_t term_sent_ms = 0;
   bool kill_sent = false;
@@ -709,7 +767,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
         term_sent_ms = now_ms;
       }
     }
-    if (stop_reason.has_value() && !kill_sent && now_ms >= term_sent_ms + spec.kill_grace_ms) {
+    if (stop_reason.has_value() && !kill_sent && now_ms >= term_sent_ms + state->kill_grace_ms) {
       child.SignalGroup(SIGKILL);
       kill_sent = true;
     }
@@ -751,7 +809,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     if (!child.reaped() && !stop_reason.has_value() && deadline_ms > 0) {
       wake_at(deadline_ms);
     }
-    if (stop_reason.has_value() && !kill_sent) wake_at(term_sent_ms + spec.kill_grace_ms);
+    if (stop_reason.has_value() && !kill_sent) wake_at(term_sent_ms + state->kill_grace_ms);
     if (orphan_grace_start_ms.has_value()) wake_at(*orphan_grace_start_ms + kOrphanGraceMs);
     if (!child.reaped() && !have_pidfd) wake_at(now_ms + kNoPidfdPollMs);
     if (cancel != nullptr && !cancel_seen && cancel->fd() < 0) wake_at(now_ms + kNoEventfdPollMs);
@@ -767,7 +825,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
     const int timeout = static_cast<int>(std::min<int64_t>(wait_ms, INT_MAX));
     if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError("poll", StrCat("output of ", spec.argv[0]));
+      return ErrnoError("poll", StrCat("output of ", state->command));
     }
     if (fds[4].fd >= 0 && fds[4].revents != 0) {
       // The command is done and the sandbox empty: its PID 1 is on its way out.
@@ -794,7 +852,7 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   result.peak_memory_bytes = int64_t{usage.ru_maxrss} * 1024;
   // A sandbox's PID 1 exits with 128 + signal for a killed command.
   const bool killed = WIFSIGNALED(child.wait_status()) ||
-                      (spec.sandbox && result.exit_code > 128 && result.exit_code < 128 + NSIG);
+                      (state->sandboxed && result.exit_code > 128 && result.exit_code < 128 + NSIG);
   if (stop_reason.has_value()) {
     result.reason = *stop_reason;
   } else if (killed) {
@@ -802,12 +860,12 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
   } else {
     result.reason = EndReason::kExited;
   }
-  if (cgroup && spec.sandbox->limits.any()) {
+  if (state->cgroup && state->limits) {
     // Read before the hand-off below: the cgroup goes once its last process (PID 1) has. (A
     // pooled sandbox has a cgroup even for a run without limits; such a run reports what a cold
     // one does, from PID 1's report.) Whether a limit struck matters only for a failed command.
     const bool failed = !stop_reason.has_value() && result.exit_code != 0;
-    CgroupUsage cg = cgroup->ReadUsage(/*limit_events=*/failed);
+    CgroupUsage cg = state->cgroup->ReadUsage(/*limit_events=*/failed);
     if (cg.cpu_usec > 0) result.cpu_ms = cg.cpu_usec / 1000;
     if (cg.peak_memory_bytes > 0) result.peak_memory_bytes = cg.peak_memory_bytes;
     if (failed) {
@@ -818,10 +876,23 @@ StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink
       }
     }
   }
-  if (child.finished_by_report()) child.HandOff(std::move(cgroup));
+  if (child.finished_by_report()) child.HandOff(std::move(state->cgroup));
   result.output_truncated = lines.truncated();
-  result.wall_ms = MonotonicMs() - start_ms;
+  result.wall_ms = MonotonicMs() - state->start_ms;
   return result;
+}
+
+StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink,
+                                   const CancelToken* cancel) {
+  RETURN_IF_ERROR(ValidateSpec(spec));
+  if (cancel != nullptr && cancel->IsCancelled()) {
+    ProcessResult result;
+    result.reason = EndReason::kCancelled;
+    result.exit_code = 128 + SIGKILL;
+    return result;
+  }
+  ASSIGN_OR_RETURN(StartedProcess started, StartProcess(spec));
+  return Supervise(std::move(started), sink, cancel);
 }
 
 }  // namespace nightshift::sandbox

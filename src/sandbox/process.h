@@ -1,23 +1,25 @@
 #pragma once
 
-// Process supervision: start a command as the leader of its own process group, stream its
-// output line by line, enforce a deadline, and stop its whole tree on request.
+// Process supervision: start a command as the leader of its own process group — or as the
+// command of a sandbox (contain.h), whose PID namespace is then its tree — stream its output
+// line by line, enforce a deadline, and stop its whole tree on request.
 //
-// This is the execution primitive the runner uses; the namespaces/cgroups sandbox (a later
-// part of src/sandbox) wraps the same contract.
+// The execution primitive of the runner, the workspace and the agent's tools, in two moves:
+// StartProcess starts the command, Supervise follows it to its end; RunProcess does both.
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/fs.h"
 #include "core/status.h"
 #include "sandbox/contain.h"
@@ -25,21 +27,6 @@
 namespace nightshift::sandbox {
 
 class SandboxPool;
-
-// Wakes a supervising loop from another thread. Backed by an eventfd so that a poll(2) on the
-// child's pipes returns at once. Thread-safe; Cancel() is idempotent. If the eventfd cannot be
-// created (fd() < 0), RunProcess falls back to checking IsCancelled() every 50 ms.
-class CancelToken {
- public:
-  CancelToken();
-  void Cancel();
-  bool IsCancelled() const { return cancelled_.load(); }
-  int fd() const { return fd_.Get(); }
-
- private:
-  std::atomic<bool> cancelled_{false};
-  UniqueFd fd_;
-};
 
 // Overlay options that keep an upper dir plain — files, directories, symlinks, whiteouts and
 // opaque directories only — so the host can read it back as data: a renamed lower directory is
@@ -99,16 +86,52 @@ struct ProcessResult {
 // thread. `stream` is "stdout" or "stderr".
 using LineSink = std::function<void(std::string_view stream, std::string_view line)>;
 
-// Runs `spec` to completion on the calling thread. May be called concurrently from several
-// threads; each command gets its own process group.
+// A command StartProcess started and Supervise has not taken yet: it runs (it has exec'd), or it
+// could not be executed and is already reaped. Move-only. Destroying one that was never
+// supervised stops the command as an early return of RunProcess does: its whole process group
+// (a sandbox: its PID namespace) is SIGKILLed and reaped before the destructor returns.
+class StartedProcess {
+ public:
+  StartedProcess(StartedProcess&&) noexcept;
+  StartedProcess& operator=(StartedProcess&&) noexcept;
+  ~StartedProcess();
+
+  // The leader: the command (the leader of its process group), or a sandbox's PID 1. 0 once
+  // moved from.
+  pid_t pid() const;
+
+ private:
+  struct State;
+  explicit StartedProcess(std::unique_ptr<State> state);
+  friend StatusOr<StartedProcess> StartProcess(const ProcessSpec& spec);
+  friend StatusOr<ProcessResult> Supervise(StartedProcess&& started, const LineSink& sink,
+                                           const CancelToken* cancel);
+  std::unique_ptr<State> state_;
+};
+
+// Starts `spec`'s command and returns once it runs — it has exec'd — or could not be executed.
 //  - The child runs in a new session/process group, with PR_SET_PDEATHSIG(SIGKILL) so it dies
-//    if the supervising process dies (the death signal is tied to the calling thread, which is
-//    busy in this call for the child's whole life); stdin is /dev/null; signal dispositions and
-//    mask are reset to the defaults; no descriptor other than 0, 1, 2 is inherited. stdin is
-//    `stdin_data` (or /dev/null).
+//    if the supervising process dies (the death signal is tied to the calling thread); signal
+//    dispositions and mask are reset to the defaults; no descriptor other than 0, 1, 2 is
+//    inherited. stdin is `stdin_data` (or /dev/null); stdout and stderr are pipes that only
+//    Supervise reads, so a command that writes much blocks until it is supervised.
+//  - A command that cannot be executed is not an error here: Supervise reports it (below).
+//  - Errors (Status) are for an invalid spec (InvalidArgument: empty argv[0], NUL bytes, '=' in
+//    an env name, negative durations, max_line_bytes == 0) and the supervisor's own failures:
+//    fork, pipe, waitpid, set-up steps in the child (a sandbox's included) before exec. Nothing
+//    of the command is left running when an error is returned.
+// REQUIRES: the calling thread lives until the command is supervised to its end (its death
+// signal is tied to it): call Supervise on the same thread.
+StatusOr<StartedProcess> StartProcess(const ProcessSpec& spec);
+
+// Supervises a started command to its end on the calling thread, with `spec`'s bounds (the
+// deadline counts from StartProcess).
+//  - Each complete output line goes to `sink`, which runs on the calling thread and must not
+//    throw; an empty sink discards the output.
 //  - On timeout or cancel, the whole process group gets SIGTERM, then SIGKILL after
 //    kill_grace_ms; the result is kTimedOut / kCancelled with the leader's exit code (128 +
-//    signal when it was killed by a signal).
+//    signal when it was killed by a signal). A `cancel` already cancelled stops the command at
+//    once the same way.
 //  - When the leader exits on its own, processes it left in its group may still hold the pipes
 //    (`cmd &`, double forks). Output keeps being read for 200 ms after the leader's exit or
 //    until both pipes reach EOF; then the rest of the group is SIGKILLed, what is already in the
@@ -119,19 +142,23 @@ using LineSink = std::function<void(std::string_view stream, std::string_view li
 //    left running. Members that are already dead but not yet reaped by their parent (zombies
 //    re-parented to init) do not count: only that parent can reap them. Members re-parented to
 //    the supervisor itself (it is PID 1 or a child subreaper) are reaped here.
-//  - A command that cannot be executed yields exit_code 127 (not found) or 126 (not
-//    executable), with the reason written as a "stderr" line, like a shell. A working_dir the
-//    child cannot enter also yields 126, with a "cannot change directory to DIR: ..." line.
+//  - A command that could not be executed yields exit_code 127 (not found) or 126 (not
+//    executable), with the reason written to `sink` as a "stderr" line, like a shell. A
+//    working_dir the child cannot enter also yields 126, with a "cannot change directory to
+//    DIR: ..." line.
 //  - Output past max_output_bytes (both streams together) is dropped; one "stderr" line
 //    "[nightshift: output truncated after N bytes]" says so and output_truncated is set. The
 //    pipes are still drained so the command does not block.
-//  - If `cancel` is already cancelled on entry, nothing is started: kCancelled, exit_code 137
-//    (128 + SIGKILL, as if killed at once).
-//  - `sink` runs on the calling thread and must not throw; an empty sink discards the output.
-//  - Errors (Status) are for an invalid spec (InvalidArgument: empty argv[0], NUL bytes, '=' in
-//    an env name, negative durations, max_line_bytes == 0) and the supervisor's own failures:
-//    fork, pipe, poll, waitpid, set-up steps in the child before exec, or a process group that
-//    still runs 5 s after SIGKILL. The group is killed before such an error is returned.
+//  - Errors (Status) are the supervisor's own failures: poll, read, waitpid, or a process group
+//    that still runs 5 s after SIGKILL. The group is killed before such an error is returned.
+// REQUIRES: `started` is not moved from.
+StatusOr<ProcessResult> Supervise(StartedProcess&& started, const LineSink& sink,
+                                  const CancelToken* cancel = nullptr);
+
+// StartProcess, then Supervise, on the calling thread: runs `spec` to completion. May be called
+// concurrently from several threads; each command gets its own process group. If `cancel` is
+// already cancelled on entry, nothing is started: kCancelled, exit_code 137 (128 + SIGKILL, as
+// if killed at once). Otherwise every outcome and error is StartProcess's or Supervise's.
 StatusOr<ProcessResult> RunProcess(const ProcessSpec& spec, const LineSink& sink,
                                    const CancelToken* cancel = nullptr);
 

@@ -397,5 +397,71 @@ TEST(RunProcess, RejectsInvalidSpecs) {
   EXPECT_TRUE(IsInvalidArgument(RunProcess(bad_line, output.Sink()).status()));
 }
 
+// --- The two moves RunProcess is made of ---
+
+TEST(StartProcess, ReturnsOnceTheCommandRunsAndSuperviseFollowsItToItsEnd) {
+  TempDir dir;
+  ProcessSpec spec = Spec({"sh", "-c", "touch started; read line; echo \"got $line\"; exit 4"});
+  spec.working_dir = dir.path();
+  spec.stdin_data = "hello\n";
+  auto started = StartProcess(spec);
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_GT(started->pid(), 1);
+  Output output;
+  auto result = Supervise(*std::move(started), output.Sink());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason, EndReason::kExited);
+  EXPECT_EQ(result->exit_code, 4);
+  EXPECT_EQ(output.out, std::vector<std::string>{"got hello"});
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "started"));
+}
+
+TEST(StartProcess, ACommandThatCannotRunIsReportedBySupervise) {
+  auto started = StartProcess(Spec({"nightshift-no-such-command"}));
+  ASSERT_TRUE(started.ok()) << started.status();
+  Output output;
+  auto result = Supervise(*std::move(started), output.Sink());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 127);
+  EXPECT_EQ(output.err,
+            (std::vector<std::string>{"command not found: nightshift-no-such-command"}));
+  EXPECT_TRUE(IsInvalidArgument(StartProcess(ProcessSpec{}).status()));
+}
+
+TEST(StartProcess, DroppingAnUnsupervisedCommandKillsItsWholeGroup) {
+  TempDir dir;
+  ProcessSpec spec = Spec({"sh", "-c", "trap '' TERM; sleep 100 & echo $! > child; wait"});
+  spec.working_dir = dir.path();
+  pid_t pgid = 0;
+  {
+    auto started = StartProcess(spec);
+    ASSERT_TRUE(started.ok()) << started.status();
+    pgid = started->pid();
+    // The background child is running once its pid is written.
+    const int64_t give_up = MonotonicMs() + 10'000;
+    while (!std::filesystem::exists(dir.path() / "child") && MonotonicMs() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(GroupHasRunningProcess(pgid));
+  }
+  EXPECT_FALSE(GroupHasRunningProcess(pgid));
+  EXPECT_TRUE(GroupGoneWithin(pgid, 10'000));
+}
+
+TEST(Supervise, TheDeadlineCountsFromTheStart) {
+  ProcessSpec spec = Spec({"sleep", "100"});
+  spec.timeout_ms = 300;
+  auto started = StartProcess(spec);
+  ASSERT_TRUE(started.ok()) << started.status();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const int64_t supervised_at_ms = MonotonicMs();
+  Output output;
+  auto result = Supervise(*std::move(started), output.Sink());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->reason, EndReason::kTimedOut);
+  EXPECT_LT(MonotonicMs() - supervised_at_ms, 1000);  // SIGTERM at once: the deadline is past
+  EXPECT_GE(result->wall_ms, 400);
+}
+
 }  // namespace
 }  // namespace nightshift::sandbox

@@ -17,17 +17,16 @@
 
 namespace nightshift::sandbox {
 
-// A compiled classic-BPF program, built once in the parent (libseccomp allocates; that is not
-// allowed between fork and exec in a multi-threaded process) and installed by the child with
+// A compiled classic-BPF program, made before any child exists and installed by the child with
 // InstallSeccompProgram, which only makes syscalls.
 struct SeccompProgram {
   std::vector<sock_filter> instructions;
 };
 
-// Compiles the default deny list for the native architecture (x86-64 and i386/x32 entry points
-// are covered by the same rules: a 32-bit syscall ABI must not be a way around the filter).
-// Fails only if libseccomp does; the program fits the kernel's BPF_MAXINSNS.
-StatusOr<SeccompProgram> BuildDefaultSeccompProgram();
+// The default filter above, for the native architecture: compiled from its rules
+// (seccomp_rules.h) by libseccomp when Nightshift was built, and embedded. The same object for
+// the process's whole life; thread-safe.
+const SeccompProgram& DefaultSeccompProgram();
 
 // prctl(PR_SET_NO_NEW_PRIVS) then seccomp(SECCOMP_SET_MODE_FILTER), raw system calls only (a
 // sandbox's payload installs it: raw_syscall.h). Returns 0 or an errno value.

@@ -21,6 +21,7 @@
 
 #include "core/fs.h"
 #include "gtest/gtest.h"
+#include "sandbox/seccomp_rules.h"
 
 extern char** environ;
 
@@ -304,11 +305,8 @@ std::optional<ProbeReport> RunProbe(const SeccompProgram* program, Probe probe,
 
 class SeccompTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto program = BuildDefaultSeccompProgram();
-    ASSERT_TRUE(program.ok()) << program.status();
-    program_ = *std::move(program);
-  }
+  // The program every sandbox installs: the one embedded at build time.
+  void SetUp() override { program_ = DefaultSeccompProgram(); }
 
   // Runs an allowed-path probe under the filter; its result must be 0.
   void ExpectAllowed(Probe probe) {
@@ -327,13 +325,27 @@ TEST_F(SeccompTest, ProgramFitsTheKernelLimit) {
   EXPECT_LE(program_.instructions.size(), size_t{BPF_MAXINSNS});
 }
 
-TEST_F(SeccompTest, BuildIsDeterministic) {
+bool SameProgram(const SeccompProgram& a, const SeccompProgram& b) {
+  return a.instructions.size() == b.instructions.size() &&
+         std::memcmp(a.instructions.data(), b.instructions.data(),
+                     a.instructions.size() * sizeof(sock_filter)) == 0;
+}
+
+TEST(SeccompRules, BuildIsDeterministic) {
+  auto first = BuildDefaultSeccompProgram();
   auto again = BuildDefaultSeccompProgram();
+  ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(again.ok()) << again.status();
-  ASSERT_EQ(again->instructions.size(), program_.instructions.size());
-  EXPECT_EQ(std::memcmp(again->instructions.data(), program_.instructions.data(),
-                        program_.instructions.size() * sizeof(sock_filter)),
-            0);
+  EXPECT_TRUE(SameProgram(*first, *again));
+}
+
+// The program embedded at build time is what libseccomp compiles from the rules here and now
+// (a libseccomp upgrade without a rebuild, or a stale build, would show).
+TEST_F(SeccompTest, TheEmbeddedProgramIsTheRulesCompiled) {
+  auto compiled = BuildDefaultSeccompProgram();
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  EXPECT_TRUE(SameProgram(program_, *compiled));
+  EXPECT_EQ(&DefaultSeccompProgram(), &DefaultSeccompProgram());
 }
 
 TEST(SeccompInstall, RejectsAnEmptyProgramWithoutTouchingTheProcess) {

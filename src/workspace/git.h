@@ -22,7 +22,7 @@ namespace nightshift::workspace {
 struct GitContext {
   std::string git = "git";     // looked up in PATH
   std::filesystem::path home;  // HOME for git (credentials helpers, known_hosts)
-  const sandbox::CancelToken* cancel = nullptr;
+  const CancelToken* cancel = nullptr;
   sandbox::LineSink log;  // git's stderr lines (progress, warnings); may be empty
   int64_t timeout_ms = 10 * 60 * 1000;
 };

@@ -121,7 +121,7 @@ std::string Workspaces::PrebuildKey(const EnvironmentSpec& environment,
 
 Status Workspaces::Environment(RunWorkspace& workspace, const std::string& repo_key, bool build,
                                bool force, const sandbox::LineSink& log,
-                               const sandbox::CancelToken* cancel) {
+                               const CancelToken* cancel) {
   // The environment files, as the checkout shows them, copied out for the parser.
   ASSIGN_OR_RETURN(auto view, MakeTempDir("nightshift-env"));
   struct Remove {
@@ -206,7 +206,7 @@ std::map<std::string, std::string> SetupEnvironment(const EnvironmentSpec& envir
 
 StatusOr<SetupOutcome> Workspaces::RunSetupWith(
     const EnvironmentSpec& environment, const sandbox::LineSink& log,
-    const sandbox::CancelToken* cancel,
+    const CancelToken* cancel,
     const std::function<sandbox::ProcessSpec(const std::string& command, int64_t left_ms)>&
         make_spec) {
   const int64_t deadline_ms = MonotonicMs() + environment.setup_timeout_seconds * 1000;
@@ -236,7 +236,7 @@ StatusOr<SetupOutcome> Workspaces::RunSetupWith(
 StatusOr<SetupOutcome> Workspaces::RunSetup(
     const EnvironmentSpec& environment, const std::vector<std::filesystem::path>& layers,
     const std::filesystem::path& upper, const std::filesystem::path& work,
-    const std::string& hostname, const sandbox::LineSink& log, const sandbox::CancelToken* cancel) {
+    const std::string& hostname, const sandbox::LineSink& log, const CancelToken* cancel) {
   const auto env = SetupEnvironment(environment, "/tmp");
   return RunSetupWith(environment, log, cancel, [&](const std::string& command, int64_t left_ms) {
     sandbox::ProcessSpec spec{
@@ -254,7 +254,7 @@ StatusOr<SetupOutcome> Workspaces::RunSetup(
 StatusOr<SetupOutcome> Workspaces::RunSetupPlain(const EnvironmentSpec& environment,
                                                  const std::filesystem::path& dir,
                                                  const sandbox::LineSink& log,
-                                                 const sandbox::CancelToken* cancel) {
+                                                 const CancelToken* cancel) {
   const auto env = SetupEnvironment(environment, (dir.parent_path() / "home").string());
   return RunSetupWith(environment, log, cancel, [&](const std::string& command, int64_t left_ms) {
     return sandbox::ProcessSpec{

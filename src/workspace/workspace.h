@@ -79,7 +79,7 @@ class Workspaces {
   // remembered so later runs with the same key do not retry it; `force` retries.
   // InvalidArgument for an invalid environment file (FILE:LINE:COLUMN: reason).
   Status Environment(RunWorkspace& workspace, const std::string& repo_key, bool build, bool force,
-                     const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
+                     const sandbox::LineSink& log, const CancelToken* cancel);
 
   // Runs the environment's setup commands, in order, in a sandbox whose /workspace is `layers`
   // under `upper` (with `work` as overlayfs's work dir). Output goes to `log`.
@@ -87,13 +87,13 @@ class Workspaces {
                                   const std::vector<std::filesystem::path>& layers,
                                   const std::filesystem::path& upper,
                                   const std::filesystem::path& work, const std::string& hostname,
-                                  const sandbox::LineSink& log, const sandbox::CancelToken* cancel);
+                                  const sandbox::LineSink& log, const CancelToken* cancel);
 
   // The same without the sandbox: plain processes in the run's own checkout `dir`.
   StatusOr<SetupOutcome> RunSetupPlain(const EnvironmentSpec& environment,
                                        const std::filesystem::path& dir,
                                        const sandbox::LineSink& log,
-                                       const sandbox::CancelToken* cancel);
+                                       const CancelToken* cancel);
 
   // The prebuild key of `environment` for the checkout in `layers`: a hash of the spec, the
   // base root and the lock files' contents.
@@ -111,7 +111,7 @@ class Workspaces {
   // command and the time left), in order, until one fails.
   StatusOr<SetupOutcome> RunSetupWith(
       const EnvironmentSpec& environment, const sandbox::LineSink& log,
-      const sandbox::CancelToken* cancel,
+      const CancelToken* cancel,
       const std::function<sandbox::ProcessSpec(const std::string& command, int64_t left_ms)>&
           make_spec);
 

@@ -18,10 +18,14 @@ namespace {
 
 constexpr uid_t kUid = 100123;
 
+// Mirrors are plain git and run as any user; checkout layers (built in a private overlay mount)
+// and sandboxes need root, and the tests that make them say so first.
+#define SKIP_UNLESS_ROOT() \
+  if (::geteuid() != 0) GTEST_SKIP() << "layers and sandboxes need root"
+
 class WorkspaceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "layers and sandboxes need root";
     data_ = dir_.path() / "data";
     std::filesystem::create_directories(data_);
     repo_ = dir_.path() / "repo";
@@ -104,6 +108,7 @@ TEST_F(WorkspaceTest, UnreachableUrlIsAClearErrorAndLeavesNothing) {
 }
 
 TEST_F(WorkspaceTest, CorruptMirrorIsRecreated) {
+  SKIP_UNLESS_ROOT();
   Workspaces spaces(Options());
   Mirrors mirrors(data_ / "mirrors");
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
@@ -140,6 +145,7 @@ TEST_F(WorkspaceTest, ConcurrentSyncsShareOneMirror) {
 // --- Checkout layers ---
 
 TEST_F(WorkspaceTest, CheckoutIsAGitWorkTreeOwnedByTheSandbox) {
+  SKIP_UNLESS_ROOT();
   Workspaces spaces(Options());
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
   ASSERT_TRUE(mirror.ok()) << mirror.status();
@@ -165,6 +171,7 @@ TEST_F(WorkspaceTest, CheckoutIsAGitWorkTreeOwnedByTheSandbox) {
 }
 
 TEST_F(WorkspaceTest, ANewCommitIsADeltaHoldingOnlyWhatChanged) {
+  SKIP_UNLESS_ROOT();
   Workspaces spaces(Options());
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
   ASSERT_TRUE(mirror.ok());
@@ -203,6 +210,7 @@ TEST_F(WorkspaceTest, ANewCommitIsADeltaHoldingOnlyWhatChanged) {
 // A force-push, then gc in the mirror: the cached checkout's commit is gone, so the next commit
 // cannot be a delta over it. It becomes a full checkout.
 TEST_F(WorkspaceTest, ADeltaWhoseBaseIsGoneFromTheMirrorBecomesAFullCheckout) {
+  SKIP_UNLESS_ROOT();
   Workspaces spaces(Options());
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
   ASSERT_TRUE(spaces.Checkout("1", repo_.string(), *mirror, "main", git_).ok());
@@ -225,6 +233,7 @@ TEST_F(WorkspaceTest, ADeltaWhoseBaseIsGoneFromTheMirrorBecomesAFullCheckout) {
 }
 
 TEST_F(WorkspaceTest, GitDoesNotRehashTheCheckout) {
+  SKIP_UNLESS_ROOT();
   Workspaces spaces(Options());
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
   auto ws = spaces.Checkout("1", repo_.string(), *mirror, "main", git_);
@@ -251,6 +260,7 @@ TEST_F(WorkspaceTest, PrebuildKeyDependsOnTheSandboxsHostPaths) {
 }
 
 TEST_F(WorkspaceTest, GcRemovesLeastRecentlyUsedLayersButNeverOneInUse) {
+  SKIP_UNLESS_ROOT();
   Workspaces spaces(Options(/*cache_bytes=*/1));  // everything over budget
   auto mirror = spaces.Fetch("1", repo_.string(), git_);
   auto first = spaces.Checkout("1", repo_.string(), *mirror, first_, git_);
@@ -278,6 +288,10 @@ TEST_F(WorkspaceTest, GcRemovesLeastRecentlyUsedLayersButNeverOneInUse) {
 
 class PrebuildTest : public WorkspaceTest {
  protected:
+  void SetUp() override {
+    SKIP_UNLESS_ROOT();
+    WorkspaceTest::SetUp();
+  }
   // Prepares a run of `ref` through the environment phase.
   StatusOr<RunWorkspace> Prepare(Workspaces& spaces, bool force = false) {
     ASSIGN_OR_RETURN(auto mirror, spaces.Fetch("1", repo_.string(), git_));
