@@ -347,11 +347,15 @@ TEST_F(EndToEnd, ServerKilledMidRunRestartsAndTheRunEndsExactlyOnce) {
   }
   ASSERT_EQ(Api("GET", "/api/v1/runs/" + std::to_string(id))["state"], "running");
   EXPECT_EQ(server_->Stop(SIGKILL), 128 + SIGKILL);
-  // The recipe dies with the server (parent-death signal), sandboxed or not.
-  for (int i = 0; i < 50 && CountProcesses("sleep 5[.]0123") > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // A sandboxed recipe dies with the server: its PID 1 has a parent-death signal, and its
+  // namespace's processes die with it. Unsandboxed (not root), only the shell has that signal:
+  // the `sleep` it started lives on until it ends (docs/architecture.md, limits).
+  if (::geteuid() == 0) {
+    for (int i = 0; i < 50 && CountProcesses("sleep 5[.]0123") > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(CountProcesses("sleep 5[.]0123"), 0) << "the recipe outlived the killed server";
   }
-  EXPECT_EQ(CountProcesses("sleep 5[.]0123"), 0) << "the recipe outlived the killed server";
 
   StartServer();
   Json done = WaitFinished(id, 60);
