@@ -14,6 +14,11 @@
 
 namespace nightshift::agent {
 
+// Runs `spec` to its end and returns what a tool call sees: stdout and stderr interleaved as
+// lines, each ending in '\n', the exit code, and whether it timed out. For every Sandbox that
+// runs processes (ProcessSandbox; in tests, a host directory's).
+StatusOr<Sandbox::Result> RunCollected(const sandbox::ProcessSpec& spec, const CancelToken* cancel);
+
 // A Sandbox over RunProcess: each call runs `sh -c script` with `base`'s sandbox, environment
 // and pool, the call's environment on top, stdin, timeout, and long lines kept whole.
 class ProcessSandbox : public Sandbox {

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "api/shape.h"
+#include "core/clock.h"
 #include "core/json.h"
 
 namespace nightshift::api {
@@ -463,6 +464,26 @@ class EventRecord {
  private:
   std::string_view kind_;  // one of the catalogue's, which live as long as the program
   Json data_;
+};
+
+// One phase of a run, as its two `phase` events: "started" when made, and its end with how long
+// it took on End(). `Sink` is whatever appends a run's events (its Emit takes an EventRecord).
+template <typename Sink>
+class PhaseTimer {
+ public:
+  PhaseTimer(Sink& sink, std::string name)
+      : sink_(sink), name_(std::move(name)), start_ms_(MonotonicMs()) {
+    sink_.Emit(PhaseEvent{.name = name_, .status = "started"});
+  }
+  void End(std::string_view status) {
+    sink_.Emit(PhaseEvent{
+        .name = name_, .status = std::string(status), .duration_ms = MonotonicMs() - start_ms_});
+  }
+
+ private:
+  Sink& sink_;
+  std::string name_;
+  int64_t start_ms_;
 };
 
 }  // namespace nightshift::api

@@ -245,22 +245,7 @@ class Events {
   const int64_t run_id_;
 };
 
-class Phase {
- public:
-  Phase(Events& events, std::string name)
-      : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
-    events_.Emit(api::PhaseEvent{.name = name_, .status = "started"});
-  }
-  void End(std::string_view status) {
-    events_.Emit(api::PhaseEvent{
-        .name = name_, .status = std::string(status), .duration_ms = MonotonicMs() - start_ms_});
-  }
-
- private:
-  Events& events_;
-  std::string name_;
-  int64_t start_ms_;
-};
+using Phase = api::PhaseTimer<Events>;
 
 void EmitResult(Events& events, const std::string& summary,
                 const std::vector<workspace::FileChange>* changes,

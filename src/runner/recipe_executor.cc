@@ -40,22 +40,7 @@ Outcome FromProcess(const sandbox::ProcessResult& r, std::string_view what,
   return {RunState::kFailed, r.exit_code, "unknown end"};
 }
 
-class Phase {
- public:
-  Phase(EventWriter& events, std::string name)
-      : events_(events), name_(std::move(name)), start_ms_(MonotonicMs()) {
-    events_.Emit(api::PhaseEvent{.name = name_, .status = "started"});
-  }
-  void End(std::string_view status) {
-    events_.Emit(api::PhaseEvent{
-        .name = name_, .status = std::string(status), .duration_ms = MonotonicMs() - start_ms_});
-  }
-
- private:
-  EventWriter& events_;
-  std::string name_;
-  int64_t start_ms_;
-};
+using Phase = api::PhaseTimer<EventWriter>;
 
 // An overlay's writable layer and work dir; the layer is the sandbox's root's (whose uid the
 // workspace's root directory takes).

@@ -69,18 +69,23 @@ StatusOr<std::filesystem::path> Workspaces::Fetch(const std::string& repo_key,
   return mirrors_.Sync(repo_key, url, git);
 }
 
-StatusOr<RunWorkspace> Workspaces::Checkout(const std::string& repo_key, const std::string& url,
-                                            const std::filesystem::path& mirror,
-                                            const std::string& ref, const GitContext& git) {
-  RunWorkspace workspace{.mirror = mirror};
+StatusOr<std::string> Workspaces::Resolve(const std::string& repo_key, const std::string& url,
+                                          const std::filesystem::path& mirror,
+                                          const std::string& ref, const GitContext& git) {
   auto commit = Mirrors::Resolve(mirror, ref, git);
   if (!commit.ok() && commit.status().code() == StatusCode::kInternal) {
     // Corrupt (the fetch was a no-op over lost objects): clone it again, once.
     RETURN_IF_ERROR(mirrors_.Sync(repo_key, url, git, /*recreate=*/true).status());
     commit = Mirrors::Resolve(mirror, ref, git);
   }
-  if (!commit.ok()) return commit.status();
-  workspace.commit = *commit;
+  return commit;
+}
+
+StatusOr<RunWorkspace> Workspaces::Checkout(const std::string& repo_key, const std::string& url,
+                                            const std::filesystem::path& mirror,
+                                            const std::string& ref, const GitContext& git) {
+  RunWorkspace workspace{.mirror = mirror};
+  ASSIGN_OR_RETURN(workspace.commit, Resolve(repo_key, url, mirror, ref, git));
   ASSIGN_OR_RETURN(workspace.checkout,
                    cache_.Checkout(repo_key, mirror, url, workspace.commit, git));
   return workspace;
@@ -92,13 +97,7 @@ StatusOr<RunWorkspace> Workspaces::CheckoutCopy(const std::string& repo_key, con
                                                 const std::filesystem::path& dir,
                                                 const GitContext& git) {
   RunWorkspace workspace{.mirror = mirror, .copy = dir};
-  auto commit = Mirrors::Resolve(mirror, ref, git);
-  if (!commit.ok() && commit.status().code() == StatusCode::kInternal) {
-    RETURN_IF_ERROR(mirrors_.Sync(repo_key, url, git, /*recreate=*/true).status());
-    commit = Mirrors::Resolve(mirror, ref, git);
-  }
-  if (!commit.ok()) return commit.status();
-  workspace.commit = *commit;
+  ASSIGN_OR_RETURN(workspace.commit, Resolve(repo_key, url, mirror, ref, git));
   RETURN_IF_ERROR(WriteCheckout(git, mirror, url, workspace.commit, dir));
   return workspace;
 }
@@ -205,8 +204,7 @@ std::map<std::string, std::string> SetupEnvironment(const EnvironmentSpec& envir
 }  // namespace
 
 StatusOr<SetupOutcome> Workspaces::RunSetupWith(
-    const EnvironmentSpec& environment, const sandbox::LineSink& log,
-    const CancelToken* cancel,
+    const EnvironmentSpec& environment, const sandbox::LineSink& log, const CancelToken* cancel,
     const std::function<sandbox::ProcessSpec(const std::string& command, int64_t left_ms)>&
         make_spec) {
   const int64_t deadline_ms = MonotonicMs() + environment.setup_timeout_seconds * 1000;

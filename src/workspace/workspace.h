@@ -92,8 +92,7 @@ class Workspaces {
   // The same without the sandbox: plain processes in the run's own checkout `dir`.
   StatusOr<SetupOutcome> RunSetupPlain(const EnvironmentSpec& environment,
                                        const std::filesystem::path& dir,
-                                       const sandbox::LineSink& log,
-                                       const CancelToken* cancel);
+                                       const sandbox::LineSink& log, const CancelToken* cancel);
 
   // The prebuild key of `environment` for the checkout in `layers`: a hash of the spec, the
   // base root and the lock files' contents.
@@ -104,14 +103,17 @@ class Workspaces {
   const WorkspaceOptions& options() const { return options_; }
 
  private:
+  // `ref` resolved to a commit in the mirror, which is cloned again (once) if it is corrupt.
+  StatusOr<std::string> Resolve(const std::string& repo_key, const std::string& url,
+                                const std::filesystem::path& mirror, const std::string& ref,
+                                const GitContext& git);
   const WorkspaceOptions options_;
   Mirrors mirrors_;
   LayerCache cache_;
   // Runs each setup command through `run` (the process spec of one command, given the
   // command and the time left), in order, until one fails.
   StatusOr<SetupOutcome> RunSetupWith(
-      const EnvironmentSpec& environment, const sandbox::LineSink& log,
-      const CancelToken* cancel,
+      const EnvironmentSpec& environment, const sandbox::LineSink& log, const CancelToken* cancel,
       const std::function<sandbox::ProcessSpec(const std::string& command, int64_t left_ms)>&
           make_spec);
 

@@ -1,5 +1,6 @@
 #include "tests/support/host_dir_sandbox.h"
 
+#include "agent/process_sandbox.h"
 #include "sandbox/process.h"
 
 namespace nightshift::testing {
@@ -31,18 +32,8 @@ StatusOr<agent::Sandbox::Result> HostDirSandbox::Run(const std::string& script,
                             .stdin_data = stdin_data};
   spec.argv = {"/bin/sh", "-c", ReplaceAll(script, kWorkspace, dir_)};
   for (const auto& [name, value] : env) spec.env[name] = ReplaceAll(value, kWorkspace, dir_);
-  Result out;
-  auto r = sandbox::RunProcess(
-      spec,
-      [&](std::string_view, std::string_view line) {
-        out.output.append(line);
-        out.output.push_back('\n');
-      },
-      cancel);
-  if (!r.ok()) return r.status();
+  ASSIGN_OR_RETURN(Result out, agent::RunCollected(spec, cancel));
   out.output = ReplaceAll(std::move(out.output), dir_, kWorkspace);
-  out.exit_code = r->exit_code;
-  out.timed_out = r->reason == sandbox::EndReason::kTimedOut;
   return out;
 }
 
