@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -478,10 +479,9 @@ TEST(NightshiftFront, EveryOtherCommandLineIsTheFullClis) {
   const std::filesystem::path front = testing::NightshiftBin();
   const std::string bin = ShellQuote(front.string());
   const std::string full = ShellQuote((front.parent_path() / "nightshift-full").string());
-  for (const std::string args :
-       {"--help", "sandbox --help", "sandbox exec --help", "sandbox exec",
-        "sandbox exec --bogus -- true", "sandbox exec --pids many -- true", "no-such-verb",
-        "--server http://127.0.0.1:1 runs"}) {
+  for (const std::string args : {"--help", "sandbox --help", "sandbox exec --help", "sandbox exec",
+                                 "sandbox exec --bogus -- true", "sandbox exec --pids many -- true",
+                                 "no-such-verb", "--server http://127.0.0.1:1 runs"}) {
     auto via_front = Shell(bin + " " + args);
     auto direct = Shell(full + " " + args);
     EXPECT_EQ(via_front.exit_code, direct.exit_code) << args;
@@ -693,6 +693,41 @@ TEST(ServeCli, ABadConfigIsRefusedInOneLineBeforeAnythingStarts) {
 }
 
 TEST_F(EndToEnd, GracefulStopOnSigterm) { EXPECT_EQ(server_->Stop(SIGTERM), 0); }
+
+// `nightshift cron next`: a schedule checked before it is saved, with no server and no root.
+TEST(CronNextCli, PrintsFireTimesOrOneErrorLine) {
+  const std::string bin = ShellQuote(testing::NightshiftBin());
+  auto r = Shell("NIGHTSHIFT_SERVER=http://127.0.0.1:1 " + bin +
+                 " cron next '30 2 * * *' --tz Europe/Berlin --after 2026-03-28T12:00:00Z -n 3");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // 29 March skips 02:00-02:59 in Berlin: that day's 02:30 fires once, when the gap ends.
+  EXPECT_EQ(r.output,
+            "2026-03-29T03:00:00+02:00\n2026-03-30T02:30:00+02:00\n2026-03-31T02:30:00+02:00\n");
+  auto defaults = Shell(bin + " cron next @hourly");
+  EXPECT_EQ(defaults.exit_code, 0) << defaults.output;
+  EXPECT_EQ(std::count(defaults.output.begin(), defaults.output.end(), '\n'), 5);
+  EXPECT_NE(defaults.output.find(":00:00+00:00\n"), std::string::npos) << defaults.output;
+  struct Case {
+    std::string args;
+    std::string error;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"'0 0 31 4 *'", "cron: '0 0 31 4 *' can never fire: no month it names has that day"},
+           {"'61 * * * *'", "cron: minute field '61': 61 is out of range 0-59"},
+           {"'* * * * *' --tz Moon/Base",
+            "cron: unknown time zone 'Moon/Base' (expected an IANA "
+            "name such as Europe/Berlin)"},
+           {"'* * * * *' --after 2026-03-28",
+            "'2026-03-28' is not an RFC 3339 time (e.g. 2026-03-29T01:30:00Z)"},
+           {"'$(touch /tmp/nightshift-cron-pwned)'",
+            "cron: expected 5 fields (minute hour day-of-month month day-of-week), got 2"},
+       }) {
+    auto bad = Shell(bin + " cron next " + c.args + " 2>&1 >/dev/null");
+    EXPECT_EQ(bad.exit_code, 1) << c.args;
+    EXPECT_EQ(bad.output, "nightshift: " + c.error + "\n") << c.args;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/tmp/nightshift-cron-pwned"));
+}
 
 }  // namespace
 }  // namespace nightshift

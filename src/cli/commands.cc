@@ -62,6 +62,7 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   AddChangeRequestVerbs(cli);
   AddCancelVerb(cli);
   AddConfigVerb(cli);
+  AddCronVerb(cli);
   AddSandboxVerbs(cli);
 
   // Everything after "--" is the command of `sandbox exec`, options of its own included; CLI11

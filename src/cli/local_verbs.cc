@@ -1,13 +1,16 @@
-// The verbs that need no server: serve, sandbox exec.
+// The verbs that need no server: serve, sandbox exec, config check, cron next.
 
 #include <charconv>
+#include <chrono>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "cli/config_check.h"
 #include "cli/sandbox_exec.h"
 #include "cli/verbs.h"
+#include "triggers/cron.h"
 
 namespace nightshift::cli {
 namespace {
@@ -127,6 +130,55 @@ void AddConfigVerb(CommandLine& cli) {
       "check", "read FILE as 'serve --config FILE' does: print ok, or every error and exit 1");
   check->add_option("FILE", file, "the YAML config file")->required();
   cli.OnLocal(check, [&file] { return ConfigCheck(file); });
+}
+
+struct CronNextArgs {
+  std::string expression;
+  std::string timezone;
+  std::string after;  // RFC 3339; empty: now
+  int count = 5;
+};
+
+int CronNext(const CronNextArgs& args) {
+  auto fail = [](const Status& status) {
+    std::cerr << "nightshift: " << status.message() << '\n';
+    return 1;
+  };
+  auto schedule = triggers::Schedule::Make(args.expression, args.timezone);
+  if (!schedule.ok()) return fail(schedule.status());
+  triggers::Seconds at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  if (!args.after.empty()) {
+    auto after = triggers::ParseRfc3339(args.after);
+    if (!after.ok()) return fail(after.status());
+    at = *after;
+  }
+  for (int i = 0; i < args.count; ++i) {
+    std::optional<triggers::Seconds> next = schedule->Next(at);
+    if (!next) break;  // past the year 9999
+    std::cout << schedule->Format(*next) << '\n';
+    at = *next;
+  }
+  return 0;
+}
+
+void AddCronVerb(CommandLine& cli) {
+  CLI::App* cron = cli.app().add_subcommand("cron", "cron schedules");
+  cron->require_subcommand(1);
+  auto& args = cli.Own<CronNextArgs>();
+  CLI::App* next = cron->add_subcommand(
+      "next", "print EXPR's next fire times as RFC 3339, one a line (docs/triggers.md)");
+  next->add_option("EXPR", args.expression,
+                   "5 fields (minute hour day-of-month month day-of-week) or @hourly … @yearly")
+      ->required();
+  next->add_option("--tz", args.timezone, "IANA time zone, e.g. Europe/Berlin [default: UTC]")
+      ->type_name("ZONE");
+  next->add_option("--after", args.after, "start after this time [default: now]")
+      ->type_name("RFC3339");
+  next->add_option("-n", args.count, "how many")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cli.OnLocal(next, [&args] { return CronNext(args); });
 }
 
 }  // namespace nightshift::cli

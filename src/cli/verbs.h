@@ -13,6 +13,7 @@ namespace nightshift::cli {
 void AddServeVerb(CommandLine& cli, const ServeFn& serve);  // serve
 void AddSandboxVerbs(CommandLine& cli);                     // sandbox exec
 void AddConfigVerb(CommandLine& cli);                       // config check
+void AddCronVerb(CommandLine& cli);                         // cron next
 
 // Repositories (repo_verbs.cc): repo add, repo list, repo remove.
 void AddRepoVerbs(CommandLine& cli);
