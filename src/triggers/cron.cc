@@ -207,30 +207,36 @@ StatusOr<Schedule> Schedule::Make(std::string_view expression, std::string_view 
   return s;
 }
 
+namespace {
+
+// The instant local time `local` fires at: itself when the zone has it once; the end of the gap
+// when the zone skips it; its first occurrence when the zone repeats it. Never goes backwards as
+// `local` goes forwards.
+Seconds FireAt(const date::time_zone& zone, local_seconds local) {
+  const date::local_info info = zone.get_info(local);
+  if (info.result == date::local_info::nonexistent) return info.second.begin;
+  return Seconds{local.time_since_epoch() - info.first.offset};  // `first` is the earlier
+}
+
+// No zone repeats more than this of its local time when its clocks go back (one hour in
+// daylight saving, two in Antarctica/Troll).
+constexpr std::chrono::hours kLongestRepeat{3};
+
+}  // namespace
+
 std::optional<Seconds> Schedule::Next(Seconds after) const {
-  // Candidates are local minutes, in order; each maps to the instant it fires at, and that
-  // mapping never goes backwards, so the first candidate firing after `after` is the answer.
-  // Local times before `after`'s own fire at or before it, so the scan starts there.
+  // Candidates are local minutes, in order; as FireAt never goes backwards, the first candidate
+  // firing after `after` is the answer. Local times before `after`'s own fire at or before it,
+  // so the scan starts there.
   const local_seconds start = std::chrono::floor<minutes>(zone_->to_local(after));
-  auto fire_at = [&](local_seconds local) -> Seconds {
-    const date::local_info info = zone_->get_info(local);
-    switch (info.result) {
-      case date::local_info::nonexistent:
-        return info.second.begin;        // the end of the gap
-      case date::local_info::ambiguous:  // the first occurrence; `first` is the earlier
-      case date::local_info::unique:
-        break;
-    }
-    return Seconds{local.time_since_epoch() - info.first.offset};
-  };
   const date::local_days first_day = std::chrono::floor<days>(start);
   // An expression that can fire does so within eight years (29 February across a century).
   for (date::local_days day = first_day; day < first_day + days{366 * 9}; day += days{1}) {
     const date::year_month_day ymd{day};
     if (ymd.year() > date::year{9999}) return std::nullopt;
-    const unsigned weekday = date::weekday{day}.c_encoding();
     if (!expression_.MatchesDay(static_cast<unsigned>(ymd.month()),
-                                static_cast<unsigned>(ymd.day()), weekday)) {
+                                static_cast<unsigned>(ymd.day()),
+                                date::weekday{day}.c_encoding())) {
       continue;
     }
     for (unsigned h = 0; h < 24; ++h) {
@@ -239,8 +245,36 @@ std::optional<Seconds> Schedule::Next(Seconds after) const {
         if (!expression_.MatchesMinute(m)) continue;
         const local_seconds local = day + std::chrono::hours{h} + minutes{m};
         if (local <= start) continue;
-        const Seconds at = fire_at(local);
+        const Seconds at = FireAt(*zone_, local);
         if (at > after) return at;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Seconds> Schedule::Latest(Seconds at) const {
+  // The mirror of Next: local minutes backwards from `at`'s own. From inside a repeated stretch
+  // of local time, later local times fired earlier (at their first occurrence), so the scan
+  // starts that much later and skips what fires after `at`.
+  const local_seconds start = std::chrono::floor<minutes>(zone_->to_local(at)) + kLongestRepeat;
+  const date::local_days first_day = std::chrono::floor<days>(start);
+  for (date::local_days day = first_day; day > first_day - days{366 * 9}; day -= days{1}) {
+    const date::year_month_day ymd{day};
+    if (ymd.year() < date::year{1970}) return std::nullopt;
+    if (!expression_.MatchesDay(static_cast<unsigned>(ymd.month()),
+                                static_cast<unsigned>(ymd.day()),
+                                date::weekday{day}.c_encoding())) {
+      continue;
+    }
+    for (int h = 23; h >= 0; --h) {
+      if (!expression_.MatchesHour(static_cast<unsigned>(h))) continue;
+      for (int m = 59; m >= 0; --m) {
+        if (!expression_.MatchesMinute(static_cast<unsigned>(m))) continue;
+        const local_seconds local = day + std::chrono::hours{h} + minutes{m};
+        if (local > start) continue;
+        const Seconds fire = FireAt(*zone_, local);
+        if (fire <= at) return fire;
       }
     }
   }
@@ -257,6 +291,23 @@ std::string Schedule::Format(Seconds at) const {
   std::snprintf(zone, sizeof zone, "%c%02d:%02d", total < 0 ? '-' : '+', magnitude / 60,
                 magnitude % 60);
   return date::format("%FT%T", local) + zone;
+}
+
+StatusOr<Misfire> ParseMisfire(std::string_view text) {
+  if (text == "run_once") return Misfire::kRunOnce;
+  if (text == "skip") return Misfire::kSkip;
+  return InvalidArgumentError(StrCat("misfire: '", text, "' is not run_once or skip"));
+}
+
+Owed OwedAt(const Schedule& schedule, Seconds last_due, Seconds now, Misfire misfire) {
+  std::optional<Seconds> latest = schedule.Latest(now);  // the latest due time at or before now
+  if (latest && *latest <= last_due) latest.reset();
+  std::optional<Seconds> due = schedule.Next(now);
+  Owed owed{.next = due.value_or(Seconds::max())};
+  if (latest && (misfire == Misfire::kRunOnce || now - *latest <= kMisfireGrace)) {
+    owed.fire = latest;
+  }
+  return owed;
 }
 
 StatusOr<Seconds> ParseRfc3339(std::string_view text) {

@@ -57,6 +57,9 @@ class Schedule {
   // once, at their first occurrence. nullopt only past the year 9999.
   std::optional<Seconds> Next(Seconds after) const;
 
+  // The last fire time at or before `at` (the same rules, backwards). nullopt before 1970.
+  std::optional<Seconds> Latest(Seconds at) const;
+
   // `at` as RFC 3339 with the zone's UTC offset at that instant: 2026-03-30T03:00:00+02:00.
   std::string Format(Seconds at) const;
 
@@ -67,6 +70,26 @@ class Schedule {
   const date::time_zone* zone_ = nullptr;
   std::string timezone_;
 };
+
+// What a schedule does about due times that passed while the server was down.
+enum class Misfire {
+  kRunOnce,  // fire once, for the latest of them
+  kSkip,     // fire none of them; wait for the next
+};
+StatusOr<Misfire> ParseMisfire(std::string_view text);  // "run_once" or "skip"
+
+// A due time this late is still on time, not a misfire: the scheduler's own delay.
+inline constexpr std::chrono::seconds kMisfireGrace{60};
+
+struct Owed {
+  std::optional<Seconds> fire;  // the due time to fire for now (the key of that fire), if any
+  Seconds next;                 // the first due time after `now`
+};
+
+// What `schedule` owes at `now`, when it last fired for due time `last_due` (or, never having
+// fired, was created then). A due time past by at most kMisfireGrace is fired under either
+// policy; older ones follow `misfire`. However long the gap, at most one fire is owed.
+Owed OwedAt(const Schedule& schedule, Seconds last_due, Seconds now, Misfire misfire);
 
 // "2026-03-29T01:30:00Z", "2026-03-29T03:30:00+02:00", fractions of a second dropped.
 // InvalidArgument for anything else.

@@ -193,6 +193,49 @@ TEST(Cron, TimeZonesAndTimes) {
   }
 }
 
+TEST(Cron, LatestAcrossDaylightSaving) {
+  auto berlin = Schedule::Make("30 2 * * *", "Europe/Berlin").value();
+  // From inside the repeated hour (02:40 CET), 02:30 last fired at its first occurrence.
+  EXPECT_EQ(berlin.Format(*berlin.Latest(At("2026-10-25T01:40:00Z"))), "2026-10-25T02:30:00+02:00");
+  // Just after the skipped hour, it fired when the gap ended.
+  EXPECT_EQ(berlin.Format(*berlin.Latest(At("2026-03-29T01:10:00Z"))), "2026-03-29T03:00:00+02:00");
+  EXPECT_EQ(berlin.Format(*berlin.Latest(At("2026-03-29T00:59:59Z"))), "2026-03-28T02:30:00+01:00");
+}
+
+TEST(Cron, WhatASchedulerOwesAfterDowntime) {
+  auto hourly = Schedule::Make("0 * * * *", "UTC").value();
+  // Nothing due yet.
+  Owed owed =
+      OwedAt(hourly, At("2026-12-07T09:00:00Z"), At("2026-12-07T09:59:59Z"), Misfire::kSkip);
+  EXPECT_FALSE(owed.fire);
+  EXPECT_EQ(owed.next, At("2026-12-07T10:00:00Z"));
+  // Due now (within the grace): both policies fire it.
+  for (Misfire m : {Misfire::kSkip, Misfire::kRunOnce}) {
+    owed = OwedAt(hourly, At("2026-12-07T09:00:00Z"), At("2026-12-07T10:00:45Z"), m);
+    EXPECT_EQ(owed.fire, At("2026-12-07T10:00:00Z"));
+    EXPECT_EQ(owed.next, At("2026-12-07T11:00:00Z"));
+  }
+  // Down from 09:30 to 12:30: 10:00, 11:00 and 12:00 were missed.
+  owed = OwedAt(hourly, At("2026-12-07T09:00:00Z"), At("2026-12-07T12:30:00Z"), Misfire::kRunOnce);
+  EXPECT_EQ(owed.fire, At("2026-12-07T12:00:00Z"));  // once, for the latest
+  EXPECT_EQ(owed.next, At("2026-12-07T13:00:00Z"));
+  owed = OwedAt(hourly, At("2026-12-07T09:00:00Z"), At("2026-12-07T12:30:00Z"), Misfire::kSkip);
+  EXPECT_FALSE(owed.fire);
+  EXPECT_EQ(owed.next, At("2026-12-07T13:00:00Z"));
+  // A monthly schedule down for a quarter: the latest, not the first, is owed.
+  auto monthly = Schedule::Make("@monthly", "UTC").value();
+  owed = OwedAt(monthly, At("2026-01-01T00:00:00Z"), At("2026-04-20T00:00:00Z"), Misfire::kRunOnce);
+  EXPECT_EQ(owed.fire, At("2026-04-01T00:00:00Z"));
+  // A minutely schedule down for three years: one fire, quickly.
+  auto minutely = Schedule::Make("* * * * *", "UTC").value();
+  owed =
+      OwedAt(minutely, At("2023-12-07T00:00:00Z"), At("2026-12-07T10:00:30Z"), Misfire::kRunOnce);
+  EXPECT_EQ(owed.fire, At("2026-12-07T10:00:00Z"));
+  EXPECT_EQ(ParseMisfire("run_once").value(), Misfire::kRunOnce);
+  EXPECT_EQ(ParseMisfire("skip").value(), Misfire::kSkip);
+  EXPECT_EQ(ParseMisfire("always").status().message(), "misfire: 'always' is not run_once or skip");
+}
+
 // Against the definition, minute by minute, for random expressions in UTC.
 TEST(Cron, NextAgreesWithAMinuteByMinuteScan) {
   std::mt19937 random(20261207);
@@ -309,6 +352,13 @@ TEST(Cron, RandomInputIsRefusedOrScheduledNeverCrashes) {
     auto next = schedule->Next(after);
     ASSERT_TRUE(next.has_value()) << text;
     EXPECT_GT(*next, after) << text;
+    // Latest is Next backwards: the fire time is its own latest, and the one before it leads
+    // to it again.
+    EXPECT_EQ(schedule->Latest(*next), next) << text;
+    if (auto before = schedule->Latest(*next - std::chrono::seconds(1))) {
+      EXPECT_LT(*before, *next) << text;
+      EXPECT_EQ(schedule->Next(*before), next) << text;
+    }
     if (i % 2 == 0) {  // UTC: the fire time is a matching minute
       const auto day = std::chrono::floor<date::days>(*next);
       const date::year_month_day ymd{day};
