@@ -10,21 +10,9 @@
 #include <vector>
 
 #include "core/status.h"
+#include "triggers/webhook_event.h"
 
 namespace nightshift::triggers {
-
-// One event from outside, as the router sees it, whatever its source.
-struct TriggerEvent {
-  std::string source;                        // "github"
-  std::string type;                          // "workflow_run", "issues", …
-  std::string delivery;                      // the source's delivery id: redelivered, the same
-  std::string repository;                    // "owner/name"
-  std::vector<std::string> repository_urls;  // clone, ssh and web URLs, to match a registered one
-  std::string actor;                         // who caused it (the sender's login)
-  // The item it is about, for coalescing: "branch:main", "issue:7", "pull_request:12".
-  std::string item;
-  std::map<std::string, std::string> fields;  // every documented field of the type
-};
 
 // Verifies `X-Hub-Signature-256` ("sha256=" and 64 hex digits) over the raw body with the
 // webhook's secret, in constant time. Unauthenticated, with the reason, when it is missing,
@@ -40,6 +28,6 @@ StatusOr<std::optional<TriggerEvent>> ParseGitHubEvent(std::string_view event_ty
                                                        std::string_view body);
 
 // The fields an event type documents, for checking templates at load; empty for an unknown type.
-const std::vector<std::string>& GitHubEventFields(std::string_view event_type);
+std::vector<std::string> GitHubEventFields(std::string_view event_type);
 
 }  // namespace nightshift::triggers

@@ -1,0 +1,79 @@
+#include "triggers/webhook_event.h"
+
+#include <algorithm>
+
+namespace nightshift::triggers {
+
+const EventTypeSpec* SourceSpec::Find(std::string_view type) const {
+  for (const EventTypeSpec& t : types) {
+    if (type == t.type) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> SourceSpec::FieldsOf(std::string_view type) const {
+  const EventTypeSpec* t = Find(type);
+  if (t == nullptr) return {};
+  std::vector<std::string> names = {"action", "repository", "actor"};
+  for (const FieldSource& field : t->fields) names.push_back(field.name);
+  return names;
+}
+
+std::string TextAt(const Json& body, const char* pointer) {
+  const Json::json_pointer at(pointer);
+  if (!body.contains(at)) return "";
+  const Json& value = body.at(at);
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
+  if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+  return "";
+}
+
+StatusOr<std::optional<TriggerEvent>> ReadEvent(const SourceSpec& spec, const EventTypeSpec& type,
+                                                std::string_view delivery, const Json& body) {
+  const std::string action = type.action_pointer ? TextAt(body, type.action_pointer) : "";
+  if (!type.actions.empty() &&
+      std::find(type.actions.begin(), type.actions.end(), action) == type.actions.end()) {
+    return std::optional<TriggerEvent>();
+  }
+  TriggerEvent event{.source = spec.source,
+                     .type = type.type,
+                     .delivery = std::string(delivery),
+                     .repository = TextAt(body, spec.repository_pointer),
+                     .actor = TextAt(body, spec.actor_pointer)};
+  if (event.repository.empty()) {
+    std::string where(std::string_view(spec.repository_pointer).substr(1));
+    std::replace(where.begin(), where.end(), '/', '.');
+    return InvalidArgumentError(StrCat(spec.source, ": this ", type.type, " event has no ", where));
+  }
+  for (const char* url : spec.url_pointers) {
+    if (std::string u = TextAt(body, url); !u.empty())
+      event.repository_urls.push_back(std::move(u));
+  }
+  event.fields["action"] = action;
+  event.fields["repository"] = event.repository;
+  event.fields["actor"] = event.actor;
+  for (const FieldSource& field : type.fields)
+    event.fields[field.name] = TextAt(body, field.pointer);
+  return std::optional<TriggerEvent>(std::move(event));
+}
+
+Status SetItem(const EventTypeSpec& type, TriggerEvent& event) {
+  const std::string& item = event.fields[type.item_field];
+  if (item.empty()) {
+    return InvalidArgumentError(
+        StrCat(event.source, ": this ", type.type, " event has no ", type.item_field));
+  }
+  event.item = StrCat(type.item_kind, ":", item);
+  return OkStatus();
+}
+
+StatusOr<Json> ParseBody(std::string_view source, std::string_view body) {
+  auto parsed = ParseJson(body);
+  if (!parsed.ok()) return InvalidArgumentError(StrCat(source, ": ", parsed.status().message()));
+  if (!parsed->is_object())
+    return InvalidArgumentError(StrCat(source, ": the body is not a JSON object"));
+  return std::move(*parsed);
+}
+
+}  // namespace nightshift::triggers

@@ -1,0 +1,74 @@
+#pragma once
+
+// What a webhook delivery becomes, whatever its source: a TriggerEvent with the fields its type
+// documents. Each source (github.h, gitlab.h) describes where its bodies keep them in a
+// SourceSpec; ReadEvent reads a body through it, as hostile data.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+
+namespace nightshift::triggers {
+
+// One event from outside, as the router sees it, whatever its source.
+struct TriggerEvent {
+  std::string source;                        // "github", "gitlab"
+  std::string type;                          // "workflow_run", "pipeline", …
+  std::string delivery;                      // the source's delivery id: redelivered, the same
+  std::string repository;                    // "owner/name", "group/subgroup/project"
+  std::vector<std::string> repository_urls;  // clone, ssh and web URLs, to match a registered one
+  std::string actor;                         // who caused it
+  // The item it is about, for coalescing: "branch:main", "issue:7", "pull_request:12".
+  std::string item;
+  std::map<std::string, std::string> fields;  // every documented field of the type
+};
+
+// A field of an event type and where the source's body has it (a JSON pointer).
+struct FieldSource {
+  const char* name;
+  const char* pointer;
+};
+
+struct EventTypeSpec {
+  const char* type;
+  const char* action_pointer;        // where the action is; nullptr: the type has none
+  std::vector<const char*> actions;  // the actions that start runs; empty: any
+  const char* item_kind;             // "branch", "issue", "pull_request"
+  const char* item_field;            // the field naming the item
+  std::vector<FieldSource> fields;
+};
+
+struct SourceSpec {
+  const char* source;
+  const char* repository_pointer;
+  std::vector<const char*> url_pointers;
+  const char* actor_pointer;
+  std::vector<EventTypeSpec> types;
+
+  const EventTypeSpec* Find(std::string_view type) const;
+  // `action`, `repository`, `actor`, then the type's own; empty for an unknown type.
+  std::vector<std::string> FieldsOf(std::string_view type) const;
+};
+
+// The value at `pointer` as text: strings as they are, integers and booleans printed, anything
+// else (absent, null, an object) empty.
+std::string TextAt(const Json& body, const char* pointer);
+
+// `body` (already parsed) as an event of `type`: every field filled, the item not yet (the
+// source may adjust fields first, then calls SetItem). nullopt when its action starts nothing.
+// InvalidArgument when it lacks a repository.
+StatusOr<std::optional<TriggerEvent>> ReadEvent(const SourceSpec& spec, const EventTypeSpec& type,
+                                                std::string_view delivery, const Json& body);
+
+// Sets `event.item` from the type's item field; InvalidArgument when that is empty.
+Status SetItem(const EventTypeSpec& type, TriggerEvent& event);
+
+// `body` parsed as a JSON object, or InvalidArgument prefixed with the source.
+StatusOr<Json> ParseBody(std::string_view source, std::string_view body);
+
+}  // namespace nightshift::triggers
