@@ -265,4 +265,13 @@ std::vector<SecretMatch> FindSecrets(std::string_view text) {
   return found;
 }
 
+bool ConstantTimeEquals(std::string_view given, std::string_view want) {
+  unsigned char diff = given.size() == want.size() ? 0 : 1;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(want[i]));
+  }
+  return diff == 0;
+}
+
 }  // namespace nightshift

@@ -35,4 +35,9 @@ struct SecretMatch {
 // may be real or escaped (`\n` inside JSON).
 std::vector<SecretMatch> FindSecrets(std::string_view text);
 
+// Whether `given` (from a request) equals the secret `want`, in time that depends on neither's
+// content nor on how much of them matches: only on the secret's length. For tokens and webhook
+// secrets compared as they arrive.
+bool ConstantTimeEquals(std::string_view given, std::string_view want);
+
 }  // namespace nightshift

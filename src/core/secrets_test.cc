@@ -448,5 +448,15 @@ TEST(FindSecrets, FindsSecretsPlantedAtRandomOffsets) {
   }
 }
 
+TEST(ConstantTimeEquals, EqualOnlyWhenEveryByteAndTheLengthAre) {
+  EXPECT_TRUE(ConstantTimeEquals("s3cret", "s3cret"));
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  for (std::string_view given : {"s3cre", "s3cret ", "S3CRET", "", "t3cret"}) {
+    EXPECT_FALSE(ConstantTimeEquals(given, "s3cret")) << given;
+  }
+  EXPECT_FALSE(ConstantTimeEquals("x", ""));
+  EXPECT_FALSE(ConstantTimeEquals(std::string_view("s3cret\0", 7), "s3cret"));
+}
+
 }  // namespace
 }  // namespace nightshift

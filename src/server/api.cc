@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/secrets.h"
 
 namespace nightshift::server {
 namespace {
@@ -195,14 +196,6 @@ Status ValidateRepositoryUrl(const std::string& url) {
     return InvalidArgumentError(StrCat("not a git repository: ", path));
   }
   return OkStatus();
-}
-
-bool TokenMatches(std::string_view given, std::string_view want) {
-  // Constant time in the token's content.
-  if (given.size() != want.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < want.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ want[i]);
-  return diff == 0;
 }
 
 // Writes everything; false when the client went away.
@@ -484,7 +477,7 @@ void RegisterApi(httplib::Server& http, ApiContext& context) {
     const std::string auth = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (!auth.starts_with(kBearer) ||
-        !TokenMatches(std::string_view(auth).substr(kBearer.size()), context.admin_token)) {
+        !ConstantTimeEquals(std::string_view(auth).substr(kBearer.size()), context.admin_token)) {
       res.set_header("WWW-Authenticate", "Bearer");
       SendError(res, UnauthenticatedError("missing or invalid bearer token"));
       return httplib::Server::HandlerResponse::Handled;

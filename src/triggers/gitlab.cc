@@ -1,8 +1,6 @@
 #include "triggers/gitlab.h"
 
-#include <sodium.h>
-
-#include <array>
+#include "core/secrets.h"
 
 namespace nightshift::triggers {
 namespace {
@@ -71,14 +69,7 @@ std::string_view TypeOfHook(std::string_view hook) {
 
 Status VerifyGitLabToken(std::string_view token, std::string_view token_header) {
   if (token_header.empty()) return UnauthenticatedError("missing X-Gitlab-Token");
-  // Hashes compared, so neither the time nor an early length check says how much matched.
-  std::array<unsigned char, crypto_generichash_BYTES> want{}, given{};
-  crypto_generichash(want.data(), want.size(), reinterpret_cast<const unsigned char*>(token.data()),
-                     token.size(), nullptr, 0);
-  crypto_generichash(given.data(), given.size(),
-                     reinterpret_cast<const unsigned char*>(token_header.data()),
-                     token_header.size(), nullptr, 0);
-  if (sodium_memcmp(want.data(), given.data(), want.size()) != 0) {
+  if (!ConstantTimeEquals(token_header, token)) {
     return UnauthenticatedError("X-Gitlab-Token does not match");
   }
   return OkStatus();

@@ -13,7 +13,7 @@
 
 namespace nightshift::triggers {
 
-// Compares `X-Gitlab-Token` with the webhook's token in constant time (whatever their lengths).
+// Compares `X-Gitlab-Token` with the webhook's token in constant time (core/secrets.h).
 // Unauthenticated when it is missing or differs.
 Status VerifyGitLabToken(std::string_view token, std::string_view token_header);
 
