@@ -247,8 +247,7 @@ int Main(int argc, char** argv) {
   testing::MakeGitRepo(repo, {{"README.md", "bench\n"}});
   const config::ServerConfig config;  // the defaults, as with no config file
   auto server = server::Server::Open(
-      {.host = "127.0.0.1", .port = 0, .data_dir = dir.path() / "data", .runner_slots = 0},
-      config);
+      {.host = "127.0.0.1", .port = 0, .data_dir = dir.path() / "data", .runner_slots = 0}, config);
   if (!server.ok()) {
     std::fprintf(stderr, "open: %s\n", server.status().ToString().c_str());
     return 1;

@@ -72,8 +72,7 @@ class Tools {
   StatusOr<Result> Call(const ToolCall& call, const CancelToken* cancel);
 
  private:
-  StatusOr<Result> Dispatch(const std::string& name, const Json& args,
-                            const CancelToken* cancel);
+  StatusOr<Result> Dispatch(const std::string& name, const Json& args, const CancelToken* cancel);
   StatusOr<Result> InSandbox(const std::string& script, std::map<std::string, std::string> env,
                              const std::string& stdin_data, int64_t timeout_ms,
                              const CancelToken* cancel, bool prefix_exit_code = false);

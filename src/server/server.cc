@@ -108,8 +108,7 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
   for (const auto& [name, model] : s->config_.agent.models) capabilities.models.push_back(name);
   s->run_service_ = std::make_unique<RunService>(*s->store_, *s->forge_, capabilities);
   s->delivery_ = std::make_unique<forge::Delivery>(
-      *s->store_, *s->forge_,
-      forge::DeliveryOptions{.data_dir = dir, .review = s->config_.review});
+      *s->store_, *s->forge_, forge::DeliveryOptions{.data_dir = dir, .review = s->config_.review});
   if (options.runner_slots > 0) {
     s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_, s->delivery_.get());
     if (!sandboxed) {
