@@ -1,9 +1,5 @@
 #include "triggers/github.h"
 
-#include <sodium.h>
-
-#include <array>
-
 namespace nightshift::triggers {
 namespace {
 
@@ -100,28 +96,7 @@ const SourceSpec& GitHub() {
 
 Status VerifyGitHubSignature(std::string_view secret, std::string_view body,
                              std::string_view signature_header) {
-  if (signature_header.empty()) return UnauthenticatedError("missing X-Hub-Signature-256");
-  std::array<unsigned char, crypto_auth_hmacsha256_BYTES> given{};
-  size_t given_length = 0;
-  if (signature_header.substr(0, kSignaturePrefix.size()) != kSignaturePrefix ||
-      signature_header.size() != kSignaturePrefix.size() + 2 * given.size() ||
-      sodium_hex2bin(given.data(), given.size(), signature_header.data() + kSignaturePrefix.size(),
-                     2 * given.size(), nullptr, &given_length, nullptr) != 0 ||
-      given_length != given.size()) {
-    return UnauthenticatedError(
-        "malformed X-Hub-Signature-256 (expected sha256= and 64 hex digits)");
-  }
-  std::array<unsigned char, crypto_auth_hmacsha256_BYTES> want{};
-  crypto_auth_hmacsha256_state state;
-  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(secret.data()),
-                              secret.size());
-  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(body.data()),
-                                body.size());
-  crypto_auth_hmacsha256_final(&state, want.data());
-  if (sodium_memcmp(given.data(), want.data(), want.size()) != 0) {
-    return UnauthenticatedError("X-Hub-Signature-256 does not match the body");
-  }
-  return OkStatus();
+  return VerifyHmacSha256(secret, body, "X-Hub-Signature-256", kSignaturePrefix, signature_header);
 }
 
 StatusOr<std::optional<TriggerEvent>> ParseGitHubEvent(std::string_view event_type,

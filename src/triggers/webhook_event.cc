@@ -1,6 +1,9 @@
 #include "triggers/webhook_event.h"
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <array>
 
 namespace nightshift::triggers {
 
@@ -74,6 +77,33 @@ StatusOr<Json> ParseBody(std::string_view source, std::string_view body) {
   if (!parsed->is_object())
     return InvalidArgumentError(StrCat(source, ": the body is not a JSON object"));
   return std::move(*parsed);
+}
+
+Status VerifyHmacSha256(std::string_view secret, std::string_view message,
+                        std::string_view header_name, std::string_view prefix,
+                        std::string_view header) {
+  if (header.empty()) return UnauthenticatedError(StrCat("missing ", header_name));
+  std::array<unsigned char, crypto_auth_hmacsha256_BYTES> given{};
+  size_t given_length = 0;
+  if (header.substr(0, prefix.size()) != prefix ||
+      header.size() != prefix.size() + 2 * given.size() ||
+      sodium_hex2bin(given.data(), given.size(), header.data() + prefix.size(), 2 * given.size(),
+                     nullptr, &given_length, nullptr) != 0 ||
+      given_length != given.size()) {
+    return UnauthenticatedError(
+        StrCat("malformed ", header_name, " (expected ", prefix, " and 64 hex digits)"));
+  }
+  std::array<unsigned char, crypto_auth_hmacsha256_BYTES> want{};
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(secret.data()),
+                              secret.size());
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(message.data()),
+                                message.size());
+  crypto_auth_hmacsha256_final(&state, want.data());
+  if (sodium_memcmp(given.data(), want.data(), want.size()) != 0) {
+    return UnauthenticatedError(StrCat(header_name, " does not match the body"));
+  }
+  return OkStatus();
 }
 
 }  // namespace nightshift::triggers

@@ -68,6 +68,13 @@ StatusOr<std::optional<TriggerEvent>> ReadEvent(const SourceSpec& spec, const Ev
 // Sets `event.item` from the type's item field; InvalidArgument when that is empty.
 Status SetItem(const EventTypeSpec& type, TriggerEvent& event);
 
+// Checks a signature header of the form PREFIX + 64 hex digits (GitHub's "sha256=", Slack's
+// "v0=") against HMAC-SHA256(secret, message), in constant time. Unauthenticated naming
+// `header_name` when it is missing, malformed or wrong.
+Status VerifyHmacSha256(std::string_view secret, std::string_view message,
+                        std::string_view header_name, std::string_view prefix,
+                        std::string_view header);
+
 // `body` parsed as a JSON object, or InvalidArgument prefixed with the source.
 StatusOr<Json> ParseBody(std::string_view source, std::string_view body);
 
