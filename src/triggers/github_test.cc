@@ -185,6 +185,16 @@ TEST(GitHubEvents, HostileOrBrokenBodiesAreErrorsNeverCrashes) {
     ASSERT_FALSE(e.ok()) << c.body;
     EXPECT_EQ(e.status().message(), c.error) << c.body;
   }
+  // Every part of the wrong JSON type: no field is read through it, and nothing throws.
+  for (const char* body :
+       {R"({"action": "completed", "repository": [1, 2], "workflow_run": ["head_branch"]})",
+        R"({"action": ["completed"], "repository": {"full_name": "a/b"}})",
+        R"({"action": "completed", "repository": {"full_name": 7}, "workflow_run": null})",
+        R"({"action": "completed", "repository": {"full_name": "a/b"},
+            "workflow_run": {"head_branch": {"x": 1}}, "workflow": "CI"})"}) {
+    auto e = ParseGitHubEvent("workflow_run", "d", body);
+    EXPECT_TRUE(!e.ok() || !e->has_value()) << body;
+  }
   auto truncated = ParseGitHubEvent("workflow_run", "d", R"({"action": "compl)");
   ASSERT_FALSE(truncated.ok());
   EXPECT_EQ(truncated.status().code(), StatusCode::kInvalidArgument);

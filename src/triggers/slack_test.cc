@@ -41,11 +41,20 @@ TEST(SlackSignature, WrongStaleOrMalformedIsUnauthenticated) {
             "X-Slack-Signature does not match the body"},
            {"1531420619", body, signature, kSent, "X-Slack-Signature does not match the body"},
            {"1531420618", body, signature, kSent + seconds(301),
-            "X-Slack-Request-Timestamp is 301 s from now: more than 300 s, a replay or a wrong "
-            "clock"},
+            "X-Slack-Request-Timestamp 1531420618 is more than 300 s from the server's clock "
+            "(1531420919): a replay, or a wrong clock"},
            {"1531420618", body, signature, kSent - seconds(400),
-            "X-Slack-Request-Timestamp is -400 s from now: more than 300 s, a replay or a wrong "
-            "clock"},
+            "X-Slack-Request-Timestamp 1531420618 is more than 300 s from the server's clock "
+            "(1531420218): a replay, or a wrong clock"},
+           // The extremes an int64 holds: refused, with no overflow (UBSan would stop here).
+           {"-9223372036854775808", body, signature, kSent,
+            "X-Slack-Request-Timestamp -9223372036854775808 is more than 300 s from the server's "
+            "clock (1531420618): a replay, or a wrong clock"},
+           {"9223372036854775807", body, signature, kSent,
+            "X-Slack-Request-Timestamp 9223372036854775807 is more than 300 s from the server's "
+            "clock (1531420618): a replay, or a wrong clock"},
+           {"99999999999999999999", body, signature, kSent,
+            "missing or malformed X-Slack-Request-Timestamp"},
            {"", body, signature, kSent, "missing or malformed X-Slack-Request-Timestamp"},
            {"15314x", body, signature, kSent, "missing or malformed X-Slack-Request-Timestamp"},
            {"1531420618", body, "", kSent, "missing X-Slack-Signature"},
