@@ -38,7 +38,7 @@ const SourceSpec& GitLab() {
                          {"note",
                           nullptr,
                           {},
-                          "note",  // set from what the note is on: merge_request:N or issue:N
+                          nullptr,  // what the note is on: merge_request or issue
                           "number",
                           {{"noteable_type", "/object_attributes/noteable_type"},
                            {"comment.body", "/object_attributes/note"},
@@ -104,8 +104,7 @@ StatusOr<std::optional<TriggerEvent>> ParseGitLabEvent(std::string_view hook,
     } else if (on != "MergeRequest") {
       return std::optional<TriggerEvent>();  // a note on a commit or a snippet
     }
-    RETURN_IF_ERROR(SetItem(*type, *event));
-    event->item = StrCat(on == "Issue" ? "issue:" : "merge_request:", fields["number"]);
+    RETURN_IF_ERROR(SetItem(*type, *event, on == "Issue" ? "issue" : "merge_request"));
     return event;
   }
   RETURN_IF_ERROR(SetItem(*type, *event));

@@ -61,13 +61,13 @@ StatusOr<std::optional<TriggerEvent>> ReadEvent(const SourceSpec& spec, const Ev
   return std::optional<TriggerEvent>(std::move(event));
 }
 
-Status SetItem(const EventTypeSpec& type, TriggerEvent& event) {
+Status SetItem(const EventTypeSpec& type, TriggerEvent& event, std::string_view kind) {
   const std::string& item = event.fields[type.item_field];
   if (item.empty()) {
     return InvalidArgumentError(
         StrCat(event.source, ": this ", type.type, " event has no ", type.item_field));
   }
-  event.item = StrCat(type.item_kind, ":", item);
+  event.item = StrCat(kind.empty() ? std::string_view(type.item_kind) : kind, ":", item);
   return OkStatus();
 }
 

@@ -38,7 +38,7 @@ struct EventTypeSpec {
   const char* type;
   const char* action_pointer;        // where the action is; nullptr: the type has none
   std::vector<const char*> actions;  // the actions that start runs; empty: any
-  const char* item_kind;             // "branch", "issue", "pull_request"
+  const char* item_kind;             // "branch", "issue", "pull_request"; nullptr: per event
   const char* item_field;            // the field naming the item
   std::vector<FieldSource> fields;
 };
@@ -65,8 +65,9 @@ std::string TextAt(const Json& body, const char* pointer);
 StatusOr<std::optional<TriggerEvent>> ReadEvent(const SourceSpec& spec, const EventTypeSpec& type,
                                                 std::string_view delivery, const Json& body);
 
-// Sets `event.item` from the type's item field; InvalidArgument when that is empty.
-Status SetItem(const EventTypeSpec& type, TriggerEvent& event);
+// Sets `event.item` to KIND:VALUE from the type's item field, KIND being `kind` or else the
+// type's item_kind; InvalidArgument when the field is empty.
+Status SetItem(const EventTypeSpec& type, TriggerEvent& event, std::string_view kind = {});
 
 // Checks a signature header of the form PREFIX + 64 hex digits (GitHub's "sha256=", Slack's
 // "v0=") against HMAC-SHA256(secret, message), in constant time. Unauthenticated naming
