@@ -17,15 +17,10 @@
 #include <vector>
 
 #include "api/client.h"
+#include "cli/global_options.h"
 #include "core/status.h"
 
 namespace nightshift::cli {
-
-// --server and --data-dir, which every verb may take.
-struct GlobalOptions {
-  std::string server = "http://127.0.0.1:8080";
-  std::string data_dir = ".nightshift";
-};
 
 class CommandLine {
  public:

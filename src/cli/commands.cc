@@ -41,15 +41,7 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
       "NIGHTSHIFT_TOKEN (the API token; else it is read from DATA_DIR/admin-token).");
 
   CommandLine cli(app);
-  app.add_option("--server", cli.global().server, "URL of the Nightshift server")
-      ->type_name("URL")
-      ->envname("NIGHTSHIFT_SERVER")
-      ->capture_default_str();
-  app.add_option("--data-dir", cli.global().data_dir,
-                 "the server's data directory (where the client finds admin-token)")
-      ->type_name("DIR")
-      ->envname("NIGHTSHIFT_DATA_DIR")
-      ->capture_default_str();
+  AddGlobalOptions(app, cli.global());
 
   // The verbs, in the order --help lists them.
   AddServeVerb(cli, serve);

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <string_view>
 
+#include "cli/global_options.h"
 #include "core/status.h"
 #include "sandbox/process.h"
 
@@ -16,7 +17,6 @@ namespace {
 
 constexpr int kSetupFailed = 125;
 constexpr uid_t kDefaultSandboxUid = 100000;
-constexpr char kDefaultDataDir[] = ".nightshift";  // RunCli's default for --data-dir
 
 }  // namespace
 
@@ -191,10 +191,8 @@ std::optional<int> RunSandboxExecAlone(int argc, char** argv) {
   CLI::App app("", "nightshift");
   app.fallthrough();
   app.require_subcommand(1);
-  std::string server;
-  std::string data_dir = kDefaultDataDir;
-  app.add_option("--server", server);
-  app.add_option("--data-dir", data_dir)->envname("NIGHTSHIFT_DATA_DIR");
+  GlobalOptions global;
+  AddGlobalOptions(app, global);
   CLI::App* sandbox = app.add_subcommand("sandbox");
   sandbox->require_subcommand(1);
   SandboxExecArgs args;
@@ -213,7 +211,7 @@ std::optional<int> RunSandboxExecAlone(int argc, char** argv) {
     return std::nullopt;
   }
   if (!exec->parsed() || args.command.empty()) return std::nullopt;
-  args.data_dir = data_dir;
+  args.data_dir = global.data_dir;
   return SandboxExec(args);
 }
 
