@@ -5,14 +5,28 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <memory>
 
 namespace nightshift {
 namespace {
 
+struct BodySink {
+  std::string* body;
+  uint64_t max_bytes;
+  bool exceeded = false;
+};
+
+// Returning less than it was given aborts the transfer (CURLE_WRITE_ERROR).
 size_t OnBody(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
+  auto* sink = static_cast<BodySink*>(out);
+  const size_t bytes = size * count;
+  if (bytes > sink->max_bytes - sink->body->size()) {
+    sink->exceeded = true;
+    return 0;
+  }
+  sink->body->append(data, bytes);
+  return bytes;
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* out) {
@@ -98,7 +112,8 @@ StatusOr<const Curl*> GetCurl() {
 StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string& url,
                                    const std::map<std::string, std::string>& headers,
                                    const std::string& body, int64_t timeout_ms,
-                                   const std::function<bool()>& cancelled) {
+                                   const std::function<bool()>& cancelled,
+                                   uint64_t max_body_bytes) {
   ASSIGN_OR_RETURN(const Curl* lib, GetCurl());
   std::unique_ptr<CURL, decltype(lib->easy_cleanup)> curl(lib->easy_init(), lib->easy_cleanup);
   if (!curl) return InternalError("curl_easy_init failed");
@@ -125,7 +140,12 @@ StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string&
   }
   setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-  setopt(c, CURLOPT_WRITEDATA, &response.body);
+  BodySink sink{&response.body, max_body_bytes};
+  setopt(c, CURLOPT_WRITEDATA, &sink);
+  if (max_body_bytes <= static_cast<uint64_t>(std::numeric_limits<curl_off_t>::max())) {
+    // Refuses at once an answer whose Content-Length is already too large.
+    setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body_bytes));
+  }
   setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
   setopt(c, CURLOPT_HEADERDATA, &response.headers);
   setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
@@ -139,6 +159,9 @@ StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string&
   setopt(c, CURLOPT_TCP_NODELAY, 1L);
   const CURLcode rc = lib->easy_perform(c);
   if (rc == CURLE_ABORTED_BY_CALLBACK) return CancelledError("cancelled");
+  if (sink.exceeded || rc == CURLE_FILESIZE_EXCEEDED) {
+    return ResourceExhaustedError(StrCat("the answer is larger than ", max_body_bytes, " bytes"));
+  }
   if (rc != CURLE_OK) {
     return UnavailableError(StrCat(error[0] != '\0' ? error : lib->easy_strerror(rc)));
   }

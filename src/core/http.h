@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 
@@ -26,11 +27,13 @@ struct HttpResponse {
 
 // `method` is GET, POST, PUT, PATCH or DELETE; `body` is sent unless empty. Unavailable for
 // transport failures (connection refused, reset, timeout) with curl's reason, and when libcurl
-// (libcurl.so.4) cannot be loaded; Cancelled when `cancelled()` turns true. Any HTTP status is a
-// response, not an error. Thread-safe.
+// (libcurl.so.4) cannot be loaded; Cancelled when `cancelled()` turns true; ResourceExhausted
+// when the (decoded) body would pass `max_body_bytes`, the transfer stopped there. Any HTTP
+// status is a response, not an error. Redirects are answers, never followed. Thread-safe.
 StatusOr<HttpResponse> HttpRequest(const std::string& method, const std::string& url,
                                    const std::map<std::string, std::string>& headers,
                                    const std::string& body, int64_t timeout_ms,
-                                   const std::function<bool()>& cancelled = nullptr);
+                                   const std::function<bool()>& cancelled = nullptr,
+                                   uint64_t max_body_bytes = std::numeric_limits<uint64_t>::max());
 
 }  // namespace nightshift

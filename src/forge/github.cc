@@ -23,6 +23,7 @@ namespace {
 constexpr std::string_view kDefaultApiUrl = "https://api.github.com";
 constexpr int kPerPage = 100;
 constexpr int kMaxPages = 1000;        // 100,000 comments: a bound against a server that never ends
+constexpr int kMaxJobPages = 10;       // 1,000 jobs; a workflow run has at most 256 per attempt
 constexpr int64_t kJwtBackdateS = 60;  // GitHub: iat 60 s in the past, against clock drift
 constexpr int64_t kJwtLifetimeS = 540;      // exp: at most 10 minutes after iat
 constexpr int64_t kTokenMarginMs = 60'000;  // an installation token is renewed this early
@@ -252,6 +253,54 @@ class GitHub final : public RemoteForge {
       if (!more) return comments;
     }
     return comments;
+  }
+
+  StatusOr<std::vector<FailedJob>> FailedJobs(const std::string& ci_run_id, size_t tail_bytes,
+                                              int max_jobs) override {
+    if (!IsDecimal(ci_run_id)) {
+      return InvalidArgumentError(StrCat("github: a workflow run id, not '", ci_run_id, "'"));
+    }
+    if (max_jobs < 1) return InvalidArgumentError("github: max_jobs must be at least 1");
+    // The whole listing is read, since failed jobs may be on any page of all the run's jobs.
+    std::vector<ListedJob> failed;
+    for (int page = 1; page <= kMaxJobPages; ++page) {
+      RestRequest list{"GET",
+                       StrCat(repo_path_, "/actions/runs/", ci_run_id,
+                              "/jobs?filter=latest&per_page=", kPerPage, "&page=", page),
+                       {},
+                       std::nullopt};
+      ASSIGN_OR_RETURN(HttpResponse response, Call(list));
+      ASSIGN_OR_RETURN(Json answer, rest_.ParseBody(list, response));
+      auto jobs = answer.is_object() ? answer.find("jobs") : answer.end();
+      if (jobs == answer.end() || !jobs->is_array()) {
+        return InternalError(StrCat("github: GET ", list.path, ": unexpected answer: no jobs"));
+      }
+      for (const Json& item : *jobs) {
+        if (!item.is_object()) continue;
+        const std::string conclusion = StringField(item, "conclusion");
+        if (conclusion != "failure" && conclusion != "timed_out") continue;
+        ListedJob job{IdText(item.value("id", Json())),
+                      {StringField(item, "name"), StringField(item, "html_url"), ""}};
+        // The id goes into the next request's path.
+        if (!IsDecimal(job.id)) {
+          return InternalError(
+              StrCat("github: GET ", list.path, ": unexpected answer: a job without an id"));
+        }
+        failed.push_back(std::move(job));
+      }
+      const bool more = response.headers.contains("link")
+                            ? response.Header("link").find("rel=\"next\"") != std::string::npos
+                            : jobs->size() >= static_cast<size_t>(kPerPage);
+      if (!more) break;
+    }
+    // The log answers 302 to a pre-signed URL elsewhere (fetched without the token), or, on
+    // some servers, 200 with the text itself.
+    return WithLogTails(std::move(failed), tail_bytes, max_jobs, [&](const std::string& job_id) {
+      RestRequest log{
+          "GET", StrCat(repo_path_, "/actions/jobs/", job_id, "/logs"), {}, std::nullopt};
+      log.follow_redirect = true;
+      return Call(std::move(log));
+    });
   }
 
  private:

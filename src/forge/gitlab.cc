@@ -12,7 +12,8 @@ namespace {
 
 constexpr std::string_view kDefaultApiUrl = "https://gitlab.com/api/v4";
 constexpr int kPerPage = 100;
-constexpr int kMaxPages = 1000;  // 100,000 notes: a bound against a server that never ends
+constexpr int kMaxPages = 1000;   // 100,000 notes: a bound against a server that never ends
+constexpr int kMaxJobPages = 10;  // 1,000 failed jobs in one pipeline
 constexpr std::string_view kDraftPrefix = "Draft: ";
 
 // GitLab's error bodies: {"message": "404 Not found"}, {"message": ["..."]},
@@ -162,6 +163,46 @@ class GitLab final : public RemoteForge {
       if (!more) return comments;
     }
     return comments;
+  }
+
+  StatusOr<std::vector<FailedJob>> FailedJobs(const std::string& ci_run_id, size_t tail_bytes,
+                                              int max_jobs) override {
+    if (!IsDecimal(ci_run_id)) {
+      return InvalidArgumentError(StrCat("gitlab: a pipeline id, not '", ci_run_id, "'"));
+    }
+    if (max_jobs < 1) return InvalidArgumentError("gitlab: max_jobs must be at least 1");
+    // GitLab lists the newest first: every page is read to keep the first jobs.
+    std::vector<ListedJob> failed;
+    for (int page = 1; page <= kMaxJobPages; ++page) {
+      RestRequest list{"GET",
+                       StrCat(project_path_, "/pipelines/", ci_run_id,
+                              "/jobs?scope[]=failed&per_page=", kPerPage, "&page=", page),
+                       {},
+                       std::nullopt};
+      ASSIGN_OR_RETURN(HttpResponse response, Call(list));
+      ASSIGN_OR_RETURN(Json items, rest_.ParseBody(list, response));
+      if (!items.is_array()) {
+        return InternalError(StrCat("gitlab: GET ", list.path, ": unexpected answer: not a list"));
+      }
+      for (const Json& item : items) {
+        if (!item.is_object()) continue;
+        ListedJob job{IdText(item.value("id", Json())),
+                      {StringField(item, "name"), StringField(item, "web_url"), ""}};
+        // The id goes into the next request's path.
+        if (!IsDecimal(job.id)) {
+          return InternalError(
+              StrCat("gitlab: GET ", list.path, ": unexpected answer: a job without an id"));
+        }
+        failed.push_back(std::move(job));
+      }
+      const bool more = response.headers.contains("x-next-page")
+                            ? !response.Header("x-next-page").empty()
+                            : items.size() >= static_cast<size_t>(kPerPage);
+      if (!more) break;
+    }
+    return WithLogTails(std::move(failed), tail_bytes, max_jobs, [&](const std::string& job_id) {
+      return Call({"GET", StrCat(project_path_, "/jobs/", job_id, "/trace"), {}, std::nullopt});
+    });
   }
 
  private:

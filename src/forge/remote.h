@@ -40,6 +40,13 @@ struct RemoteComment {
   std::string created_at;  // as the forge gives it (ISO 8601)
 };
 
+// A CI job that failed, with the end of its log.
+struct FailedJob {
+  std::string name;
+  std::string url;       // for people (html_url / web_url)
+  std::string log_tail;  // the log's last bytes, as the forge stored them (not cleaned up)
+};
+
 struct RemoteForgeOptions {
   // https://api.github.com, or https://gitlab.example.com/api/v4; when empty, github.com's or
   // gitlab.com's.
@@ -55,6 +62,9 @@ struct RemoteForgeOptions {
   int64_t retry_base_ms = 1000;
   int64_t retry_max_ms = 60'000;
   int64_t timeout_ms = 30'000;
+  // A larger answer (a JSON page or a job's log, decompressed) fails its request with
+  // ResourceExhausted, read no further.
+  uint64_t max_response_bytes = uint64_t{64} << 20;
   // For App tokens' lifetimes and rate-limit resets; SystemClock when null. Not owned; must
   // outlive the forge.
   const Clock* clock = nullptr;
@@ -62,9 +72,9 @@ struct RemoteForgeOptions {
 
 // Every call is one or a few HTTP requests, each retried on transport errors, HTTP 429, 5xx and
 // rate limits (up to max_retries, then Unavailable naming the forge, the request and the last
-// answer); other 4xx fail at once with the forge's message (NotFound for 404, Unauthenticated
-// for 401, PermissionDenied for 403, AlreadyExists for 409, InvalidArgument for 400 and 422,
-// FailedPrecondition for others). docs/forges.md lists the requests.
+// answer); other 4xx fail at once with the forge's message (NotFound for 404 and 410,
+// Unauthenticated for 401, PermissionDenied for 403, AlreadyExists for 409, InvalidArgument
+// for 400 and 422, FailedPrecondition for others). docs/forges.md lists the requests.
 // `id` must be the decimal number the forge gave (InvalidArgument otherwise).
 // Thread-safe.
 class RemoteForge {
@@ -79,6 +89,16 @@ class RemoteForge {
   virtual Status Comment(const std::string& id, const std::string& body) = 0;
   // Every comment, oldest first (all pages).
   virtual StatusOr<std::vector<RemoteComment>> Comments(const std::string& id) = 0;
+  // The failed jobs of CI run `ci_run_id` (GitHub: a workflow run id, its latest attempt, jobs
+  // that concluded "failure" or "timed_out"; GitLab: a pipeline id, jobs in the "failed" state)
+  // and the last `tail_bytes` of each one's log, for an agent fixing the failure. At most
+  // `max_jobs`, the first ones (lowest job id) first; an empty list when none failed.
+  // `ci_run_id` must be decimal (InvalidArgument otherwise, as is a `max_jobs` below 1).
+  // NotFound when the run is unknown. A tail starts at a UTF-8 character boundary, so may be a
+  // few bytes short; a job whose log is gone (HTTP 404 or 410: expired, erased) has an empty
+  // tail. Any other failure to read a log fails the call.
+  virtual StatusOr<std::vector<FailedJob>> FailedJobs(const std::string& ci_run_id,
+                                                      size_t tail_bytes, int max_jobs) = 0;
 };
 
 // InvalidArgument for incomplete options (no project, no token and no App credentials, an App

@@ -30,6 +30,24 @@ std::string EitherHeader(const HttpResponse& response, const std::string& a, con
   return value.empty() ? response.Header(b) : value;
 }
 
+bool IsRedirect(int http_status) {
+  return http_status == 301 || http_status == 302 || http_status == 303 || http_status == 307 ||
+         http_status == 308;
+}
+
+// "https://host:port" of an absolute URL, without any user info; for messages.
+std::string Origin(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return "";
+  const size_t authority_start = scheme_end + 3;
+  const size_t authority_end = url.find_first_of("/?#", authority_start);
+  std::string_view authority = url.substr(authority_start, authority_end - authority_start);
+  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  return StrCat(url.substr(0, authority_start), authority);
+}
+
 bool MentionsRateLimit(std::string_view message) {
   std::string lower(message);
   std::transform(lower.begin(), lower.end(), lower.begin(),
@@ -66,6 +84,7 @@ RestClient::RestClient(std::string forge, ErrorTextFn error_text, const RemoteFo
       retry_base_ms_(std::max<int64_t>(1, options.retry_base_ms)),
       retry_max_ms_(std::max<int64_t>(1, options.retry_max_ms)),
       timeout_ms_(options.timeout_ms),
+      max_response_bytes_(options.max_response_bytes),
       clock_(options.clock != nullptr ? *options.clock : SystemClock::Get()) {}
 
 int64_t RestClient::BackoffMs(int attempt) const {
@@ -83,16 +102,49 @@ StatusOr<HttpResponse> RestClient::Send(const RestRequest& request) const {
     body = request.body->dump(-1, ' ', false, Json::error_handler_t::replace);
   }
   const std::string what = StrCat(forge_, ": ", request.method, " ", request.path);
+  const bool follow = request.follow_redirect && request.method == "GET";
+  ASSIGN_OR_RETURN(HttpResponse response, SendWithRetries(request.method, api_url_ + request.path,
+                                                          headers, body, what, follow));
+  if (!IsRedirect(response.status)) return response;
+  ASSIGN_OR_RETURN(std::string location, RedirectTarget(response, what));
+  // Only the origin is named: the rest of a pre-signed URL is as good as a credential.
+  return SendWithRetries("GET", location, {}, "", StrCat(what, " -> ", Origin(location)), false);
+}
+
+StatusOr<std::string> RestClient::RedirectTarget(const HttpResponse& response,
+                                                 const std::string& what) const {
+  std::string location = response.Header("location");
+  const bool https = location.starts_with("https://");
+  if (!https && !location.starts_with("http://")) {
+    return InternalError(StrCat(what, ": unexpected answer: HTTP ", response.status,
+                                " to a Location that is not an http(s) URL"));
+  }
+  if (!https && api_url_.starts_with("https://")) {
+    return InternalError(StrCat(what, ": unexpected answer: HTTP ", response.status,
+                                " from https to http: ", Origin(location)));
+  }
+  if (!IsHeaderSafe(location) || Origin(location).ends_with("://")) {  // no host
+    return InternalError(
+        StrCat(what, ": unexpected answer: HTTP ", response.status, " to a malformed Location"));
+  }
+  return location;
+}
+
+StatusOr<HttpResponse> RestClient::SendWithRetries(
+    const std::string& method, const std::string& url,
+    const std::map<std::string, std::string>& headers, const std::string& body,
+    const std::string& what, bool accept_redirect) const {
   const int attempts = max_retries_ + 1;
   for (int attempt = 1;; ++attempt) {
     auto response =
-        HttpRequest(request.method, api_url_ + request.path, headers, body, timeout_ms_);
+        HttpRequest(method, url, headers, body, timeout_ms_, nullptr, max_response_bytes_);
     std::string last;  // what went wrong this time, for the final error
     int64_t wait_ms = 0;
     if (!response.ok()) {
       if (!IsUnavailable(response.status())) return response.status().WithContext(what);
       last = response.status().message();
-    } else if (response->status >= 200 && response->status < 300) {
+    } else if ((response->status >= 200 && response->status < 300) ||
+               (accept_redirect && IsRedirect(response->status))) {
       return response;
     } else {
       const std::string message = AnswerMessage(*response, error_text_);
@@ -164,6 +216,7 @@ Status HttpErrorStatus(int http_status, std::string message) {
     case 403:
       return PermissionDeniedError(std::move(message));
     case 404:
+    case 410:  // Gone: GitHub's answer for an expired job log, among others
       return NotFoundError(std::move(message));
     case 409:
       return AlreadyExistsError(std::move(message));
@@ -212,6 +265,46 @@ std::string IdText(const Json& value) {
   if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
   if (value.is_string()) return value.get<std::string>();
   return "";
+}
+
+std::string Tail(std::string_view text, size_t bytes) {
+  if (text.size() > bytes) {
+    text.remove_prefix(text.size() - bytes);
+    for (int i = 0; i < 3 && !text.empty() && (static_cast<unsigned char>(text[0]) & 0xc0) == 0x80;
+         ++i) {
+      text.remove_prefix(1);
+    }
+  }
+  return std::string(text);
+}
+
+StatusOr<std::vector<FailedJob>> WithLogTails(
+    std::vector<ListedJob> listed, size_t tail_bytes, int max_jobs,
+    const std::function<StatusOr<HttpResponse>(const std::string& job_id)>& fetch_log) {
+  // Decimal ids without leading zeros: the shorter is the lower.
+  std::stable_sort(listed.begin(), listed.end(), [](const ListedJob& a, const ListedJob& b) {
+    return a.id.size() != b.id.size() ? a.id.size() < b.id.size() : a.id < b.id;
+  });
+  if (listed.size() > static_cast<size_t>(std::max(0, max_jobs))) listed.resize(max_jobs);
+  std::vector<FailedJob> jobs;
+  jobs.reserve(listed.size());
+  for (ListedJob& listed_job : listed) {
+    FailedJob job = std::move(listed_job.job);
+    if (tail_bytes > 0) {
+      // One log in memory at a time; only its tail is kept.
+      auto answer = fetch_log(listed_job.id);
+      if (answer.ok()) {
+        job.log_tail = Tail(answer->body, tail_bytes);
+      } else if (IsNotFound(answer.status())) {
+        log::Get("forge")->warn("the log of failed job {} is gone: {}", listed_job.id,
+                                answer.status().message());
+      } else {
+        return answer.status();
+      }
+    }
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
 }
 
 }  // namespace nightshift::forge

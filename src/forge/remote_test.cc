@@ -302,6 +302,306 @@ TEST(GitHub, RefusesIdsThatAreNotNumbers) {
   EXPECT_TRUE(server.requests().empty());
 }
 
+// A run's jobs as GitHub lists them: {"total_count": N, "jobs": [...]}.
+std::string GitHubJobs(const Json& jobs) {
+  return Json{{"total_count", jobs.size()}, {"jobs", jobs}}.dump();
+}
+
+Json GitHubJob(int64_t id, const std::string& name, const Json& conclusion) {
+  return {{"id", id},
+          {"name", name},
+          {"status", "completed"},
+          {"conclusion", conclusion},
+          {"html_url", "https://github.com/octo/app/actions/runs/7/job/" + std::to_string(id)}};
+}
+
+TEST(GitHub, FailedJobsFollowTheLogRedirectWithoutTheToken) {
+  RecordingServer storage({
+      {200, "setup\nbuild\nerror: test_foo failed\n"},
+      {200, "step\n##[error]The job exceeded the maximum execution time\n"},
+  });
+  RecordingServer api({
+      {200, GitHubJobs(Json::array(
+                {GitHubJob(31, "test (linux)", "failure"), GitHubJob(30, "lint", "success"),
+                 GitHubJob(29, "test (mac)", "timed_out"), GitHubJob(32, "docs", "cancelled"),
+                 GitHubJob(33, "deploy", nullptr)}))},
+      {302, "", {{"Location", storage.url() + "/logs/29.txt?sig=SECRET&se=2030"}}},
+      {302, "", {{"Location", storage.url() + "/logs/31.txt?sig=SECRET&se=2030"}}},
+  });
+  auto jobs = GitHub(GitHubOptions(api))->FailedJobs("7", 4096, 10);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  // Lowest job id first.
+  EXPECT_EQ((*jobs)[0].name, "test (mac)");
+  EXPECT_EQ((*jobs)[0].url, "https://github.com/octo/app/actions/runs/7/job/29");
+  EXPECT_EQ((*jobs)[0].log_tail, "setup\nbuild\nerror: test_foo failed\n");
+  EXPECT_EQ((*jobs)[1].name, "test (linux)");
+  EXPECT_EQ((*jobs)[1].log_tail, "step\n##[error]The job exceeded the maximum execution time\n");
+
+  const auto requests = api.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(requests[0].target,
+            "/repos/octo/app/actions/runs/7/jobs?filter=latest&per_page=100&page=1");
+  ExpectGitHubHeaders(requests[0], "ghp_test", false);
+  EXPECT_EQ(requests[1].target, "/repos/octo/app/actions/jobs/29/logs");
+  ExpectGitHubHeaders(requests[1], "ghp_test", false);
+  EXPECT_EQ(requests[2].target, "/repos/octo/app/actions/jobs/31/logs");
+
+  const auto downloads = storage.requests();
+  ASSERT_EQ(downloads.size(), 2u);
+  EXPECT_EQ(downloads[0].method, "GET");
+  EXPECT_EQ(downloads[0].target, "/logs/29.txt?sig=SECRET&se=2030");
+  EXPECT_EQ(downloads[1].target, "/logs/31.txt?sig=SECRET&se=2030");
+  for (const Recorded& download : downloads) {
+    EXPECT_EQ(download.Header("Authorization"), "<absent>");
+    EXPECT_EQ(download.Header("X-GitHub-Api-Version"), "<absent>");
+  }
+}
+
+TEST(GitHub, FailedJobsReadALogAnsweredDirectlyAndKeepItsTail) {
+  RecordingServer server({
+      {200, GitHubJobs(Json::array({GitHubJob(5, "build", "failure")}))},
+      {200, "0123456789abcdefghij"},
+  });
+  auto jobs = GitHub(GitHubOptions(server))->FailedJobs("7", 6, 10);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].log_tail, "efghij");
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST(GitHub, FailedJobsAtMostMaxJobsAcrossPages) {
+  Json first_page = Json::array();
+  for (int id = 100; id < 200; ++id) {
+    first_page.push_back(
+        GitHubJob(id, "job " + std::to_string(id), id == 150 ? "failure" : "success"));
+  }
+  RecordingServer server({
+      {200, GitHubJobs(first_page), {{"Link", R"(<https://api.github.com/x?page=2>; rel="next")"}}},
+      {200, GitHubJobs(Json::array(
+                {GitHubJob(99, "early", "failure"), GitHubJob(200, "late", "failure")}))},
+      {200, "log of 99"},
+      {200, "log of 150"},
+  });
+  auto jobs = GitHub(GitHubOptions(server))->FailedJobs("7", 100, 2);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].name, "early");
+  EXPECT_EQ((*jobs)[0].log_tail, "log of 99");
+  EXPECT_EQ((*jobs)[1].name, "job 150");
+  EXPECT_EQ((*jobs)[1].log_tail, "log of 150");
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[1].target,
+            "/repos/octo/app/actions/runs/7/jobs?filter=latest&per_page=100&page=2");
+  EXPECT_EQ(requests[2].target, "/repos/octo/app/actions/jobs/99/logs");
+  EXPECT_EQ(requests[3].target, "/repos/octo/app/actions/jobs/150/logs");
+}
+
+TEST(GitHub, NoFailedJobsIsAnEmptyList) {
+  RecordingServer server({
+      {200, GitHubJobs(
+                Json::array({GitHubJob(1, "build", "success"), GitHubJob(2, "test", "skipped")}))},
+  });
+  auto jobs = GitHub(GitHubOptions(server))->FailedJobs("7", 100, 5);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_TRUE(jobs->empty());
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(GitHub, FailedJobsOfAnUnknownRunAreNotFound) {
+  RecordingServer server({{404, R"({"message": "Not Found"})"}});
+  auto jobs = GitHub(GitHubOptions(server))->FailedJobs("123", 100, 5);
+  EXPECT_TRUE(IsNotFound(jobs.status())) << jobs.status();
+  EXPECT_EQ(jobs.status().message(),
+            "github: GET /repos/octo/app/actions/runs/123/jobs?filter=latest&per_page=100&page=1: "
+            "HTTP 404: Not Found");
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(GitHub, AnExpiredLogLeavesAnEmptyTail) {
+  RecordingServer server({
+      {200, GitHubJobs(Json::array({GitHubJob(1, "a", "failure"), GitHubJob(2, "b", "failure")}))},
+      {410, R"({"message": "Server Error", "status": "410"})"},
+      {200, "b's log"},
+  });
+  auto jobs = GitHub(GitHubOptions(server))->FailedJobs("7", 100, 5);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].name, "a");
+  EXPECT_EQ((*jobs)[0].log_tail, "");
+  EXPECT_EQ((*jobs)[1].log_tail, "b's log");
+}
+
+TEST(GitHub, FailedJobsRefuseRunIdsThatAreNotNumbers) {
+  RecordingServer server({});
+  auto github = GitHub(GitHubOptions(server));
+  for (const char* id : {"", "7/../../x", "-1", "1 2", "7?filter=all", "0x10"}) {
+    EXPECT_TRUE(IsInvalidArgument(github->FailedJobs(id, 100, 5).status())) << id;
+  }
+  EXPECT_TRUE(IsInvalidArgument(github->FailedJobs("7", 100, 0).status()));
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST(GitHub, ALogRedirectIsFollowedOnceAndOnlyToHttp) {
+  RecordingServer storage({{302, "", {{"Location", "http://127.0.0.1:1/again"}}}});
+  RecordingServer api({
+      {200, GitHubJobs(Json::array({GitHubJob(1, "a", "failure")}))},
+      {302, "", {{"Location", "file:///etc/passwd"}}},
+      {200, GitHubJobs(Json::array({GitHubJob(1, "a", "failure")}))},
+      {302, "", {{"Location", storage.url() + "/log?sig=SECRET"}}},
+  });
+  auto github = GitHub(GitHubOptions(api));
+  auto jobs = github->FailedJobs("7", 100, 5);
+  EXPECT_EQ(jobs.status().code(), StatusCode::kInternal) << jobs.status();
+  EXPECT_EQ(jobs.status().message(),
+            "github: GET /repos/octo/app/actions/jobs/1/logs: unexpected answer: HTTP 302 to a "
+            "Location that is not an http(s) URL");
+
+  // A second hop is an error like any other 3xx, and names the first hop's origin only.
+  jobs = github->FailedJobs("7", 100, 5);
+  EXPECT_EQ(jobs.status().code(), StatusCode::kFailedPrecondition) << jobs.status();
+  EXPECT_EQ(jobs.status().message(),
+            "github: GET /repos/octo/app/actions/jobs/1/logs -> " + storage.url() + ": HTTP 302");
+  EXPECT_EQ(storage.requests().size(), 1u);
+}
+
+TEST(GitHub, ALogDownloadIsRetriedWithoutRevealingItsUrl) {
+  RecordingServer storage({
+      {503, "Service Unavailable"},
+      {403, "<?xml version=\"1.0\"?><Error><Code>AuthenticationFailed</Code></Error>"},
+  });
+  RecordingServer api({
+      {200, GitHubJobs(Json::array({GitHubJob(1, "a", "failure")}))},
+      {302, "", {{"Location", storage.url() + "/blob/1?sig=SECRET"}}},
+  });
+  auto jobs = GitHub(GitHubOptions(api))->FailedJobs("7", 100, 5);
+  EXPECT_EQ(jobs.status().code(), StatusCode::kPermissionDenied) << jobs.status();
+  EXPECT_EQ(jobs.status().message().find("SECRET"), std::string::npos) << jobs.status();
+  EXPECT_EQ(jobs.status().message().find("/blob"), std::string::npos) << jobs.status();
+  EXPECT_EQ(storage.requests().size(), 2u);
+}
+
+TEST(GitHub, ALogLargerThanTheLimitIsRefusedOnce) {
+  RecordingServer server({
+      {200, GitHubJobs(Json::array({GitHubJob(1, "a", "failure")}))},
+      {200, std::string(4096, 'x')},
+  });
+  RemoteForgeOptions options = GitHubOptions(server);
+  options.max_response_bytes = 1024;
+  auto jobs = GitHub(options)->FailedJobs("7", 100, 5);
+  EXPECT_EQ(jobs.status().code(), StatusCode::kResourceExhausted) << jobs.status();
+  EXPECT_EQ(
+      jobs.status().message(),
+      "github: GET /repos/octo/app/actions/jobs/1/logs: the answer is larger than 1024 bytes");
+  EXPECT_EQ(server.requests().size(), 2u);  // not retried
+}
+
+TEST(GitLab, FailedJobsWithTheirTraces) {
+  RecordingServer server({
+      {200,
+       R"([{"id": 812, "name": "rspec 2/2", "status": "failed", "stage": "test",
+            "web_url": "https://gl/group/sub/app/-/jobs/812"},
+           {"id": 811, "name": "rspec 1/2", "status": "failed", "stage": "test",
+            "web_url": "https://gl/group/sub/app/-/jobs/811"},
+           {"id": 805, "name": "compile", "status": "failed", "stage": "build",
+            "web_url": "https://gl/group/sub/app/-/jobs/805"}])",
+       {{"X-Next-Page", ""}}},
+      {200, "Running with gitlab-runner\n$ make\nmake: *** [all] Error 2\n"},
+      {200, "1 example, 1 failure\n"},
+  });
+  auto jobs = GitLab(GitLabOptions(server))->FailedJobs("4711", 24, 2);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].name, "compile");
+  EXPECT_EQ((*jobs)[0].url, "https://gl/group/sub/app/-/jobs/805");
+  EXPECT_EQ((*jobs)[0].log_tail, "make: *** [all] Error 2\n");
+  EXPECT_EQ((*jobs)[1].name, "rspec 1/2");
+  EXPECT_EQ((*jobs)[1].log_tail, "1 example, 1 failure\n");  // shorter than the tail
+
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(
+      requests[0].target,
+      "/api/v4/projects/group%2Fsub%2Fapp/pipelines/4711/jobs?scope[]=failed&per_page=100&page=1");
+  ExpectGitLabHeaders(requests[0], false);
+  EXPECT_EQ(requests[1].target, "/api/v4/projects/group%2Fsub%2Fapp/jobs/805/trace");
+  ExpectGitLabHeaders(requests[1], false);
+  EXPECT_EQ(requests[2].target, "/api/v4/projects/group%2Fsub%2Fapp/jobs/811/trace");
+}
+
+TEST(GitLab, AStreamedTraceLargerThanTheLimitIsCutOff) {
+  // Chunked, so no Content-Length announces the size: the transfer stops at the limit.
+  httplib::Server server;
+  server.Get(".*/jobs", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"([{"id": 9, "name": "build", "web_url": "u"}])", "application/json");
+  });
+  server.Get(".*/trace", [](const httplib::Request&, httplib::Response& response) {
+    response.set_chunked_content_provider("text/plain", [](size_t, httplib::DataSink& sink) {
+      const std::string chunk(1024, 'x');
+      for (int i = 0; i < 1024 && sink.is_writable(); ++i) {
+        if (!sink.write(chunk.data(), chunk.size())) return false;
+      }
+      sink.done();
+      return true;
+    });
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  std::thread thread([&server] { server.listen_after_bind(); });
+  while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  RemoteForgeOptions options;
+  options.api_url = "http://127.0.0.1:" + std::to_string(port) + "/api/v4";
+  options.project = "group/app";
+  options.token = "glpat-test";
+  options.max_response_bytes = 4096;
+  auto jobs = GitLab(options)->FailedJobs("3", 100, 5);
+  server.stop();
+  thread.join();
+  EXPECT_EQ(jobs.status().code(), StatusCode::kResourceExhausted) << jobs.status();
+  EXPECT_EQ(jobs.status().message(),
+            "gitlab: GET /projects/group%2Fapp/jobs/9/trace: the answer is larger than 4096 bytes");
+}
+
+TEST(GitLab, NoFailedJobsIsAnEmptyList) {
+  RecordingServer server({{200, "[]", {{"X-Next-Page", ""}}}});
+  auto jobs = GitLab(GitLabOptions(server))->FailedJobs("4711", 100, 5);
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_TRUE(jobs->empty());
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(GitLab, FailedJobsOfAnUnknownPipelineAreNotFound) {
+  RecordingServer server({{404, R"({"message": "404 Not found"})"}});
+  auto jobs = GitLab(GitLabOptions(server))->FailedJobs("4711", 100, 5);
+  EXPECT_TRUE(IsNotFound(jobs.status())) << jobs.status();
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(GitLab, FailedJobsRefuseHostileIds) {
+  RecordingServer server({
+      {200, R"([{"id": "5/../../../users", "name": "x", "web_url": "u"}])", {{"X-Next-Page", ""}}},
+  });
+  auto gitlab = GitLab(GitLabOptions(server));
+  EXPECT_TRUE(IsInvalidArgument(gitlab->FailedJobs("4711/../1", 100, 5).status()));
+  EXPECT_TRUE(server.requests().empty());
+  // A job id from the forge goes into a path too.
+  auto jobs = gitlab->FailedJobs("4711", 100, 5);
+  EXPECT_EQ(jobs.status().code(), StatusCode::kInternal) << jobs.status();
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(Tail, KeepsTheLastBytesFromACharacterBoundary) {
+  EXPECT_EQ(Tail("abc", 10), "abc");
+  EXPECT_EQ(Tail("abc", 2), "bc");
+  EXPECT_EQ(Tail("abc", 0), "");
+  // "é" is two bytes and "€" three: a cut inside one drops its remaining bytes.
+  EXPECT_EQ(Tail("x\xc3\xa9y", 2), "y");
+  EXPECT_EQ(Tail("x\xe2\x82\xacy", 3), "y");
+  EXPECT_EQ(Tail("x\xe2\x82\xacy", 4), "\xe2\x82\xacy");
+}
+
 TEST(GitLab, OpensADraftMergeRequest) {
   RecordingServer server(
       {{201, R"({"iid": 5, "web_url": "https://gl/group/sub/app/-/merge_requests/5"})"}});
