@@ -379,6 +379,23 @@ StatusOr<Run> ApiClient::GetRun(int64_t run_id) {
   return As<Run>(Get(path), "GET", path);
 }
 
+StatusOr<IncomingEventList> ApiClient::ListIncoming(std::optional<int64_t> limit,
+                                                    std::optional<int64_t> before) {
+  const std::string path =
+      StrCat("/api/v1/events", Query({{"limit", limit ? std::to_string(*limit) : ""},
+                                      {"before", before ? std::to_string(*before) : ""}}));
+  return As<IncomingEventList>(Get(path), "GET", path);
+}
+
+StatusOr<IncomingEvent> ApiClient::ReplayIncoming(int64_t id) {
+  const std::string path = StrCat("/api/v1/events/", id, "/replay");
+  return As<IncomingEvent>(Post(path, Json()), "POST", path);
+}
+
+StatusOr<ScheduleList> ApiClient::ListSchedules() {
+  return As<ScheduleList>(Get("/api/v1/schedules"), "GET", "/api/v1/schedules");
+}
+
 StatusOr<Run> ApiClient::CancelRun(int64_t run_id) {
   const std::string path = StrCat("/api/v1/runs/", run_id, "/cancel");
   return As<Run>(Post(path, Json()), "POST", path);

@@ -112,6 +112,13 @@ class ApiClient {
   StatusOr<ChangeRequest> ActOnChangeRequest(int64_t id, std::string_view action);
   StatusOr<PostedComment> CommentOnChangeRequest(int64_t id, const CommentRequest& comment);
 
+  // What arrived for the triggers, newest first (GET /api/v1/events).
+  StatusOr<IncomingEventList> ListIncoming(std::optional<int64_t> limit,
+                                           std::optional<int64_t> before);
+  // Processes a stored event again and returns it once processed (or still pending).
+  StatusOr<IncomingEvent> ReplayIncoming(int64_t id);
+  StatusOr<ScheduleList> ListSchedules();
+
   // Called once per run event, in order. An error stops the stream and is returned by
   // StreamEvents.
   using EventCallback = std::function<Status(const Event& event)>;

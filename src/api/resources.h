@@ -104,6 +104,7 @@ struct Run {
   std::optional<Timestamp> finished_at;
   int64_t last_event_seq = 0;
   std::string requested_by;
+  std::string trigger;
   std::optional<Lease> lease;
   std::optional<std::vector<RunAttempt>> attempts;
 
@@ -128,7 +129,9 @@ struct Run {
         NullableField("finished_at", &Run::finished_at, "when it ended"),
         Field("last_event_seq", &Run::last_event_seq, "its last event's sequence number"),
         Field("requested_by", &Run::requested_by,
-              "who asked: admin, comment:<author> (a follow-up comment)"),
+              "who asked: admin, comment:<author> (a follow-up comment), trigger:<agent>, "
+              "schedule:<agent>"),
+        Field("trigger", &Run::trigger, "the event that started it, in words; empty: none"),
         NullableField("lease", &Run::lease, "who holds it now"),
         Field("attempts", &Run::attempts, "each attempt (GET /api/v1/runs/{id} only)")};
   }
@@ -319,6 +322,81 @@ struct ErrorBody {
 
   static constexpr auto Fields() {
     return std::tuple{RequiredField("error", &ErrorBody::error, "what went wrong")};
+  }
+};
+
+// --- Triggers (docs/triggers.md) ---
+
+// What arrived: a webhook delivery, a slash command, a schedule's fire.
+struct IncomingEvent {
+  int64_t id = 0;
+  std::string source;
+  std::string type;
+  std::string delivery;
+  std::string state;
+  Timestamp received_at;
+  std::optional<Timestamp> processed_at;
+  int32_t replays = 0;
+  int32_t redeliveries = 0;
+  Json outcome = Json::array();
+
+  static constexpr auto Fields() {
+    return std::tuple{
+        RequiredField("id", &IncomingEvent::id, "its id"),
+        Field("source", &IncomingEvent::source, "github, gitlab, slack, generic:<name>, schedule"),
+        Field("type", &IncomingEvent::type, "the source's event type"),
+        Field("delivery", &IncomingEvent::delivery, "the source's id of the delivery"),
+        Field("state", &IncomingEvent::state, "pending, then done"),
+        Field("received_at", &IncomingEvent::received_at, "when it was stored"),
+        NullableField("processed_at", &IncomingEvent::processed_at, "when it was processed"),
+        Field("replays", &IncomingEvent::replays, "times processed again on purpose"),
+        Field("redeliveries", &IncomingEvent::redeliveries,
+              "times the source sent it again (duplicates, which start nothing)"),
+        Field("outcome", &IncomingEvent::outcome,
+              "what came of it: one entry per agent and repository, each with `result` "
+              "(started, coalesced, queued, skipped, rate_limited, loop_guard, ignored, "
+              "no_matching_agent, no_matching_repository, follow_up, error) and `run_id`, "
+              "`agent`, `repository`, `reason` where they apply")};
+  }
+};
+
+// GET /api/v1/events
+struct IncomingEventList {
+  std::vector<IncomingEvent> events;
+  std::optional<int64_t> next_before;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("events", &IncomingEventList::events, "newest first"),
+                      NullableField("next_before", &IncomingEventList::next_before,
+                                    "`before` for the next page")};
+  }
+};
+
+struct ScheduleEntry {
+  std::string agent;
+  std::string cron;
+  std::string timezone;
+  std::string misfire;
+  std::string last_due;
+  std::string next_due;
+
+  static constexpr auto Fields() {
+    return std::tuple{Field("agent", &ScheduleEntry::agent, "the agent it starts"),
+                      Field("cron", &ScheduleEntry::cron, "its cron expression"),
+                      Field("timezone", &ScheduleEntry::timezone, "its IANA time zone"),
+                      Field("misfire", &ScheduleEntry::misfire, "run_once or skip"),
+                      Field("last_due", &ScheduleEntry::last_due,
+                            "the due time it last fired for (or was first seen), RFC 3339"),
+                      Field("next_due", &ScheduleEntry::next_due, "its next due time, RFC 3339")};
+  }
+};
+
+// GET /api/v1/schedules
+struct ScheduleList {
+  std::vector<ScheduleEntry> schedules;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("schedules", &ScheduleList::schedules, "by agent")};
   }
 };
 

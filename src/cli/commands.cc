@@ -53,6 +53,7 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   AddLogsVerb(cli);
   AddChangeRequestVerbs(cli);
   AddCancelVerb(cli);
+  AddTriggerVerbs(cli);
   AddConfigVerb(cli);
   AddCronVerb(cli);
   AddSandboxVerbs(cli);

@@ -26,6 +26,9 @@ void AddShowVerb(CommandLine& cli);      // show
 void AddLogsVerb(CommandLine& cli);      // logs
 void AddCancelVerb(CommandLine& cli);    // cancel
 
+// Triggers (trigger_verbs.cc): events, events replay, schedule list.
+void AddTriggerVerbs(CommandLine& cli);
+
 // Change requests (cr_verbs.cc): cr list, show, diff, comment, approve, merge, close.
 void AddChangeRequestVerbs(CommandLine& cli);
 

@@ -45,6 +45,16 @@ constexpr Section kSections[] = {
         ConfigErrors& errors) {
        config.forges = forge::ParseForgeLinks(node, environment, errors);
      }},
+    {"webhooks",
+     [](const ConfigNode& node, const Environment& environment, ServerConfig& config,
+        ConfigErrors& errors) {
+       config.triggers.webhooks = triggers::ParseWebhooks(node, environment, errors);
+     }},
+    {"agents",
+     [](const ConfigNode& node, const Environment&, ServerConfig& config, ConfigErrors& errors) {
+       config.triggers.agents =
+           triggers::ParseAgents(node, config.triggers.webhooks.generic, errors);
+     }},
 };
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "forge/builtin.h"
 #include "forge/policy.h"
+#include "triggers/agents.h"
 
 namespace nightshift::config {
 
@@ -29,6 +30,7 @@ struct ServerConfig {
   std::map<std::string, forge::ReviewPolicy> review = {{"", forge::ReviewPolicy{}}};
   forge::Identity identity;                        // identity:
   std::map<std::string, forge::ForgeLink> forges;  // forges:, by repository name
+  triggers::TriggersConfig triggers;               // webhooks:, agents:
   // A new section is a field here and a row in config.cc's kSections.
 };
 

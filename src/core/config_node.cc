@@ -292,4 +292,18 @@ void RequireConfig(bool ok, const ConfigNode& node, std::string_view key,
   }
 }
 
+std::function<void(const ConfigNode&)> EnvironmentSecret(const Environment& environment,
+                                                         std::string* out, ConfigErrors& errors) {
+  return [&environment, out, &errors](const ConfigNode& value) {
+    std::string name;
+    if (!ReadConfigValue(value, &name, errors)) return;
+    auto it = environment.find(name);
+    if (it == environment.end() || it->second.empty()) {
+      errors.Add(value, StrCat(value.path(), ": the environment variable ", name, " is not set"));
+      return;
+    }
+    *out = it->second;
+  };
+}
+
 }  // namespace nightshift

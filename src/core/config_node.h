@@ -158,4 +158,10 @@ bool ReadConfigFields(const ConfigNode& node, std::initializer_list<ConfigField>
 void RequireConfig(bool ok, const ConfigNode& node, std::string_view key,
                    std::string_view requirement, ConfigErrors& errors);
 
+// A target for a setting that names an environment variable holding a secret (`token_env:
+// GITHUB_TOKEN`): stores the variable's value in `out`, or records "PATH: the environment
+// variable NAME is not set" when it is missing or empty. The references must outlive the read.
+std::function<void(const ConfigNode&)> EnvironmentSecret(const Environment& environment,
+                                                         std::string* out, ConfigErrors& errors);
+
 }  // namespace nightshift

@@ -39,8 +39,8 @@ Status BuiltinForge::Publish(store::ChangeRequest& cr, bool follow_up, int64_t r
   auto& [link, remote] = it->second;
   if (follow_up && !cr.remote_id.empty()) {
     RETURN_IF_ERROR(remote->Update(cr.remote_id, cr.title, cr.body));
-    return remote->Comment(cr.remote_id,
-                           StrCat("Updated by follow-up run ", run_id, ": ", cr.head_commit));
+    return remote->Comment(cr.remote_id, StrCat("Updated by follow-up run ", run_id, ": ",
+                                                cr.head_commit, "\n\n", kCommentMarker));
   }
   ASSIGN_OR_RETURN(RemoteChangeRequest opened,
                    remote->Open(ChangeRequestDraft{.title = cr.title,

@@ -20,16 +20,7 @@ ForgeLink ParseForgeLink(const ConfigNode& node, const Environment& environment,
   ForgeLink link;
   RemoteForgeOptions& options = link.options;
   const size_t errors_before = errors.size();
-  auto token_env = [&](const ConfigNode& value) {
-    std::string name;
-    if (!ReadConfigValue(value, &name, errors)) return;
-    auto it = environment.find(name);
-    if (it == environment.end() || it->second.empty()) {
-      errors.Add(value, StrCat(value.path(), ": the environment variable ", name, " is not set"));
-      return;
-    }
-    options.token = it->second;
-  };
+  auto token_env = EnvironmentSecret(environment, &options.token, errors);
   auto private_key_file = [&](const ConfigNode& value) {
     std::string path;
     if (!ReadConfigValue(value, &path, errors)) return;

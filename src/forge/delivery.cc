@@ -495,7 +495,9 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   const std::string body = StrCat(
       run.kind == store::RunKind::kAgent ? "**Task**\n\n" : "**Recipe**\n\n", Asked(run), "\n\n",
       handover.summary.empty() ? "" : StrCat("**What was done**\n\n", handover.summary, "\n\n"),
-      "**Files changed**\n\n", files, "\nNightshift run ", run.id, ".");
+      "**Files changed**\n\n", files,
+      run.trigger.empty() ? "" : StrCat("\n**Started by**\n\n", run.trigger, "\n"),
+      "\nNightshift run ", run.id, ".");
   // The change request's diff: the run's own, unless a follow-up adds to an earlier base.
   auto cr_diff =
       base_commit == base ? StatusOr<std::string>(*diff) : delivery.Diff(base_commit, *commit);

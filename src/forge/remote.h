@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -18,6 +19,10 @@ class Clock;
 }  // namespace nightshift
 
 namespace nightshift::forge {
+
+// In every comment the platform posts on a forge, so that its own comments, when they come back
+// as webhook events, start nothing (triggers::LoopGuard).
+inline constexpr std::string_view kCommentMarker = "<!-- nightshift -->";
 
 struct ChangeRequestDraft {
   std::string title;

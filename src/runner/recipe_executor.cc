@@ -64,6 +64,38 @@ class EventsSink final : public agent::EventSink {
 
 }  // namespace
 
+Status ValidateContextPath(std::string_view path) {
+  const std::string_view name =
+      path.starts_with(kContextDir) ? path.substr(kContextDir.size()) : std::string_view();
+  const bool ok =
+      !name.empty() && name.size() <= 100 && name.front() != '.' &&
+      std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      });
+  if (!ok) {
+    return InvalidArgumentError(
+        StrCat("context file '", path, "' must be ", kContextDir, "NAME with a plain name"));
+  }
+  return OkStatus();
+}
+
+namespace {
+
+// Writes the run's context files under `root` (the checkout, or a layer over it).
+Status WriteContext(const std::filesystem::path& root,
+                    const std::map<std::string, std::string>& context) {
+  for (const auto& [path, text] : context) {
+    RETURN_IF_ERROR(ValidateContextPath(path));
+    std::error_code ec;
+    std::filesystem::create_directories(root / kContextDir, ec);
+    if (ec) return InternalError(StrCat("cannot create ", (root / kContextDir).string()));
+    RETURN_IF_ERROR(WriteFileAtomic(root / path, text, 0644));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Status ValidateRef(std::string_view ref) {
   if (ref.empty()) return OkStatus();
   auto bad = [&](std::string_view why) {
@@ -207,6 +239,9 @@ Outcome RecipeExecutor::Execute(Execution& x) {
       if (!setup.ok()) return failed(environment_phase, setup.status());
       if (!setup->ok) return failed(environment_phase, FailedPreconditionError(setup->reason));
     }
+    if (Status st = WriteContext(ws.copy, x.run.context); !st.ok()) {
+      return failed(environment_phase, st);
+    }
     environment_phase.End("ok");
     Phase agent_phase(x.events, "agent");
     sandbox::ProcessSpec spec{.argv = {"/bin/sh", "-c", x.run.recipe},
@@ -245,6 +280,15 @@ Outcome RecipeExecutor::Execute(Execution& x) {
     RemoveTreeQuietly(setup_layer / ".git");  // the checkout's, which always sits above
     layers.push_back(setup_layer);
   }
+  if (!x.run.context.empty()) {
+    // The platform's files for the run (a CI failure's logs), in a layer of their own: read by
+    // the run, never part of what it delivers.
+    const auto context_layer = x.work_dir / "context";
+    if (Status st = WriteContext(context_layer, x.run.context); !st.ok()) {
+      return failed(environment_phase, st);
+    }
+    layers.push_back(context_layer);
+  }
   environment_phase.End("ok");
 
   Phase agent_phase(x.events, "agent");
@@ -257,7 +301,7 @@ Outcome RecipeExecutor::Execute(Execution& x) {
   spec.pool = options_.pool;
   // The agent's tools run in the same sandbox as the run.
   agent::ProcessSandbox run_sandbox(spec);
-  if (ws.prebuild || ws.setup_pending) {
+  if (ws.prebuild || ws.setup_pending || !x.run.context.empty()) {
     // Setup's products show as untracked files in the agent's own `git status`: excluded in the
     // run's view of the repository, for the agent's sake. (What the platform delivers never
     // depends on it: see workspace/result.h.)

@@ -54,4 +54,11 @@ class RecipeExecutor final : public Executor {
 // object id. Empty means the repository's HEAD and is valid. InvalidArgument with the reason.
 Status ValidateRef(std::string_view ref);
 
+// Where the platform puts a run's context files (store::RunSpec::context) in its workspace.
+inline constexpr std::string_view kContextDir = ".nightshift/context/";
+
+// A context file's path: kContextDir and a plain name ([A-Za-z0-9._-], not starting with
+// '.'). InvalidArgument otherwise.
+Status ValidateContextPath(std::string_view path);
+
 }  // namespace nightshift::runner

@@ -48,6 +48,8 @@ std::string ErrorCode(const Status& st) {
   return code;
 }
 
+}  // namespace
+
 void SendJson(httplib::Response& res, int status, const Json& body) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
@@ -58,6 +60,8 @@ void SendError(httplib::Response& res, const Status& st) {
   SendJson(res, HttpStatus(st),
            api::ToJson(api::ErrorBody{{.code = ErrorCode(st), .message = st.message()}}));
 }
+
+namespace {
 
 // The store's records as the API's shapes (api/resources.h).
 
@@ -117,6 +121,7 @@ api::Run RunOf(const Run& r) {
           .finished_at = TimeOrNull(r.finished_ms),
           .last_event_seq = r.last_event_seq,
           .requested_by = r.requested_by,
+          .trigger = r.trigger,
           .lease = r.lease_owner.empty()
                        ? std::nullopt
                        : std::optional<api::Lease>(api::Lease{.owner = r.lease_owner,

@@ -10,8 +10,12 @@
 #include "server/run_service.h"
 #include "store/store.h"
 
+#include "core/json.h"
+#include "core/status.h"
+
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace nightshift::server {
@@ -24,6 +28,11 @@ struct ApiContext {
   int64_t keepalive_ms = 15'000;         // SSE comment interval
   forge::BuiltinForge* forge = nullptr;  // change requests
 };
+
+// A JSON answer, and an error as the API's error body with the status's HTTP code (400 for
+// InvalidArgument, 401, 403, 404, 409 for AlreadyExists and FailedPrecondition, …).
+void SendJson(httplib::Response& res, int status, const Json& body);
+void SendError(httplib::Response& res, const Status& st);
 
 // Registers every route, the bearer-token check and the JSON error bodies on `http`.
 // `context` must outlive the server.

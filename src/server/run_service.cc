@@ -10,6 +10,7 @@ namespace {
 using store::RunKind;
 
 constexpr size_t kMaxTextBytes = 64 * 1024;
+constexpr size_t kMaxContextBytes = 1024 * 1024;
 
 }  // namespace
 
@@ -40,6 +41,14 @@ StatusOr<store::RunSpec> RunService::Check(const SubmitRequest& r) const {
     return InvalidArgumentError("'max_attempts' must be from 1 to 10");
   }
   RETURN_IF_ERROR(runner::ValidateRef(r.ref));
+  size_t context_bytes = 0;
+  for (const auto& [path, text] : r.context) {
+    RETURN_IF_ERROR(runner::ValidateContextPath(path));
+    context_bytes += text.size();
+  }
+  if (context_bytes > kMaxContextBytes) {
+    return InvalidArgumentError("the run's context files are larger than 1 MiB");
+  }
   // What this server can run.
   if (kind != RunKind::kRecipe && !capabilities_.sandbox) {
     return FailedPreconditionError(
@@ -68,7 +77,10 @@ StatusOr<store::RunSpec> RunService::Check(const SubmitRequest& r) const {
                         .model = r.model,
                         .change_request_id = r.change_request_id,
                         .timeout_seconds = static_cast<int32_t>(r.timeout_seconds),
-                        .max_attempts = static_cast<int32_t>(r.max_attempts)};
+                        .max_attempts = static_cast<int32_t>(r.max_attempts),
+                        .idempotency_key = r.idempotency_key,
+                        .trigger = r.trigger,
+                        .context = r.context};
 }
 
 StatusOr<store::Run> RunService::Submit(const SubmitRequest& request, const Principal& principal) {

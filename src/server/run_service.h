@@ -10,6 +10,7 @@
 // Thread-safe: every method is one store operation (or a check, then one).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -40,6 +41,12 @@ struct SubmitRequest {
   int64_t timeout_seconds = 3600;
   int64_t max_attempts = 3;
   int64_t change_request_id = 0;  // a follow-up of this change request
+  // A submitter that may submit the same thing twice (a trigger after a crash) names it: the
+  // second Submit answers AlreadyExists.
+  std::string idempotency_key;
+  std::string trigger;  // what started it, for people (shown with the run and its change request)
+  // Files for the run's workspace, under .nightshift/context/ (store::RunSpec::context).
+  std::map<std::string, std::string> context;
 };
 
 // What this server can do, fixed at start.

@@ -24,6 +24,7 @@
 #include "sandbox/cgroups.h"
 #include "server/api.h"
 #include "server/event_hub.h"
+#include "server/hooks.h"
 #include "server/task_queue.h"
 #include "store/sqlite_store.h"
 
@@ -107,6 +108,45 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
   RunCapabilities capabilities{.sandbox = sandboxed};
   for (const auto& [name, model] : s->config_.agent.models) capabilities.models.push_back(name);
   s->run_service_ = std::make_unique<RunService>(*s->store_, *s->forge_, capabilities);
+  {
+    // Triggers: agents as configuration, webhooks and schedules, submitting through the
+    // run service.
+    TriggerOptions triggers{.config = s->config_.triggers};
+    triggers.own.logins = s->config_.triggers.webhooks.bot_logins;
+    triggers.own.logins.push_back(s->config_.identity.name);
+    triggers.own.comment_marker = std::string(forge::kCommentMarker);
+    for (const auto& [repo, link] : s->config_.forges) {
+      triggers.forge_names[repo] = link.options.project;
+    }
+    // A CI failure's context: its failed jobs' log tails, read through the forge adapter.
+    forge::BuiltinForge* forge = s->forge_.get();
+    triggers.context = [forge](const store::Repository& repo, const triggers::TriggerEvent& event)
+        -> StatusOr<std::map<std::string, std::string>> {
+      std::map<std::string, std::string> files;
+      const auto field = [&](const char* name) {
+        auto it = event.fields.find(name);
+        return it == event.fields.end() ? std::string() : it->second;
+      };
+      const bool failed =
+          (event.source == "github" && event.type == "workflow_run" &&
+           field("conclusion") == "failure") ||
+          (event.source == "gitlab" && event.type == "pipeline" && field("status") == "failed");
+      forge::RemoteForge* remote = forge->RemoteOf(repo.name);
+      if (!failed || remote == nullptr) return files;
+      const std::string id = event.source == "github" ? field("run_id") : field("pipeline_id");
+      ASSIGN_OR_RETURN(std::vector<forge::FailedJob> jobs,
+                       remote->FailedJobs(id, /*tail_bytes=*/48 * 1024, /*max_jobs=*/5));
+      std::string log = StrCat("# CI run ", id, " failed", field("branch").empty() ? "" : " on ",
+                               field("branch"), "\n");
+      for (const forge::FailedJob& job : jobs) {
+        log += StrCat("\n## ", job.name, " (", job.url, ")\n\n", job.log_tail, "\n");
+      }
+      files[StrCat(runner::kContextDir, "ci.log")] = std::move(log);
+      return files;
+    };
+    s->triggers_ = std::make_unique<TriggerService>(*s->store_, *s->run_service_,
+                                                    std::move(triggers), SystemClock::Get());
+  }
   s->delivery_ = std::make_unique<forge::Delivery>(
       *s->store_, *s->forge_, forge::DeliveryOptions{.data_dir = dir, .review = s->config_.review});
   if (options.runner_slots > 0) {
@@ -194,6 +234,7 @@ Status Server::Start() {
       std::make_unique<ApiContext>(ApiContext{*store_, *hub_, *run_service_, admin_token_});
   api_context_->forge = forge_.get();
   RegisterApi(*http_, *api_context_);
+  RegisterTriggerRoutes(*http_, *triggers_, SystemClock::Get());
 
   port_ = options_.port == 0
               ? http_->bind_to_any_port(options_.host)
@@ -205,6 +246,7 @@ Status Server::Start() {
   if (listen_fd >= 0 && ::listen(listen_fd, 1024) != 0) return ErrnoError("listen", options_.host);
   reaper_thread_ = std::thread([this] { ReaperLoop(); });
   if (runner_) RETURN_IF_ERROR(runner_->Start());
+  triggers_->Start();
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
   // httplib's stop() is a no-op until the accept loop runs, so a stop right after Start()
   // would be lost; and "started" should mean "accepting". Wait for the loop.
@@ -220,6 +262,7 @@ void Server::Stop() {
   if (hub_) hub_->Shutdown();
   if (http_) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
+  if (triggers_) triggers_->Stop();
   if (runner_) runner_->Stop();
   reaper_cv_.notify_all();
   if (reaper_thread_.joinable()) reaper_thread_.join();

@@ -18,6 +18,7 @@
 #include "forge/delivery.h"
 #include "sandbox/pool.h"
 #include "server/run_service.h"
+#include "server/trigger_service.h"
 #include "store/store.h"
 #include "workspace/workspace.h"
 
@@ -99,6 +100,7 @@ class Server {
   std::unique_ptr<workspace::Workspaces> workspaces_;
   std::unique_ptr<forge::BuiltinForge> forge_;
   std::unique_ptr<RunService> run_service_;
+  std::unique_ptr<TriggerService> triggers_;
   std::unique_ptr<forge::Delivery> delivery_;
   std::unique_ptr<runner::RecipeExecutor> executor_;
   std::unique_ptr<runner::Runner> runner_;

@@ -51,6 +51,10 @@ constexpr std::array<std::pair<CrReview, std::string_view>, 2> kCrReviewNames{{
     {CrReview::kPending, "pending"},
     {CrReview::kApproved, "approved"},
 }};
+constexpr std::array<std::pair<IncomingState, std::string_view>, 2> kIncomingStateNames{{
+    {IncomingState::kPending, "pending"},
+    {IncomingState::kDone, "done"},
+}};
 
 }  // namespace
 
@@ -63,6 +67,13 @@ std::optional<CrState> ParseCrState(std::string_view name) { return ValueOf(kCrS
 std::string_view CrReviewName(CrReview review) { return NameOf(kCrReviewNames, review); }
 std::optional<CrReview> ParseCrReview(std::string_view name) {
   return ValueOf(kCrReviewNames, name);
+}
+
+std::string_view IncomingStateName(IncomingState state) {
+  return NameOf(kIncomingStateNames, state);
+}
+std::optional<IncomingState> ParseIncomingState(std::string_view name) {
+  return ValueOf(kIncomingStateNames, name);
 }
 
 bool IsTerminal(RunState state) {

@@ -3,6 +3,7 @@
 // The records the store keeps. Plain values; no behaviour beyond naming.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,13 @@ struct RunSpec {
   int32_t timeout_seconds = 3600;
   int32_t max_attempts = 3;
   std::string requested_by;  // the principal that submitted it ("admin", "comment:alice")
+  // Set by a submitter that may submit the same thing twice (a trigger after a crash): a second
+  // run with the same key is refused (AlreadyExists) and the first one stands.
+  std::string idempotency_key;
+  std::string trigger;  // what started it, for people ("github workflow_run CI on main: URL")
+  // Files the platform puts into the run's workspace, by path relative to the checkout (e.g.
+  // ".nightshift/context/ci.log"); never part of what the run delivers.
+  std::map<std::string, std::string> context;
 };
 
 struct Run {
@@ -87,6 +95,9 @@ struct Run {
   int64_t updated_ms = 0;
   int64_t last_event_seq = 0;
   std::string requested_by;
+  std::string idempotency_key;
+  std::string trigger;
+  std::map<std::string, std::string> context;
 };
 
 // A change request of the built-in forge: a run's work on its own branch, waiting for people.
@@ -126,6 +137,40 @@ struct RunAttempt {
   int64_t ended_ms = 0;  // 0 while in progress
   std::string outcome;   // a terminal state name, "requeued", or empty while in progress
   std::string reason;
+};
+
+// Something that arrived for the triggers — a webhook delivery, a slash command, a schedule's
+// due time — stored before it is acted on, and what came of it.
+enum class IncomingState { kPending, kDone };
+std::string_view IncomingStateName(IncomingState state);
+std::optional<IncomingState> ParseIncomingState(std::string_view name);
+
+struct IncomingEvent {
+  int64_t id = 0;
+  std::string source;    // "github", "gitlab", "slack", "generic:sentry", "schedule"
+  std::string delivery;  // the source's id of it: (source, delivery) is unique
+  std::string type;      // the source's event type ("workflow_run", "Pipeline Hook", …)
+  std::string body;      // as received (bytes; hostile)
+  int64_t received_ms = 0;
+  IncomingState state = IncomingState::kPending;
+  std::string outcome;  // a JSON array of what became of it, once done
+  int64_t processed_ms = 0;
+  int32_t replays = 0;       // times processed again on purpose
+  int32_t redeliveries = 0;  // times the source sent it again (each refused as a duplicate)
+};
+
+struct IncomingFilter {
+  std::optional<IncomingState> state;
+  int64_t before_id = 0;
+  int32_t limit = 50;  // newest first (pending: oldest first)
+};
+
+// The run a concurrency key (an agent's, rendered over an event) last started, and the event
+// waiting for it to end (overlap "queue").
+struct TriggerKey {
+  std::string key;
+  int64_t run_id = 0;
+  int64_t waiting_event_id = 0;
 };
 
 // Who holds a run: a runner name and the attempt it leased. The same runner may lease the same

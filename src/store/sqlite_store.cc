@@ -116,6 +116,40 @@ ALTER TABLE change_requests ADD COLUMN remote_id TEXT NOT NULL DEFAULT '';
       R"sql(
 ALTER TABLE runs ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
 )sql",
+      // 7: triggers — what arrived (webhooks, slash commands, schedules' fires) and what came of
+      // it, schedules' last due times, concurrency keys; runs' idempotency keys, what started
+      // them and the files the platform gives them.
+      R"sql(
+ALTER TABLE runs ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN trigger TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN context TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX runs_by_key ON runs(idempotency_key) WHERE idempotency_key != '';
+CREATE INDEX runs_by_requester ON runs(requested_by, created_ms);
+CREATE TABLE incoming_events (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  source        TEXT NOT NULL,
+  delivery      TEXT NOT NULL,
+  type          TEXT NOT NULL,
+  body          BLOB NOT NULL,
+  received_ms   INTEGER NOT NULL,
+  state         TEXT NOT NULL,
+  outcome       TEXT NOT NULL DEFAULT '',
+  processed_ms  INTEGER NOT NULL DEFAULT 0,
+  replays       INTEGER NOT NULL DEFAULT 0,
+  redeliveries  INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX incoming_by_delivery ON incoming_events(source, delivery);
+CREATE INDEX incoming_pending ON incoming_events(id) WHERE state = 'pending';
+CREATE TABLE schedule_dues (
+  key     TEXT PRIMARY KEY,
+  due_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE trigger_keys (
+  key               TEXT PRIMARY KEY,
+  run_id            INTEGER NOT NULL,
+  waiting_event_id  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+)sql",
 
   };
   return *migrations;
@@ -125,7 +159,8 @@ constexpr char kRunColumns[] =
     "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
     "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
     "r.commit_sha, r.created_ms, r.started_ms, r.finished_ms, r.updated_ms, r.last_event_seq, "
-    "r.kind, r.task, r.model, r.change_request_id, r.requested_by";
+    "r.kind, r.task, r.model, r.change_request_id, r.requested_by, r.idempotency_key, r.trigger, "
+    "r.context";
 constexpr char kRunFrom[] = " FROM runs r JOIN repositories p ON p.id = r.repo_id ";
 
 Run ReadRun(const Statement& s) {
@@ -154,6 +189,17 @@ Run ReadRun(const Statement& s) {
   r.model = s.Text(21);
   r.change_request_id = s.Int(22);
   r.requested_by = s.Text(23);
+  r.idempotency_key = s.Text(24);
+  r.trigger = s.Text(25);
+  if (std::string context = s.Text(26); !context.empty()) {
+    // Written by CreateRun from a map of strings.
+    Json json = Json::parse(context, nullptr, /*allow_exceptions=*/false);
+    if (json.is_object()) {
+      for (const auto& [path, text] : json.items()) {
+        if (text.is_string()) r.context[path] = text.get<std::string>();
+      }
+    }
+  }
   return r;
 }
 
@@ -191,6 +237,8 @@ class SqliteStore final : public Store {
   Status RemoveRepository(const std::string& name) override;
   StatusOr<Run> CreateRun(const RunSpec& spec) override;
   StatusOr<Run> GetRun(int64_t id) override;
+  StatusOr<Run> GetRunByKey(const std::string& idempotency_key) override;
+  StatusOr<RunCounts> CountRuns(const std::string& requested_by, int64_t since_ms) override;
   StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) override;
   StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) override;
   StatusOr<std::optional<Run>> LeaseRun(const std::string& owner, int64_t ttl_ms) override;
@@ -210,6 +258,17 @@ class SqliteStore final : public Store {
   StatusOr<CrComment> AddCrComment(int64_t change_request_id, const std::string& author,
                                    const std::string& body) override;
   StatusOr<std::vector<CrComment>> ListCrComments(int64_t change_request_id) override;
+  StatusOr<IncomingEvent> AddIncoming(const IncomingEvent& event) override;
+  StatusOr<IncomingEvent> GetIncoming(int64_t id) override;
+  StatusOr<std::vector<IncomingEvent>> ListIncoming(const IncomingFilter& filter) override;
+  Status FinishIncoming(int64_t id, const std::string& outcome) override;
+  StatusOr<IncomingEvent> ReplayIncoming(int64_t id) override;
+  StatusOr<int64_t> ScheduleLastDue(const std::string& key) override;
+  Status RecordScheduleDue(const std::string& key, int64_t due_ms,
+                           const std::optional<IncomingEvent>& fire) override;
+  StatusOr<std::optional<TriggerKey>> GetTriggerKey(const std::string& key) override;
+  Status PutTriggerKey(const TriggerKey& key) override;
+  StatusOr<std::vector<TriggerKey>> ListWaitingTriggerKeys() override;
   void SetObserver(RunObserver* observer) override { observer_ = observer; }
 
  private:
@@ -235,6 +294,8 @@ class SqliteStore final : public Store {
 
   // Helpers that run inside an open write transaction on writer_.
   StatusOr<Run> LoadRunLocked(SqliteDb& db, int64_t id);
+  // Inserts a pending incoming event; AlreadyExists for a stored (source, delivery).
+  StatusOr<IncomingEvent> AddIncomingLocked(const IncomingEvent& event, int64_t now);
   StatusOr<int64_t> AppendEventsLocked(int64_t run_id, const std::vector<NewEvent>& events,
                                        int64_t now);
   Status CloseAttemptLocked(const Run& run, std::string_view outcome, const std::string& reason,
@@ -432,9 +493,9 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           Statement s,
           writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
                            "timeout_seconds, created_ms, updated_ms, kind, task, model, "
-                           "change_request_id, requested_by) "
-                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ? FROM repositories "
-                           "WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
+                           "change_request_id, requested_by, idempotency_key, trigger, context) "
+                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM "
+                           "repositories WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
       s.Bind(1, spec.ref)
           .Bind(2, spec.recipe)
           .Bind(3, int64_t{spec.max_attempts})
@@ -446,8 +507,18 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
           .Bind(9, spec.model)
           .Bind(10, spec.change_request_id)
           .Bind(11, spec.requested_by)
-          .Bind(12, spec.repo);
-      ASSIGN_OR_RETURN(bool row, s.Step());
+          .Bind(12, spec.idempotency_key)
+          .Bind(13, spec.trigger)
+          .Bind(14, spec.context.empty()
+                        ? std::string()
+                        : Json(spec.context).dump(-1, ' ', false, Json::error_handler_t::replace))
+          .Bind(15, spec.repo);
+      auto stepped = s.Step();
+      if (!stepped.ok() && IsAlreadyExists(stepped.status())) {
+        return AlreadyExistsError(
+            StrCat("a run with idempotency key '", spec.idempotency_key, "' exists"));
+      }
+      ASSIGN_OR_RETURN(bool row, std::move(stepped));
       if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
       id = s.Int(0);
     }
@@ -463,6 +534,28 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
 StatusOr<Run> SqliteStore::GetRun(int64_t id) {
   ASSIGN_OR_RETURN(auto reader, AcquireReader());
   return LoadRunLocked(reader->db(), id);
+}
+
+StatusOr<Run> SqliteStore::GetRunByKey(const std::string& idempotency_key) {
+  if (idempotency_key.empty()) return InvalidArgumentError("empty idempotency key");
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat("SELECT ", kRunColumns, kRunFrom,
+                                                            "WHERE r.idempotency_key = ?")));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, idempotency_key).Step());
+  if (!row) return NotFoundError(StrCat("no run has idempotency key '", idempotency_key, "'"));
+  return ReadRun(s);
+}
+
+StatusOr<RunCounts> SqliteStore::CountRuns(const std::string& requested_by, int64_t since_ms) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(
+      Statement s,
+      reader->db().Prepare("SELECT COALESCE(SUM(created_ms >= ?), 0), COALESCE(SUM(state IN "
+                           "('queued', 'preparing', 'running')), 0) FROM runs WHERE "
+                           "requested_by = ?"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, since_ms).Bind(2, requested_by).Step());
+  if (!row) return RunCounts{};
+  return RunCounts{.since = s.Int(0), .unfinished = s.Int(1)};
 }
 
 StatusOr<std::vector<Run>> SqliteStore::ListRuns(const RunFilter& filter) {
@@ -911,6 +1004,168 @@ StatusOr<std::vector<CrComment>> SqliteStore::ListCrComments(int64_t change_requ
                             .author = s.Text(2),
                             .body = s.Text(3),
                             .created_ms = s.Int(4)});
+  }
+  return out;
+}
+
+namespace {
+
+constexpr char kIncomingColumns[] =
+    "id, source, delivery, type, body, received_ms, state, outcome, processed_ms, replays, "
+    "redeliveries";
+
+IncomingEvent ReadIncoming(const Statement& s) {
+  return IncomingEvent{
+      .id = s.Int(0),
+      .source = s.Text(1),
+      .delivery = s.Text(2),
+      .type = s.Text(3),
+      .body = s.Text(4),
+      .received_ms = s.Int(5),
+      .state = ParseIncomingState(s.Text(6)).value_or(IncomingState::kDone),
+      .outcome = s.Text(7),
+      .processed_ms = s.Int(8),
+      .replays = static_cast<int32_t>(s.Int(9)),
+      .redeliveries = static_cast<int32_t>(s.Int(10)),
+  };
+}
+
+}  // namespace
+
+StatusOr<IncomingEvent> SqliteStore::AddIncomingLocked(const IncomingEvent& event, int64_t now) {
+  // A redelivery leaves the stored event as it is but for its count.
+  ASSIGN_OR_RETURN(Statement s, writer_->Prepare(StrCat(
+                                    "INSERT INTO incoming_events(source, delivery, type, body, "
+                                    "received_ms, state) VALUES(?, ?, ?, ?, ?, 'pending') "
+                                    "ON CONFLICT(source, delivery) DO UPDATE SET redeliveries = "
+                                    "redeliveries + 1 RETURNING ",
+                                    kIncomingColumns)));
+  s.Bind(1, event.source).Bind(2, event.delivery).Bind(3, event.type).Bind(4, event.body);
+  s.Bind(5, now);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return InternalError("insert of an incoming event returned nothing");
+  return ReadIncoming(s);
+}
+
+StatusOr<IncomingEvent> SqliteStore::AddIncoming(const IncomingEvent& event) {
+  if (event.source.empty() || event.delivery.empty()) {
+    return InvalidArgumentError("an incoming event needs a source and a delivery id");
+  }
+  const int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  return AddIncomingLocked(event, now);
+}
+
+StatusOr<IncomingEvent> SqliteStore::GetIncoming(int64_t id) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat("SELECT ", kIncomingColumns,
+                                                            " FROM incoming_events WHERE id = ?")));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, id).Step());
+  if (!row) return NotFoundError(StrCat("unknown event ", id));
+  return ReadIncoming(s);
+}
+
+StatusOr<std::vector<IncomingEvent>> SqliteStore::ListIncoming(const IncomingFilter& filter) {
+  const bool pending = filter.state == IncomingState::kPending;
+  std::string sql = StrCat("SELECT ", kIncomingColumns, " FROM incoming_events WHERE 1=1");
+  if (filter.state) sql += " AND state = ?";
+  if (filter.before_id > 0) sql += " AND id < ?";
+  sql += pending ? " ORDER BY id ASC LIMIT ?" : " ORDER BY id DESC LIMIT ?";
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(sql));
+  int i = 0;
+  if (filter.state) s.Bind(++i, IncomingStateName(*filter.state));
+  if (filter.before_id > 0) s.Bind(++i, filter.before_id);
+  s.Bind(++i, int64_t{filter.limit});
+  std::vector<IncomingEvent> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadIncoming(s));
+  }
+  return out;
+}
+
+Status SqliteStore::FinishIncoming(int64_t id, const std::string& outcome) {
+  const int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s, writer_->Prepare("UPDATE incoming_events SET state = 'done', "
+                                                 "outcome = ?, processed_ms = ? WHERE id = ? AND "
+                                                 "state = 'pending' RETURNING id"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, outcome).Bind(2, now).Bind(3, id).Step());
+  if (!row) return FailedPreconditionError(StrCat("event ", id, " is not pending"));
+  return OkStatus();
+}
+
+StatusOr<IncomingEvent> SqliteStore::ReplayIncoming(int64_t id) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s, writer_->Prepare(StrCat(
+                                    "UPDATE incoming_events SET state = 'pending', replays = "
+                                    "replays + 1 WHERE id = ? AND state = 'done' RETURNING ",
+                                    kIncomingColumns)));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, id).Step());
+  if (row) return ReadIncoming(s);
+  ASSIGN_OR_RETURN(Statement exists,
+                   writer_->Prepare("SELECT 1 FROM incoming_events WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, exists.Bind(1, id).Step());
+  if (!found) return NotFoundError(StrCat("unknown event ", id));
+  return FailedPreconditionError(StrCat("event ", id, " is still being processed"));
+}
+
+StatusOr<int64_t> SqliteStore::ScheduleLastDue(const std::string& key) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare("SELECT due_ms FROM schedule_dues WHERE key = ?"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, key).Step());
+  return row ? s.Int(0) : 0;
+}
+
+Status SqliteStore::RecordScheduleDue(const std::string& key, int64_t due_ms,
+                                      const std::optional<IncomingEvent>& fire) {
+  const int64_t now = clock_.NowMs();
+  std::lock_guard lock(write_mu_);
+  WriteTransaction txn(*writer_);
+  RETURN_IF_ERROR(txn.Begin());
+  {
+    ASSIGN_OR_RETURN(Statement s, writer_->Prepare("INSERT INTO schedule_dues(key, due_ms) "
+                                                   "VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET "
+                                                   "due_ms = MAX(due_ms, excluded.due_ms)"));
+    RETURN_IF_ERROR(s.Bind(1, key).Bind(2, due_ms).Exec());
+  }
+  if (fire) RETURN_IF_ERROR(AddIncomingLocked(*fire, now).status());
+  return txn.Commit();
+}
+
+StatusOr<std::optional<TriggerKey>> SqliteStore::GetTriggerKey(const std::string& key) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare("SELECT key, run_id, waiting_event_id FROM "
+                                                     "trigger_keys WHERE key = ?"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, key).Step());
+  if (!row) return std::optional<TriggerKey>();
+  return std::optional<TriggerKey>(
+      TriggerKey{.key = s.Text(0), .run_id = s.Int(1), .waiting_event_id = s.Int(2)});
+}
+
+Status SqliteStore::PutTriggerKey(const TriggerKey& key) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(
+      Statement s,
+      writer_->Prepare("INSERT INTO trigger_keys(key, run_id, waiting_event_id) "
+                       "VALUES(?, ?, ?) ON CONFLICT(key) DO UPDATE SET run_id = "
+                       "excluded.run_id, waiting_event_id = excluded.waiting_event_id"));
+  return s.Bind(1, key.key).Bind(2, key.run_id).Bind(3, key.waiting_event_id).Exec();
+}
+
+StatusOr<std::vector<TriggerKey>> SqliteStore::ListWaitingTriggerKeys() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare("SELECT key, run_id, waiting_event_id FROM "
+                                                     "trigger_keys WHERE waiting_event_id != 0 "
+                                                     "ORDER BY waiting_event_id"));
+  std::vector<TriggerKey> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(TriggerKey{.key = s.Text(0), .run_id = s.Int(1), .waiting_event_id = s.Int(2)});
   }
   return out;
 }

@@ -25,6 +25,11 @@ struct RunFilter {
   int32_t limit = 50;             // newest first
 };
 
+struct RunCounts {
+  int64_t since = 0;
+  int64_t unfinished = 0;
+};
+
 // What a runner reports when it moves a run forward.
 struct Transition {
   RunState from;
@@ -54,8 +59,12 @@ class Store {
   virtual Status RemoveRepository(const std::string& name) = 0;
 
   // Runs. CreateRun stores the run as queued together with its first "state" event.
+  // AlreadyExists when spec.idempotency_key is set and a run has it (GetRunByKey finds it).
   virtual StatusOr<Run> CreateRun(const RunSpec& spec) = 0;
   virtual StatusOr<Run> GetRun(int64_t id) = 0;
+  virtual StatusOr<Run> GetRunByKey(const std::string& idempotency_key) = 0;
+  // Runs `requested_by` submitted since `since_ms`, and those of its runs not yet finished.
+  virtual StatusOr<RunCounts> CountRuns(const std::string& requested_by, int64_t since_ms) = 0;
   virtual StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) = 0;
   virtual StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) = 0;
 
@@ -101,6 +110,33 @@ class Store {
   virtual StatusOr<CrComment> AddCrComment(int64_t change_request_id, const std::string& author,
                                            const std::string& body) = 0;
   virtual StatusOr<std::vector<CrComment>> ListCrComments(int64_t change_request_id) = 0;
+
+  // What arrived for the triggers (docs/triggers.md). AddIncoming stores `event` as pending
+  // (id, received_ms and state are assigned) and returns it; when (source, delivery) is stored
+  // already, it only counts the redelivery and returns the stored event (redeliveries >= 1).
+  virtual StatusOr<IncomingEvent> AddIncoming(const IncomingEvent& event) = 0;
+  virtual StatusOr<IncomingEvent> GetIncoming(int64_t id) = 0;
+  virtual StatusOr<std::vector<IncomingEvent>> ListIncoming(const IncomingFilter& filter) = 0;
+  // Records what became of a pending event (a JSON array) and marks it done;
+  // FailedPrecondition when it is not pending.
+  virtual Status FinishIncoming(int64_t id, const std::string& outcome) = 0;
+  // Marks a done event pending again, to be processed once more (replays + 1);
+  // FailedPrecondition when it is still pending.
+  virtual StatusOr<IncomingEvent> ReplayIncoming(int64_t id) = 0;
+
+  // Schedules: the last due time each one (by key) was fired for, 0 for one never seen.
+  virtual StatusOr<int64_t> ScheduleLastDue(const std::string& key) = 0;
+  // Sets the schedule's last due time and, when `fire` is set, stores it as an incoming event,
+  // in one transaction: a fire is stored exactly when its due time is recorded (one whose
+  // (source, delivery) is stored already is counted as a redelivery).
+  virtual Status RecordScheduleDue(const std::string& key, int64_t due_ms,
+                                   const std::optional<IncomingEvent>& fire) = 0;
+
+  // Concurrency keys: the run each last started, and the event waiting on it.
+  virtual StatusOr<std::optional<TriggerKey>> GetTriggerKey(const std::string& key) = 0;
+  virtual Status PutTriggerKey(const TriggerKey& key) = 0;
+  // Keys with a waiting event, oldest first.
+  virtual StatusOr<std::vector<TriggerKey>> ListWaitingTriggerKeys() = 0;
 
   // At most one observer; set before concurrent use. Not owned.
   virtual void SetObserver(RunObserver* observer) = 0;

@@ -76,6 +76,9 @@ Status VerifyHmacSha256(std::string_view secret, std::string_view message,
                         std::string_view header_name, std::string_view prefix,
                         std::string_view header);
 
+// The SHA-256 of `data` in lower-case hex: the delivery id of a source that sends none.
+std::string Sha256Hex(std::string_view data);
+
 // `body` parsed as a JSON object, or InvalidArgument prefixed with the source.
 StatusOr<Json> ParseBody(std::string_view source, std::string_view body);
 

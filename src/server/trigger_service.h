@@ -1,0 +1,136 @@
+#pragma once
+
+// The triggers' half of the control plane (docs/triggers.md): what arrives — webhook
+// deliveries, Slack's slash commands, schedules' due times — is stored first (the ledger,
+// store::IncomingEvent), then one worker thread processes it: it reads the stored bytes as an
+// event, applies the loop guard, matches agents and repositories, coalesces by concurrency
+// key, applies the limits, and submits runs through RunService with the trigger as the
+// principal. What became of each event is recorded with it.
+//
+// Exactly once: a delivery is stored once per (source, delivery id); a schedule's due time is
+// recorded in the same transaction as its fire; every run a trigger submits carries an
+// idempotency key made of the event and the agent, so processing an event again after a crash
+// finds the run it already started instead of starting another.
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "core/status.h"
+#include "server/run_service.h"
+#include "store/store.h"
+#include "triggers/agents.h"
+#include "triggers/webhook_event.h"
+
+namespace nightshift::server {
+
+struct TriggerOptions {
+  triggers::TriggersConfig config;
+  triggers::OwnIdentity own;
+  // Each registered repository's name on its forge ("acme/app"), from its forge link, when it
+  // has one; otherwise it is taken from the path of its URL.
+  std::map<std::string, std::string> forge_names;
+  // Files a run gets because of its event: a CI failure's failed jobs' logs
+  // (".nightshift/context/ci.log"). Called on the worker thread; may be unset.
+  std::function<StatusOr<std::map<std::string, std::string>>(const store::Repository& repo,
+                                                             const triggers::TriggerEvent& event)>
+      context;
+  // Called at named points of processing, so tests can kill the process there ("fired",
+  // "submitted"); unset in production.
+  std::function<void(std::string_view point)> failpoint;
+  int64_t tick_ms = 500;  // how often schedules and queued keys are looked at
+};
+
+// One schedule, as `nightshift schedule list` shows it.
+struct ScheduleInfo {
+  std::string agent;
+  std::string cron;
+  std::string timezone;
+  std::string misfire;
+  std::string last_due;  // RFC 3339 in its zone; empty when it never fired
+  std::string next_due;
+};
+
+class TriggerService {
+ public:
+  TriggerService(store::Store& store, RunService& runs, TriggerOptions options, const Clock& clock);
+  ~TriggerService();
+
+  // Starts the worker: it first processes what a previous process left pending.
+  void Start();
+  void Stop();
+
+  // Stores `event` (a webhook delivery as received) and wakes the worker. AlreadyExists, with
+  // the stored event's id in the message, for a delivery stored before (it counts the
+  // redelivery).
+  StatusOr<store::IncomingEvent> Accept(const store::IncomingEvent& event);
+  // Stores an event that starts nothing (an unknown type, a ping) as done with `reason`.
+  StatusOr<store::IncomingEvent> AcceptIgnored(const store::IncomingEvent& event,
+                                               const std::string& reason);
+  // The event once processed, waiting up to `timeout_ms` (Slack wants its answer in 3 s).
+  StatusOr<store::IncomingEvent> WaitProcessed(int64_t id, int64_t timeout_ms);
+  // Processes a stored event again, on purpose (`nightshift events replay ID`).
+  StatusOr<store::IncomingEvent> Replay(int64_t id);
+
+  std::vector<ScheduleInfo> Schedules();
+
+  const triggers::TriggersConfig& config() const { return options_.config; }
+  store::Store& store() { return store_; }
+
+  // Processes everything due now on the calling thread (pending events, schedules, waiting
+  // keys); what the worker does each tick. For tests that drive time with a FakeClock.
+  void ProcessDue();
+
+ private:
+  struct Target {
+    const triggers::AgentSpec* agent;
+    const triggers::TriggerSpec* trigger;
+    store::Repository repo;
+  };
+
+  void WorkerLoop();
+  void FireSchedules();
+  void StartWaiting();
+  Json Process(const store::IncomingEvent& stored);
+  // What one agent does with the event on one repository: an outcome entry.
+  Json Dispatch(const store::IncomingEvent& stored, const triggers::TriggerEvent& event,
+                const Target& target);
+  Json Start(const store::IncomingEvent& stored, const triggers::TriggerEvent& event,
+             const Target& target, const std::string& key);
+  std::optional<Json> FollowUp(const triggers::TriggerEvent& event,
+                               const std::vector<store::Repository>& repos);
+  std::vector<store::Repository> RepositoriesOf(const triggers::TriggerEvent& event,
+                                                const std::vector<store::Repository>& all) const;
+  std::string ForgeName(const store::Repository& repo) const;
+  void Failpoint(std::string_view point) const {
+    if (options_.failpoint) options_.failpoint(point);
+  }
+
+  store::Store& store_;
+  RunService& runs_;
+  const TriggerOptions options_;
+  const Clock& clock_;
+
+  std::mutex mu_;
+  std::condition_variable wake_;       // the worker: something arrived, or stop
+  std::condition_variable processed_;  // waiters of WaitProcessed
+  bool stopping_ = false;
+  bool pending_ = false;
+  std::thread worker_;
+  std::mutex process_mu_;  // one processor at a time (the worker, or a test's ProcessDue)
+};
+
+// The event stored for `stored` read back as a TriggerEvent: a webhook's body through its
+// source's parser, a schedule's fire from the JSON the scheduler wrote. nullopt for one that
+// starts nothing (an action no agent can want).
+StatusOr<std::optional<triggers::TriggerEvent>> ReadStoredEvent(
+    const store::IncomingEvent& stored, const triggers::TriggersConfig& config);
+
+}  // namespace nightshift::server
