@@ -413,7 +413,8 @@ Json TriggerService::Dispatch(const store::IncomingEvent& stored, const TriggerE
   if (!existing.ok()) return with(Entry("error", existing.status().message()));
   if (*existing) {
     auto run = store_.GetRun((*existing)->run_id);
-    if (run.ok() && run->idempotency_key.starts_with(StrCat("event:", stored.id, "#"))) {
+    if (run.ok() &&
+        run->idempotency_key.starts_with(StrCat("event:", stored.id, "#", stored.replays, ":"))) {
       // Processed before (a crash, a replay of an unfinished one): the run it started stands.
       Json started = with(Entry("started"));
       started["run_id"] = run->id;
