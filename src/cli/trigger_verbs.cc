@@ -108,15 +108,15 @@ void AddTriggerVerbs(CommandLine& cli) {
   events->add_flag("--json", events_args.json, "print JSON");
   events->add_option("-n,--limit", events_args.limit, "how many, newest first (default 20)")
       ->check(CLI::Range(1, 500));
-  cli.OnServer(events,
-               [&events_args](api::ApiClient& api) { return ListEvents(api, events_args); });
-
   auto& replay_args = cli.Own<ReplayArgs>();
   CLI::App* replay = events->add_subcommand("replay", "process a stored event again, on purpose");
   replay->add_flag("--json", replay_args.json, "print JSON");
   replay->add_option("ID", replay_args.id_text, "event id")->required()->check(RunIdValidator());
+  // The subcommand first: the first parsed verb runs, and `events` is parsed too.
   cli.OnServer(replay,
                [&replay_args](api::ApiClient& api) { return ReplayEvent(api, replay_args); });
+  cli.OnServer(events,
+               [&events_args](api::ApiClient& api) { return ListEvents(api, events_args); });
 
   CLI::App* schedule = cli.app().add_subcommand("schedule", "schedules: list");
   schedule->require_subcommand(1);
