@@ -5,18 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
+#include "core/status.h"
 #include "forge/builtin.h"
 #include "server/event_hub.h"
 #include "server/run_service.h"
 #include "store/store.h"
 
-#include "core/json.h"
-#include "core/status.h"
-
 namespace httplib {
 class Server;
 struct Response;
-}
+}  // namespace httplib
 
 namespace nightshift::server {
 

@@ -80,6 +80,7 @@ StatusOr<store::RunSpec> RunService::Check(const SubmitRequest& r) const {
                         .max_attempts = static_cast<int32_t>(r.max_attempts),
                         .idempotency_key = r.idempotency_key,
                         .trigger = r.trigger,
+                        .concurrency_key = r.concurrency_key,
                         .context = r.context};
 }
 

@@ -45,6 +45,7 @@ struct SubmitRequest {
   // second Submit answers AlreadyExists.
   std::string idempotency_key;
   std::string trigger;  // what started it, for people (shown with the run and its change request)
+  std::string concurrency_key;  // a trigger's: the run becomes the key's run
   // Files for the run's workspace, under .nightshift/context/ (store::RunSpec::context).
   std::map<std::string, std::string> context;
 };

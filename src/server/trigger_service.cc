@@ -184,7 +184,7 @@ StatusOr<store::IncomingEvent> TriggerService::AcceptIgnored(const store::Incomi
   ASSIGN_OR_RETURN(store::IncomingEvent stored, store_.AddIncoming(event));
   if (stored.state == store::IncomingState::kPending && stored.redeliveries == 0) {
     const std::string outcome = Json::array({Entry("ignored", reason)}).dump();
-    RETURN_IF_ERROR(store_.FinishIncoming(stored.id, outcome));
+    RETURN_IF_ERROR(store_.FinishIncoming({{stored.id, outcome}}));
     stored.state = store::IncomingState::kDone;
     stored.outcome = outcome;
   }
@@ -213,6 +213,11 @@ StatusOr<store::IncomingEvent> TriggerService::Replay(int64_t id) {
   return event;
 }
 
+bool TriggerService::Stopping() {
+  std::lock_guard lock(mu_);
+  return stopping_;
+}
+
 void TriggerService::ProcessDue() {
   std::lock_guard process(process_mu_);
   FireSchedules();
@@ -224,16 +229,22 @@ void TriggerService::ProcessDue() {
       break;
     }
     if (pending->empty()) break;
+    std::vector<store::Store::Outcome> outcomes;
     for (const store::IncomingEvent& event : *pending) {
+      if (Stopping()) break;
       const Json outcome = Process(event);
       Failpoint("processed");
-      if (Status st = store_.FinishIncoming(
-              event.id, outcome.dump(-1, ' ', false, Json::error_handler_t::replace));
-          !st.ok()) {
-        log::Get("triggers")->error("event {}: {}", event.id, st.message());
-      }
-      processed_.notify_all();
+      outcomes.push_back({event.id, outcome.dump(-1, ' ', false, Json::error_handler_t::replace)});
     }
+    // One transaction for the batch: the runs it started are in the store already, so a crash
+    // before this line processes the batch again and finds them (idempotency keys).
+    if (Status st = store_.FinishIncoming(outcomes); !st.ok()) {
+      log::Get("triggers")
+          ->error("cannot record what came of {} events: {}", outcomes.size(), st.message());
+      break;
+    }
+    processed_.notify_all();
+    if (Stopping()) return;
   }
   StartWaiting();
 }
@@ -465,13 +476,13 @@ Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEven
   auto remember = [&](const store::Run& run) {
     Json entry = Entry("started");
     entry["run_id"] = run.id;
-    if (Status st = store_.PutTriggerKey({.key = key, .run_id = run.id}); !st.ok()) {
-      entry["reason"] = StrCat("started, but its concurrency key was not recorded: ", st.message());
-    }
     return entry;
   };
   // Started already, by a process that died before it recorded so.
-  if (auto run = store_.GetRunByKey(idempotency_key); run.ok()) return remember(*run);
+  if (auto run = store_.GetRunByKey(idempotency_key); run.ok()) {
+    (void)store_.PutTriggerKey({.key = key, .run_id = run->id});
+    return remember(*run);
+  }
 
   if (agent.runs_per_hour > 0 || agent.max_concurrent > 0) {
     int64_t since = 0;
@@ -496,7 +507,8 @@ Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEven
                         .model = agent.model,
                         .timeout_seconds = agent.timeout_seconds,
                         .idempotency_key = idempotency_key,
-                        .trigger = DescribeTrigger(stored, event)};
+                        .trigger = DescribeTrigger(stored, event),
+                        .concurrency_key = key};
   request.ref = event.source == "schedule" ? Field(event, "branch") : Field(event, "branch");
   if (target.trigger->task) {
     auto task = target.trigger->task->Render(event.fields, triggers::Quoting::kNone);
@@ -573,6 +585,7 @@ void TriggerService::StartWaiting() {
     TriggerEvent event = **parsed;
     if (event.repository.empty()) event.fields["repository"] = ForgeName(*repo);
     Json started = Start(*stored, event, Target{agent, trigger, *repo}, key.key);
+    // Started, the key's run is the new one and nothing waits (CreateRun recorded so).
     if (!started.contains("run_id")) (void)store_.PutTriggerKey(cleared);
     log::Get("triggers")->info("event {} for {}: {}", stored->id, key.key, started.dump());
   }

@@ -96,6 +96,7 @@ class TriggerService {
   };
 
   void WorkerLoop();
+  bool Stopping();
   void FireSchedules();
   void StartWaiting();
   Json Process(const store::IncomingEvent& stored);

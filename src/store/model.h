@@ -65,6 +65,8 @@ struct RunSpec {
   // run with the same key is refused (AlreadyExists) and the first one stands.
   std::string idempotency_key;
   std::string trigger;  // what started it, for people ("github workflow_run CI on main: URL")
+  // A trigger's concurrency key: recorded as the key's run (TriggerKey) with the run.
+  std::string concurrency_key;
   // Files the platform puts into the run's workspace, by path relative to the checkout (e.g.
   // ".nightshift/context/ci.log"); never part of what the run delivers.
   std::map<std::string, std::string> context;

@@ -149,6 +149,7 @@ CREATE TABLE trigger_keys (
   run_id            INTEGER NOT NULL,
   waiting_event_id  INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE INDEX trigger_keys_waiting ON trigger_keys(waiting_event_id) WHERE waiting_event_id != 0;
 )sql",
 
   };
@@ -261,7 +262,7 @@ class SqliteStore final : public Store {
   StatusOr<IncomingEvent> AddIncoming(const IncomingEvent& event) override;
   StatusOr<IncomingEvent> GetIncoming(int64_t id) override;
   StatusOr<std::vector<IncomingEvent>> ListIncoming(const IncomingFilter& filter) override;
-  Status FinishIncoming(int64_t id, const std::string& outcome) override;
+  Status FinishIncoming(const std::vector<Outcome>& outcomes) override;
   StatusOr<IncomingEvent> ReplayIncoming(int64_t id) override;
   StatusOr<int64_t> ScheduleLastDue(const std::string& key) override;
   Status RecordScheduleDue(const std::string& key, int64_t due_ms,
@@ -524,6 +525,13 @@ StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
     }
     RETURN_IF_ERROR(
         AppendEventsLocked(id, {StateEventOf({.to = "queued", .attempt = 0})}, now).status());
+    if (!spec.concurrency_key.empty()) {
+      ASSIGN_OR_RETURN(Statement s, writer_->Prepare("INSERT INTO trigger_keys(key, run_id) "
+                                                     "VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                                                     "SET run_id = excluded.run_id, "
+                                                     "waiting_event_id = 0"));
+      RETURN_IF_ERROR(s.Bind(1, spec.concurrency_key).Bind(2, id).Exec());
+    }
     ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, id));
     RETURN_IF_ERROR(txn.Commit());
   }
@@ -540,7 +548,8 @@ StatusOr<Run> SqliteStore::GetRunByKey(const std::string& idempotency_key) {
   if (idempotency_key.empty()) return InvalidArgumentError("empty idempotency key");
   ASSIGN_OR_RETURN(auto reader, AcquireReader());
   ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat("SELECT ", kRunColumns, kRunFrom,
-                                                            "WHERE r.idempotency_key = ?")));
+                                                            "WHERE r.idempotency_key = ? AND "
+                                                            "r.idempotency_key != ''")));
   ASSIGN_OR_RETURN(bool row, s.Bind(1, idempotency_key).Step());
   if (!row) return NotFoundError(StrCat("no run has idempotency key '", idempotency_key, "'"));
   return ReadRun(s);
@@ -1068,13 +1077,14 @@ StatusOr<IncomingEvent> SqliteStore::GetIncoming(int64_t id) {
 StatusOr<std::vector<IncomingEvent>> SqliteStore::ListIncoming(const IncomingFilter& filter) {
   const bool pending = filter.state == IncomingState::kPending;
   std::string sql = StrCat("SELECT ", kIncomingColumns, " FROM incoming_events WHERE 1=1");
-  if (filter.state) sql += " AND state = ?";
+  // The state as a literal: SQLite uses the partial index of pending events only for a WHERE
+  // clause that names 'pending' itself.
+  if (filter.state) sql += StrCat(" AND state = '", IncomingStateName(*filter.state), "'");
   if (filter.before_id > 0) sql += " AND id < ?";
   sql += pending ? " ORDER BY id ASC LIMIT ?" : " ORDER BY id DESC LIMIT ?";
   ASSIGN_OR_RETURN(auto reader, AcquireReader());
   ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(sql));
   int i = 0;
-  if (filter.state) s.Bind(++i, IncomingStateName(*filter.state));
   if (filter.before_id > 0) s.Bind(++i, filter.before_id);
   s.Bind(++i, int64_t{filter.limit});
   std::vector<IncomingEvent> out;
@@ -1086,15 +1096,20 @@ StatusOr<std::vector<IncomingEvent>> SqliteStore::ListIncoming(const IncomingFil
   return out;
 }
 
-Status SqliteStore::FinishIncoming(int64_t id, const std::string& outcome) {
+Status SqliteStore::FinishIncoming(const std::vector<Outcome>& outcomes) {
   const int64_t now = clock_.NowMs();
   std::lock_guard lock(write_mu_);
+  WriteTransaction txn(*writer_);
+  RETURN_IF_ERROR(txn.Begin());
   ASSIGN_OR_RETURN(Statement s, writer_->Prepare("UPDATE incoming_events SET state = 'done', "
                                                  "outcome = ?, processed_ms = ? WHERE id = ? AND "
                                                  "state = 'pending' RETURNING id"));
-  ASSIGN_OR_RETURN(bool row, s.Bind(1, outcome).Bind(2, now).Bind(3, id).Step());
-  if (!row) return FailedPreconditionError(StrCat("event ", id, " is not pending"));
-  return OkStatus();
+  for (const Outcome& o : outcomes) {
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, o.outcome).Bind(2, now).Bind(3, o.event_id).Step());
+    if (!row) return FailedPreconditionError(StrCat("event ", o.event_id, " is not pending"));
+    RETURN_IF_ERROR(s.Exec());  // to the end of the statement, and reset for the next
+  }
+  return txn.Commit();
 }
 
 StatusOr<IncomingEvent> SqliteStore::ReplayIncoming(int64_t id) {

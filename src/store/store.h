@@ -60,6 +60,7 @@ class Store {
 
   // Runs. CreateRun stores the run as queued together with its first "state" event.
   // AlreadyExists when spec.idempotency_key is set and a run has it (GetRunByKey finds it).
+  // With spec.concurrency_key set, the run becomes that key's run (no event waiting on it).
   virtual StatusOr<Run> CreateRun(const RunSpec& spec) = 0;
   virtual StatusOr<Run> GetRun(int64_t id) = 0;
   virtual StatusOr<Run> GetRunByKey(const std::string& idempotency_key) = 0;
@@ -117,9 +118,13 @@ class Store {
   virtual StatusOr<IncomingEvent> AddIncoming(const IncomingEvent& event) = 0;
   virtual StatusOr<IncomingEvent> GetIncoming(int64_t id) = 0;
   virtual StatusOr<std::vector<IncomingEvent>> ListIncoming(const IncomingFilter& filter) = 0;
-  // Records what became of a pending event (a JSON array) and marks it done;
-  // FailedPrecondition when it is not pending.
-  virtual Status FinishIncoming(int64_t id, const std::string& outcome) = 0;
+  // Records what became of pending events (each a JSON array) and marks them done, in one
+  // transaction; FailedPrecondition, and nothing changes, when one is not pending.
+  struct Outcome {
+    int64_t event_id = 0;
+    std::string outcome;
+  };
+  virtual Status FinishIncoming(const std::vector<Outcome>& outcomes) = 0;
   // Marks a done event pending again, to be processed once more (replays + 1);
   // FailedPrecondition when it is still pending.
   virtual StatusOr<IncomingEvent> ReplayIncoming(int64_t id) = 0;
