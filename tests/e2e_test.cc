@@ -674,7 +674,7 @@ TEST(ServeCli, ABadConfigIsRefusedInOneLineBeforeAnythingStarts) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.output, "nightshift: " + config.string() +
                           ":1:1: unknown key 'reveiw' (expected models, agent, review, "
-                          "review_repositories, identity, forges)\n");
+                          "review_repositories, identity, forges, webhooks, agents)\n");
 
   // A missing file, the same way.
   r = Shell(ShellQuote(testing::NightshiftBin()) +

@@ -5,6 +5,7 @@
 #include <httplib.h>
 #include <stdlib.h>
 
+#include <ctime>
 #include <thread>
 
 #include "core/fs.h"
@@ -70,6 +71,7 @@ class TriggersEndToEnd : public ::testing::Test, protected testing::ServerFixtur
     ::setenv("TEST_GITHUB_HOOK_SECRET", kSecret, 1);
     ::setenv("TEST_GITLAB_HOOK_TOKEN", "gl-token", 1);
     ::setenv("TEST_SENTRY_SECRET", "sentry-secret", 1);
+    ::setenv("TEST_SLACK_SECRET", "slack-secret", 1);
     ::setenv("TEST_GITHUB_TOKEN", "ghp_test", 1);
     const auto config = dir_.path() / "nightshift.yml";
     ASSERT_TRUE(WriteFileAtomic(config,
@@ -77,6 +79,7 @@ class TriggersEndToEnd : public ::testing::Test, protected testing::ServerFixtur
 webhooks:
   github: {secret_env: TEST_GITHUB_HOOK_SECRET}
   gitlab: {token_env: TEST_GITLAB_HOOK_TOKEN}
+  slack: {signing_secret_env: TEST_SLACK_SECRET}
   generic:
     sentry:
       secret_env: TEST_SENTRY_SECRET
@@ -94,6 +97,11 @@ agents:
     triggers:
       - github: {event: workflow_run, conclusion: failure}
     concurrency: {key: "{{event.branch}}", overlap: skip}
+  from-slack:
+    recipe: "echo slack asks {{event.task}}"
+    repositories: ["acme/*"]
+    triggers:
+      - slack: {}
   triage:
     recipe: "echo sentry says {{event.title}}"
     repositories: ["app"]
@@ -222,10 +230,15 @@ TEST_F(TriggersEndToEnd, BadSignaturesAreRefusedAndNothingIsStored) {
   auto unknown = client_->Post("/hooks/generic/nope", body, "application/json");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
-  auto slack =
-      client_->Post("/hooks/slack", "command=/nightshift", "application/x-www-form-urlencoded");
+  auto slack = client_->Post("/hooks/slack",
+                             {{"X-Slack-Request-Timestamp", std::to_string(std::time(nullptr))},
+                              {"X-Slack-Signature", "v0=" + std::string(64, '0')}},
+                             "command=/nightshift", "application/x-www-form-urlencoded");
   ASSERT_TRUE(slack);
-  EXPECT_EQ(slack->status, 404);  // not configured
+  EXPECT_EQ(slack->status, 401);
+  auto oversized = client_->Post("/hooks/github", std::string(2 << 20, 'x'), "application/json");
+  ASSERT_TRUE(oversized);
+  EXPECT_EQ(oversized->status, 413);
   EXPECT_TRUE(Events().empty()) << Events().dump();
 
   // Signed but malformed: 400, nothing stored; an unknown event type: stored as ignored.
@@ -251,6 +264,38 @@ TEST_F(TriggersEndToEnd, AGenericHookStartsItsAgentOnItsRepositories) {
   const Json run = WaitFinished(event["outcome"][0]["run_id"]);
   EXPECT_EQ(run["state"], "succeeded") << run.dump();
   EXPECT_NE(Log(run["id"]).find("sentry says TypeError in login"), std::string::npos);
+}
+
+TEST_F(TriggersEndToEnd, ASlashCommandAnswersWithTheRunsLinkWithinSlacksThreeSeconds) {
+  const std::string body =
+      "token=x&team_id=T1&channel_id=C1&user_id=U1&user_name=mona&command=%2Fnightshift&"
+      "text=fix+the+flaky+login+test+in+acme%2Fapp&response_url=https%3A%2F%2Fhooks.slack.com%2F1&"
+      "trigger_id=13345224609.738474920.8088930838d88f008e0";
+  const std::string timestamp = std::to_string(std::time(nullptr));
+  const std::string signature =
+      "v0=" + Sign(dir_.path(), "v0:" + timestamp + ":" + body, "slack-secret");
+  const auto start = std::chrono::steady_clock::now();
+  auto res = client_->Post(
+      "/hooks/slack", {{"X-Slack-Request-Timestamp", timestamp}, {"X-Slack-Signature", signature}},
+      body, "application/x-www-form-urlencoded");
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_LT(took, std::chrono::seconds(3));
+  const Json answer = Json::parse(res->body);
+  EXPECT_EQ(answer["response_type"], "ephemeral");
+  EXPECT_NE(answer["text"].get<std::string>().find("Started run 1: http://"), std::string::npos)
+      << answer.dump();
+  const Json run = WaitFinished(1);
+  EXPECT_EQ(run["requested_by"], "trigger:from-slack");
+  EXPECT_NE(Log(1).find("slack asks fix the flaky login test"), std::string::npos);
+  // The same request again (a replay within the 5 minutes): no second run.
+  auto again = client_->Post(
+      "/hooks/slack", {{"X-Slack-Request-Timestamp", timestamp}, {"X-Slack-Signature", signature}},
+      body, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(Api("GET", "/api/v1/runs")["runs"].size(), 1u);
 }
 
 }  // namespace

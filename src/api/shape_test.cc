@@ -13,7 +13,8 @@ Json Parse(std::string_view text) { return Json::parse(text); }
 // A run as the server writes it (server/api.cc), every kind of field included.
 constexpr std::string_view kRunJson = R"({
   "id": 42, "repo": "app", "ref": "main", "kind": "recipe", "recipe": "make test",
-  "task": "", "model": "", "requested_by": "admin", "state": "running", "attempt": 1,
+  "task": "", "model": "", "requested_by": "admin", "trigger": "", "state": "running",
+  "attempt": 1,
   "max_attempts": 3,
   "timeout_seconds": 3600, "exit_code": null, "reason": "", "commit": "3f1c",
   "created_at": "2026-11-25T12:00:00.000Z", "started_at": "2026-11-25T12:00:01.250Z",

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 
 #include "forge/remote.h"
 #include "forge/remote_http.h"
@@ -131,37 +132,24 @@ class GitLab final : public RemoteForge {
   StatusOr<std::vector<RemoteComment>> Comments(const std::string& id) override {
     RETURN_IF_ERROR(CheckId(id));
     std::vector<RemoteComment> comments;
-    for (int page = 1; page <= kMaxPages; ++page) {
-      RestRequest list{
-          "GET",
-          StrCat(project_path_, "/merge_requests/", id,
-                 "/notes?sort=asc&order_by=created_at&per_page=", kPerPage, "&page=", page),
-          {},
-          std::nullopt};
-      ASSIGN_OR_RETURN(HttpResponse response, Call(list));
-      ASSIGN_OR_RETURN(Json items, rest_.ParseBody(list, response));
-      if (!items.is_array()) {
-        return InternalError(StrCat("gitlab: GET ", list.path, ": unexpected answer: not a list"));
-      }
-      for (const Json& item : items) {
-        // System notes are GitLab's own ("added 1 commit", "marked as draft"), not people's.
-        if (!item.is_object() || item.value("system", Json()) == Json(true)) continue;
-        RemoteComment comment;
-        comment.id = IdText(item.value("id", Json()));
-        if (auto author = item.find("author"); author != item.end() && author->is_object()) {
-          comment.author = StringField(*author, "username");
-        }
-        comment.body = StringField(item, "body");
-        comment.created_at = StringField(item, "created_at");
-        comments.push_back(std::move(comment));
-      }
-      // x-next-page is empty on the last page (and absent past 10,000 items, where GitLab stops
-      // counting); without it, a short page is the last.
-      const bool more = response.headers.contains("x-next-page")
-                            ? !response.Header("x-next-page").empty()
-                            : items.size() >= static_cast<size_t>(kPerPage);
-      if (!more) return comments;
-    }
+    RETURN_IF_ERROR(EachPage(
+        StrCat(project_path_, "/merge_requests/", id, "/notes?sort=asc&order_by=created_at"),
+        kMaxPages, [&](const RestRequest&, const Json& item) -> Status {
+          // System notes are GitLab's own ("added 1 commit", "marked as
+          // draft"), not people's.
+          if (!item.is_object() || item.value("system", Json()) == Json(true)) {
+            return OkStatus();
+          }
+          RemoteComment comment;
+          comment.id = IdText(item.value("id", Json()));
+          if (auto author = item.find("author"); author != item.end() && author->is_object()) {
+            comment.author = StringField(*author, "username");
+          }
+          comment.body = StringField(item, "body");
+          comment.created_at = StringField(item, "created_at");
+          comments.push_back(std::move(comment));
+          return OkStatus();
+        }));
     return comments;
   }
 
@@ -173,39 +161,48 @@ class GitLab final : public RemoteForge {
     if (max_jobs < 1) return InvalidArgumentError("gitlab: max_jobs must be at least 1");
     // GitLab lists the newest first: every page is read to keep the first jobs.
     std::vector<ListedJob> failed;
-    for (int page = 1; page <= kMaxJobPages; ++page) {
-      RestRequest list{"GET",
-                       StrCat(project_path_, "/pipelines/", ci_run_id,
-                              "/jobs?scope[]=failed&per_page=", kPerPage, "&page=", page),
-                       {},
-                       std::nullopt};
-      ASSIGN_OR_RETURN(HttpResponse response, Call(list));
-      ASSIGN_OR_RETURN(Json items, rest_.ParseBody(list, response));
-      if (!items.is_array()) {
-        return InternalError(StrCat("gitlab: GET ", list.path, ": unexpected answer: not a list"));
-      }
-      for (const Json& item : items) {
-        if (!item.is_object()) continue;
-        ListedJob job{IdText(item.value("id", Json())),
-                      {StringField(item, "name"), StringField(item, "web_url"), ""}};
-        // The id goes into the next request's path.
-        if (!IsDecimal(job.id)) {
-          return InternalError(
-              StrCat("gitlab: GET ", list.path, ": unexpected answer: a job without an id"));
-        }
-        failed.push_back(std::move(job));
-      }
-      const bool more = response.headers.contains("x-next-page")
-                            ? !response.Header("x-next-page").empty()
-                            : items.size() >= static_cast<size_t>(kPerPage);
-      if (!more) break;
-    }
+    RETURN_IF_ERROR(
+        EachPage(StrCat(project_path_, "/pipelines/", ci_run_id, "/jobs?scope[]=failed"),
+                 kMaxJobPages, [&](const RestRequest& list, const Json& item) -> Status {
+                   if (!item.is_object()) return OkStatus();
+                   ListedJob job{IdText(item.value("id", Json())),
+                                 {StringField(item, "name"), StringField(item, "web_url"), ""}};
+                   // The id goes into the next request's path.
+                   if (!IsDecimal(job.id)) {
+                     return InternalError(StrCat("gitlab: GET ", list.path,
+                                                 ": unexpected answer: a job without an id"));
+                   }
+                   failed.push_back(std::move(job));
+                   return OkStatus();
+                 }));
     return WithLogTails(std::move(failed), tail_bytes, max_jobs, [&](const std::string& job_id) {
       return Call({"GET", StrCat(project_path_, "/jobs/", job_id, "/trace"), {}, std::nullopt});
     });
   }
 
  private:
+  // Calls `each` with every item of the list at `path` (which has a query already), page by page
+  // up to `max_pages`. GitLab's x-next-page is empty on the last page (and absent past 10,000
+  // items, where it stops counting); without it, a short page is the last.
+  Status EachPage(const std::string& path, int max_pages,
+                  const std::function<Status(const RestRequest&, const Json&)>& each) const {
+    for (int page = 1; page <= max_pages; ++page) {
+      RestRequest list{
+          "GET", StrCat(path, "&per_page=", kPerPage, "&page=", page), {}, std::nullopt};
+      ASSIGN_OR_RETURN(HttpResponse response, Call(list));
+      ASSIGN_OR_RETURN(Json items, rest_.ParseBody(list, response));
+      if (!items.is_array()) {
+        return InternalError(StrCat("gitlab: GET ", list.path, ": unexpected answer: not a list"));
+      }
+      for (const Json& item : items) RETURN_IF_ERROR(each(list, item));
+      const bool more = response.headers.contains("x-next-page")
+                            ? !response.Header("x-next-page").empty()
+                            : items.size() >= static_cast<size_t>(kPerPage);
+      if (!more) break;
+    }
+    return OkStatus();
+  }
+
   static Status CheckId(const std::string& id) {
     if (IsDecimal(id)) return OkStatus();
     return InvalidArgumentError(StrCat("gitlab: a merge request iid, not '", id, "'"));

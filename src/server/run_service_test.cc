@@ -146,5 +146,37 @@ TEST_F(RunServiceTest, ARefusedFollowUpStoresNoComment) {
   EXPECT_EQ(runs.Comment(999, "hi", admin_).status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(RunServiceTest, ContextFilesStayInTheContextDirectoryAndUnderTheirLimit) {
+  RunService runs = Service(true);
+  for (const std::string& path : std::vector<std::string>{
+           "../../etc/passwd", ".nightshift/context/../../x", ".nightshift/context/a/b",
+           ".nightshift/context/", ".nightshift/context/.hidden", "/abs", "ci.log",
+           std::string(".nightshift/context/x\0y", 23)}) {
+    auto refused = runs.Submit({.repo = "app", .recipe = "true", .context = {{path, "x"}}}, admin_);
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << path;
+  }
+  auto too_big =
+      runs.Submit({.repo = "app",
+                   .recipe = "true",
+                   .context = {{".nightshift/context/ci.log", std::string(2 << 20, 'x')}}},
+                  admin_);
+  EXPECT_EQ(too_big.status().code(), StatusCode::kInvalidArgument);
+  auto run = runs.Submit(
+      {.repo = "app", .recipe = "true", .context = {{".nightshift/context/ci.log", "FAIL"}}},
+      admin_);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(store_->GetRun(run->id)->context.at(".nightshift/context/ci.log"), "FAIL");
+}
+
+TEST_F(RunServiceTest, AnIdempotencyKeyStartsOneRun) {
+  RunService runs = Service(true);
+  SubmitRequest request{.repo = "app", .recipe = "true", .idempotency_key = "event:1#0:a:app"};
+  auto first = runs.Submit(request, admin_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(runs.Submit(request, admin_).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetRunByKey("event:1#0:a:app")->id, first->id);
+  EXPECT_EQ(store_->ListRuns({})->size(), 1u);
+}
+
 }  // namespace
 }  // namespace nightshift::server

@@ -209,6 +209,41 @@ agents:
   EXPECT_EQ(Outcome(person->id)[0]["result"], "started");
 }
 
+TEST_F(TriggerServiceTest, ASlashNightshiftCommentOnItsPullRequestIsAFollowUpOnItsBranch) {
+  Configure(kCiFixer);
+  auto original = store_->CreateRun({.repo = "app", .kind = store::RunKind::kAgent, .task = "t"});
+  ASSERT_TRUE(original.ok());
+  auto cr = store_->CreateChangeRequest(store::ChangeRequest{.run_id = original->id,
+                                                             .repo_id = original->repo_id,
+                                                             .branch = "nightshift/agent/1",
+                                                             .base_branch = "main",
+                                                             .title = "t"});
+  ASSERT_TRUE(cr.ok());
+  cr->remote_id = "12";
+  ASSERT_TRUE(store_->UpdateChangeRequest(*cr, store::CrState::kOpen).ok());
+  auto comment = [](int number, const std::string& body) {
+    return Json{{"action", "created"},
+                {"issue",
+                 {{"number", number},
+                  {"title", "t"},
+                  {"pull_request", {{"html_url", "https://github.com/acme/app/pull/12"}}}}},
+                {"comment", {{"body", body}, {"user", {{"login", "alice"}}}}},
+                {"repository", {{"full_name", "acme/app"}}},
+                {"sender", {{"login", "alice"}}}};
+  };
+  auto ours = Deliver("issue_comment", "c-1", comment(12, "/nightshift also cover the empty cart"));
+  auto theirs = Deliver("issue_comment", "c-2", comment(13, "/nightshift do something"));
+  service_->ProcessDue();
+  const Json outcome = Outcome(ours->id);
+  ASSERT_EQ(outcome[0]["result"], "follow_up") << outcome.dump();
+  auto run = store_->GetRun(outcome[0]["run_id"].get<int64_t>());
+  EXPECT_EQ(run->ref, "nightshift/agent/1");
+  EXPECT_EQ(run->change_request_id, cr->id);
+  EXPECT_EQ(run->requested_by, "github:alice");
+  // Not one of the platform's pull requests: no follow-up (and no agent wants comments here).
+  EXPECT_EQ(Outcome(theirs->id)[0]["result"], "no_matching_agent");
+}
+
 TEST_F(TriggerServiceTest, OverlapCancelPreviousCancelsTheRunningOneAndStartsAfresh) {
   Configure(kCiFixer);
   auto first = Deliver("workflow_run", "d-1", WorkflowRunFailure());
