@@ -587,6 +587,25 @@ void TriggerService::StartWaiting() {
     Json started = Start(*stored, event, Target{agent, trigger, *repo}, key.key);
     // Started, the key's run is the new one and nothing waits (CreateRun recorded so).
     if (!started.contains("run_id")) (void)store_.PutTriggerKey(cleared);
+    // The event's outcome said "queued": now it names the run.
+    Json outcome = Json::parse(stored->outcome, nullptr, /*allow_exceptions=*/false);
+    if (outcome.is_array()) {
+      for (Json& entry : outcome) {
+        if (entry.is_object() && entry.value("result", "") == "queued" &&
+            entry.value("agent", "") == agent->name &&
+            entry.value("repository", "") == repo->name) {
+          const int64_t after = entry.value("run_id", int64_t{0});
+          entry = started;
+          entry["agent"] = agent->name;
+          entry["repository"] = repo->name;
+          if (!entry.contains("reason")) {
+            entry["reason"] = StrCat("after run ", after, " ended (overlap: queue)");
+          }
+        }
+      }
+      (void)store_.UpdateIncomingOutcome(
+          stored->id, outcome.dump(-1, ' ', false, Json::error_handler_t::replace));
+    }
     log::Get("triggers")->info("event {} for {}: {}", stored->id, key.key, started.dump());
   }
 }

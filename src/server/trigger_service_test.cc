@@ -286,6 +286,10 @@ agents:
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_EQ(runs[0].state, store::RunState::kQueued);
   EXPECT_NE(runs[0].trigger.find(StrCat("(event ", second->id, ")")), std::string::npos);
+  const Json now = Outcome(second->id);
+  EXPECT_EQ(now[0]["result"], "started") << now.dump();
+  EXPECT_EQ(now[0]["run_id"], runs[0].id);
+  EXPECT_EQ(now[0]["reason"], StrCat("after run ", run1, " ended (overlap: queue)"));
 }
 
 TEST_F(TriggerServiceTest, LimitsRefuseRunsBeyondTheHourlyRate) {

@@ -263,6 +263,7 @@ class SqliteStore final : public Store {
   StatusOr<IncomingEvent> GetIncoming(int64_t id) override;
   StatusOr<std::vector<IncomingEvent>> ListIncoming(const IncomingFilter& filter) override;
   Status FinishIncoming(const std::vector<Outcome>& outcomes) override;
+  Status UpdateIncomingOutcome(int64_t id, const std::string& outcome) override;
   StatusOr<IncomingEvent> ReplayIncoming(int64_t id) override;
   StatusOr<int64_t> ScheduleLastDue(const std::string& key) override;
   Status RecordScheduleDue(const std::string& key, int64_t due_ms,
@@ -1110,6 +1111,15 @@ Status SqliteStore::FinishIncoming(const std::vector<Outcome>& outcomes) {
     RETURN_IF_ERROR(s.Exec());  // to the end of the statement, and reset for the next
   }
   return txn.Commit();
+}
+
+Status SqliteStore::UpdateIncomingOutcome(int64_t id, const std::string& outcome) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s, writer_->Prepare("UPDATE incoming_events SET outcome = ? WHERE "
+                                                 "id = ? AND state = 'done' RETURNING id"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, outcome).Bind(2, id).Step());
+  if (!row) return FailedPreconditionError(StrCat("event ", id, " is not done"));
+  return s.Exec();
 }
 
 StatusOr<IncomingEvent> SqliteStore::ReplayIncoming(int64_t id) {

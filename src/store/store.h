@@ -125,6 +125,9 @@ class Store {
     std::string outcome;
   };
   virtual Status FinishIncoming(const std::vector<Outcome>& outcomes) = 0;
+  // Rewrites what became of a done event (a run it waited for has started since);
+  // FailedPrecondition when it is still pending.
+  virtual Status UpdateIncomingOutcome(int64_t id, const std::string& outcome) = 0;
   // Marks a done event pending again, to be processed once more (replays + 1);
   // FailedPrecondition when it is still pending.
   virtual StatusOr<IncomingEvent> ReplayIncoming(int64_t id) = 0;
