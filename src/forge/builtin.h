@@ -49,11 +49,6 @@ class BuiltinForge {
                                         const std::string& body);
 
   // Also opens change requests on GitHub/GitLab for these repositories (by name).
-  // The hosted forge linked to repository `repo`, or nullptr.
-  RemoteForge* RemoteOf(const std::string& repo) const {
-    auto it = remotes_.find(repo);
-    return it == remotes_.end() ? nullptr : it->second.second.get();
-  }
   void SetRemotes(
       std::map<std::string, std::pair<ForgeLink, std::unique_ptr<RemoteForge>>> remotes) {
     remotes_ = std::move(remotes);

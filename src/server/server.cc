@@ -118,10 +118,23 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
     for (const auto& [repo, link] : s->config_.forges) {
       triggers.forge_names[repo] = link.options.project;
     }
-    // A CI failure's context: its failed jobs' log tails, read through the forge adapter.
-    forge::BuiltinForge* forge = s->forge_.get();
-    triggers.context = [forge](const store::Repository& repo, const triggers::TriggerEvent& event)
-        -> StatusOr<std::map<std::string, std::string>> {
+    // A CI failure's context: its failed jobs' log tails, read through the forge adapter, by
+    // clients of their own with short timeouts and one retry: the trigger worker waits for them,
+    // and a slow forge must not hold every other trigger for minutes.
+    auto context_clients =
+        std::make_shared<std::map<std::string, std::unique_ptr<forge::RemoteForge>>>();
+    for (const auto& [repo, link] : s->config_.forges) {
+      forge::ForgeLink quick = link;
+      quick.options.timeout_ms = 10'000;
+      quick.options.max_retries = 1;
+      if (auto client = forge::MakeRemoteForge(quick); client.ok()) {
+        (*context_clients)[repo] = std::move(*client);
+      }
+    }
+    triggers.context =
+        [context_clients](
+            const store::Repository& repo,
+            const triggers::TriggerEvent& event) -> StatusOr<std::map<std::string, std::string>> {
       std::map<std::string, std::string> files;
       const auto field = [&](const char* name) {
         auto it = event.fields.find(name);
@@ -131,8 +144,9 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
           (event.source == "github" && event.type == "workflow_run" &&
            field("conclusion") == "failure") ||
           (event.source == "gitlab" && event.type == "pipeline" && field("status") == "failed");
-      forge::RemoteForge* remote = forge->RemoteOf(repo.name);
-      if (!failed || remote == nullptr) return files;
+      auto client = context_clients->find(repo.name);
+      if (!failed || client == context_clients->end()) return files;
+      forge::RemoteForge* remote = client->second.get();
       const std::string id = event.source == "github" ? field("run_id") : field("pipeline_id");
       ASSIGN_OR_RETURN(std::vector<forge::FailedJob> jobs,
                        remote->FailedJobs(id, /*tail_bytes=*/48 * 1024, /*max_jobs=*/5));
