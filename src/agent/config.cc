@@ -14,7 +14,12 @@ ModelConfig ParseModel(const ConfigNode& node, const Environment& environment,
                         {{"provider", &m.provider},
                          {"base_url", &m.base_url},
                          {"model", &m.model},
-                         {"api_key_env", &m.api_key_env},
+                         {"api_key_env",
+                          [&](const ConfigNode& value) {
+                            if (ReadConfigValue(value, &m.api_key_env, errors)) {
+                              EnvironmentSecret(environment, &m.api_key, errors)(value);
+                            }
+                          }},
                          {"input_cost_per_mtok", &m.input_cost_per_mtok},
                          {"output_cost_per_mtok", &m.output_cost_per_mtok},
                          {"max_output_tokens", &m.max_output_tokens},
@@ -44,16 +49,6 @@ ModelConfig ParseModel(const ConfigNode& node, const Environment& environment,
   if (timeout_ok) m.timeout_ms = static_cast<int64_t>(timeout_seconds * 1000);
   RequireConfig(m.max_retries >= 0, node, "max_retries", "must be at least 0", errors);
   RequireConfig(m.retry_base_ms >= 0, node, "retry_base_ms", "must be at least 0", errors);
-  if (!m.api_key_env.empty()) {
-    auto it = environment.find(m.api_key_env);
-    if (it == environment.end() || it->second.empty()) {
-      const ConfigNode& at = *node.Find("api_key_env");
-      errors.Add(at,
-                 StrCat(at.path(), ": the environment variable ", m.api_key_env, " is not set"));
-    } else {
-      m.api_key = it->second;
-    }
-  }
   return m;
 }
 

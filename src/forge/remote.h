@@ -52,6 +52,11 @@ struct FailedJob {
   std::string log_tail;  // the log's last bytes, as the forge stored them (not cleaned up)
 };
 
+// The failed jobs of CI run `ci_run_id` on `branch` as one text for an agent: a heading, then each
+// job's name, link and log tail.
+std::string FailedJobsLog(std::string_view ci_run_id, std::string_view branch,
+                          const std::vector<FailedJob>& jobs);
+
 struct RemoteForgeOptions {
   // https://api.github.com, or https://gitlab.example.com/api/v4; when empty, github.com's or
   // gitlab.com's.

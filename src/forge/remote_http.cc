@@ -307,4 +307,14 @@ StatusOr<std::vector<FailedJob>> WithLogTails(
   return jobs;
 }
 
+std::string FailedJobsLog(std::string_view ci_run_id, std::string_view branch,
+                          const std::vector<FailedJob>& jobs) {
+  std::string log =
+      StrCat("# CI run ", ci_run_id, " failed", branch.empty() ? "" : " on ", branch, "\n");
+  for (const FailedJob& job : jobs) {
+    log += StrCat("\n## ", job.name, " (", job.url, ")\n\n", job.log_tail, "\n");
+  }
+  return log;
+}
+
 }  // namespace nightshift::forge

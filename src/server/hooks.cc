@@ -31,7 +31,7 @@ void NotConfigured(httplib::Response& res, std::string_view hook) {
 }
 
 // Stores a verified delivery and answers: 202 with its id, 200 for a redelivery.
-void Store(TriggerService& triggers, httplib::Response& res, store::IncomingEvent event) {
+void StoreDelivery(TriggerService& triggers, httplib::Response& res, store::IncomingEvent event) {
   auto stored = triggers.Accept(event);
   if (stored.ok()) {
     SendJson(res, 202, Json{{"event_id", stored->id}, {"state", "pending"}});
@@ -62,7 +62,7 @@ void Receive(TriggerService& triggers, httplib::Response& res, store::IncomingEv
   if (!*parsed) {
     return StoreIgnored(triggers, res, std::move(event), "its action starts nothing");
   }
-  Store(triggers, res, std::move(event));
+  StoreDelivery(triggers, res, std::move(event));
 }
 
 std::string SlackAnswer(const store::IncomingEvent& event, const httplib::Request& req) {
@@ -218,11 +218,11 @@ void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers, cons
                 delivery = triggers::Sha256Hex(req.body);
               auto parsed = triggers::ParseGenericEvent(name, spec, delivery, req.body);
               if (!parsed.ok()) return SendError(res, parsed.status());
-              Store(triggers, res,
-                    {.source = StrCat("generic:", name),
-                     .delivery = delivery,
-                     .type = "generic",
-                     .body = req.body});
+              StoreDelivery(triggers, res,
+                            {.source = StrCat("generic:", name),
+                             .delivery = delivery,
+                             .type = "generic",
+                             .body = req.body});
             });
 
   http.Get("/api/v1/events", [&triggers](const httplib::Request& req, httplib::Response& res) {

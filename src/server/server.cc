@@ -136,25 +136,15 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
             const store::Repository& repo,
             const triggers::TriggerEvent& event) -> StatusOr<std::map<std::string, std::string>> {
       std::map<std::string, std::string> files;
-      const auto field = [&](const char* name) {
-        auto it = event.fields.find(name);
-        return it == event.fields.end() ? std::string() : it->second;
-      };
-      const bool failed =
-          (event.source == "github" && event.type == "workflow_run" &&
-           field("conclusion") == "failure") ||
-          (event.source == "gitlab" && event.type == "pipeline" && field("status") == "failed");
+      const std::optional<std::string> ci_run = triggers::FailedCiRun(event);
       auto client = context_clients->find(repo.name);
-      if (!failed || client == context_clients->end()) return files;
-      forge::RemoteForge* remote = client->second.get();
-      const std::string id = event.source == "github" ? field("run_id") : field("pipeline_id");
+      if (!ci_run || client == context_clients->end()) return files;
       ASSIGN_OR_RETURN(std::vector<forge::FailedJob> jobs,
-                       remote->FailedJobs(id, /*tail_bytes=*/48 * 1024, /*max_jobs=*/5));
-      std::string log = StrCat("# CI run ", id, " failed", field("branch").empty() ? "" : " on ",
-                               field("branch"), "\n");
-      for (const forge::FailedJob& job : jobs) {
-        log += StrCat("\n## ", job.name, " (", job.url, ")\n\n", job.log_tail, "\n");
-      }
+                       client->second->FailedJobs(*ci_run, /*tail_bytes=*/48 * 1024,
+                                                  /*max_jobs=*/5));
+      auto branch = event.fields.find("branch");
+      std::string log =
+          forge::FailedJobsLog(*ci_run, branch == event.fields.end() ? "" : branch->second, jobs);
       files[StrCat(runner::kContextDir, "ci.log")] = std::move(log);
       return files;
     };

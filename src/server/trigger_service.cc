@@ -59,6 +59,36 @@ std::string Field(const TriggerEvent& event, const char* name) {
   return it == event.fields.end() ? "" : it->second;
 }
 
+triggers::Seconds SecondsOf(int64_t ms) {
+  return triggers::Seconds{
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::milliseconds(ms))};
+}
+
+// A schedule's key in the store: a changed expression or zone is a new schedule.
+std::string ScheduleKey(const triggers::AgentSpec& agent, size_t index) {
+  const triggers::ScheduleSpec& spec = *agent.triggers[index].schedule;
+  return StrCat(agent.name, "#", index, " ", spec.cron, " ", spec.timezone);
+}
+
+// The trigger of `agent` that `event` is for: the one a schedule's fire names, or the first
+// that matches a webhook's event; nullptr for none.
+const triggers::TriggerSpec* TriggerFor(const triggers::AgentSpec& agent,
+                                        const TriggerEvent& event) {
+  if (event.source == "schedule") {
+    if (Field(event, "agent") != agent.name) return nullptr;
+    for (size_t i = 0; i < agent.triggers.size(); ++i) {
+      if (std::to_string(i) == Field(event, "trigger") && agent.triggers[i].schedule) {
+        return &agent.triggers[i];
+      }
+    }
+    return nullptr;
+  }
+  for (const triggers::TriggerSpec& candidate : agent.triggers) {
+    if (triggers::Matches(candidate, event)) return &candidate;
+  }
+  return nullptr;
+}
+
 Json Entry(std::string_view result, std::string_view reason = {}) {
   Json entry{{"result", result}};
   if (!reason.empty()) entry["reason"] = reason;
@@ -250,16 +280,14 @@ void TriggerService::ProcessDue() {
 }
 
 void TriggerService::FireSchedules() {
-  using std::chrono::duration_cast;
-  using std::chrono::seconds;
   const int64_t now_ms = clock_.NowMs();
-  const triggers::Seconds now{duration_cast<seconds>(std::chrono::milliseconds(now_ms))};
+  const triggers::Seconds now = SecondsOf(now_ms);
   for (const triggers::AgentSpec& agent : options_.config.agents) {
     for (size_t i = 0; i < agent.triggers.size(); ++i) {
       const triggers::TriggerSpec& trigger = agent.triggers[i];
       if (!trigger.schedule || !trigger.schedule->schedule) continue;
       const triggers::ScheduleSpec& spec = *trigger.schedule;
-      const std::string key = StrCat(agent.name, "#", i, " ", spec.cron, " ", spec.timezone);
+      const std::string key = ScheduleKey(agent, i);
       auto last_ms = store_.ScheduleLastDue(key);
       if (!last_ms.ok()) {
         log::Get("triggers")->error("schedule {}: {}", key, last_ms.status().message());
@@ -271,15 +299,16 @@ void TriggerService::FireSchedules() {
         }
         continue;
       }
-      const triggers::Seconds last{duration_cast<seconds>(std::chrono::milliseconds(*last_ms))};
-      const triggers::Owed owed = triggers::OwedAt(*spec.schedule, last, now, spec.misfire);
+      const triggers::Owed owed =
+          triggers::OwedAt(*spec.schedule, SecondsOf(*last_ms), now, spec.misfire);
       if (!owed.fire) continue;
       const std::string due = spec.schedule->Format(*owed.fire);
       const Json body{
           {"agent", agent.name}, {"trigger", static_cast<int64_t>(i)}, {"due", due},
           {"cron", spec.cron},   {"timezone", spec.timezone},          {"branch", spec.branch}};
       const int64_t due_ms =
-          duration_cast<std::chrono::milliseconds>(owed.fire->time_since_epoch()).count();
+          std::chrono::duration_cast<std::chrono::milliseconds>(owed.fire->time_since_epoch())
+              .count();
       Status st = store_.RecordScheduleDue(key, due_ms,
                                            store::IncomingEvent{.source = "schedule",
                                                                 .delivery = StrCat(key, " @ ", due),
@@ -373,24 +402,7 @@ Json TriggerService::Process(const store::IncomingEvent& stored) {
 
   Json outcome = Json::array();
   for (const triggers::AgentSpec& agent : options_.config.agents) {
-    const triggers::TriggerSpec* trigger = nullptr;
-    if (event.source == "schedule") {
-      const std::string index = Field(event, "trigger");
-      if (Field(event, "agent") == agent.name) {
-        for (size_t i = 0; i < agent.triggers.size(); ++i) {
-          if (std::to_string(i) == index && agent.triggers[i].schedule) {
-            trigger = &agent.triggers[i];
-          }
-        }
-      }
-    } else {
-      for (const triggers::TriggerSpec& candidate : agent.triggers) {
-        if (triggers::Matches(candidate, event)) {
-          trigger = &candidate;
-          break;
-        }
-      }
-    }
+    const triggers::TriggerSpec* trigger = TriggerFor(agent, event);
     if (trigger == nullptr) continue;
     for (const store::Repository& repo : repos) {
       if (!triggers::RepositoryMatches(agent.repositories, repo.name, ForgeName(repo))) continue;
@@ -509,7 +521,7 @@ Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEven
                         .idempotency_key = idempotency_key,
                         .trigger = DescribeTrigger(stored, event),
                         .concurrency_key = key};
-  request.ref = event.source == "schedule" ? Field(event, "branch") : Field(event, "branch");
+  request.ref = Field(event, "branch");  // a schedule's `branch:`, the event's branch, or HEAD
   if (target.trigger->task) {
     auto task = target.trigger->task->Render(event.fields, triggers::Quoting::kNone);
     if (!task.ok()) return Entry("error", task.status().message());
@@ -569,15 +581,8 @@ void TriggerService::StartWaiting() {
     for (const auto& a : options_.config.agents) {
       if (a.name == agent_name) agent = &a;
     }
-    const triggers::TriggerSpec* trigger = nullptr;
-    if (agent != nullptr && parsed.ok() && *parsed) {
-      for (const auto& t : agent->triggers) {
-        if (triggers::Matches(t, **parsed) || (t.schedule && (*parsed)->source == "schedule")) {
-          trigger = &t;
-          break;
-        }
-      }
-    }
+    const triggers::TriggerSpec* trigger =
+        agent != nullptr && parsed.ok() && *parsed ? TriggerFor(*agent, **parsed) : nullptr;
     if (trigger == nullptr) {
       (void)store_.PutTriggerKey(cleared);
       continue;
@@ -611,9 +616,7 @@ void TriggerService::StartWaiting() {
 }
 
 std::vector<ScheduleInfo> TriggerService::Schedules() {
-  using std::chrono::duration_cast;
-  using std::chrono::seconds;
-  const triggers::Seconds now{duration_cast<seconds>(std::chrono::milliseconds(clock_.NowMs()))};
+  const triggers::Seconds now = SecondsOf(clock_.NowMs());
   std::vector<ScheduleInfo> out;
   for (const triggers::AgentSpec& agent : options_.config.agents) {
     for (size_t i = 0; i < agent.triggers.size(); ++i) {
@@ -624,12 +627,8 @@ std::vector<ScheduleInfo> TriggerService::Schedules() {
                         .cron = spec.cron,
                         .timezone = spec.timezone,
                         .misfire = spec.misfire == triggers::Misfire::kSkip ? "skip" : "run_once"};
-      const std::string key = StrCat(agent.name, "#", i, " ", spec.cron, " ", spec.timezone);
-      auto last_ms = store_.ScheduleLastDue(key);
-      if (last_ms.ok() && *last_ms > 0) {
-        info.last_due = spec.schedule->Format(
-            triggers::Seconds{duration_cast<seconds>(std::chrono::milliseconds(*last_ms))});
-      }
+      auto last_ms = store_.ScheduleLastDue(ScheduleKey(agent, i));
+      if (last_ms.ok() && *last_ms > 0) info.last_due = spec.schedule->Format(SecondsOf(*last_ms));
       if (auto next = spec.schedule->Next(now)) info.next_due = spec.schedule->Format(*next);
       out.push_back(std::move(info));
     }

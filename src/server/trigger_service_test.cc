@@ -292,6 +292,34 @@ agents:
   EXPECT_EQ(now[0]["reason"], StrCat("after run ", run1, " ended (overlap: queue)"));
 }
 
+TEST_F(TriggerServiceTest, AQueuedScheduleFireStartsWithItsOwnTrigger) {
+  Configure(R"(
+agents:
+  q:
+    recipe: "echo {{event.cron}}"
+    repositories: ["app"]
+    triggers:
+      - schedule: {cron: "0 * * * *"}
+      - schedule: {cron: "30 * * * *", misfire: skip}
+    concurrency: {key: "always the same", overlap: queue}
+)");
+  service_->ProcessDue();       // 10:00: first seen
+  clock_.AdvanceMs(3'605'000);  // 11:00:05: the first trigger fires
+  service_->ProcessDue();
+  ASSERT_EQ(Runs().size(), 1u);
+  const int64_t run1 = Runs()[0].id;
+  auto leased = store_->LeaseRun("runner", 3'600'000);
+  ASSERT_TRUE(leased.ok() && *leased);
+  clock_.AdvanceMs(1'800'000);  // 11:30:05: the second fires, and waits for the first's run
+  service_->ProcessDue();
+  ASSERT_EQ(Runs().size(), 1u);
+  ASSERT_TRUE(store_->CancelRun(run1, "done").ok());
+  service_->ProcessDue();
+  const auto runs = Runs();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].recipe, "echo '30 * * * *'");
+}
+
 TEST_F(TriggerServiceTest, LimitsRefuseRunsBeyondTheHourlyRate) {
   Configure(R"(
 agents:
@@ -344,15 +372,16 @@ agents:
     repositories: ["app"]
     triggers: [{github: {event: push}}]
 )");
+  // A valid branch name for git, and a command for a shell that does not quote it.
   auto event = Deliver("push", "p-1", Push("x$(touch${IFS}/tmp/pwned)`id`'q"));
+  // Not a valid ref: the submission is refused, recorded, and nothing runs.
+  auto bad_ref = Deliver("push", "p-2", Push("a..b;rm -rf ~"));
   service_->ProcessDue();
   const auto runs = Runs();
-  // Not a valid ref: the submission is refused, recorded, and nothing runs.
-  if (runs.empty()) {
-    EXPECT_EQ(Outcome(event->id)[0]["result"], "error");
-  } else {
-    EXPECT_EQ(runs[0].recipe, "echo 'x$(touch${IFS}/tmp/pwned)`id`'\\''q'");
-  }
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(Outcome(event->id)[0]["result"], "started");
+  EXPECT_EQ(runs[0].recipe, "echo 'x$(touch${IFS}/tmp/pwned)`id`'\\''q'");
+  EXPECT_EQ(Outcome(bad_ref->id)[0]["result"], "error") << Outcome(bad_ref->id).dump();
 }
 
 TEST_F(TriggerServiceTest, ReplayProcessesAStoredEventAgainOnPurpose) {

@@ -60,8 +60,7 @@ std::vector<std::string> ReadGlobs(const ConfigNode& node, ConfigErrors& errors)
 }
 
 std::optional<Template> Compile(const std::string& text, const TriggerSpec& trigger,
-                                const AgentSpec& agent, std::string_view what, const ConfigNode& at,
-                                ConfigErrors& errors) {
+                                std::string_view what, const ConfigNode& at, ConfigErrors& errors) {
   if (text.empty()) return std::nullopt;
   auto compiled = Template::Parse(text, trigger.fields,
                                   StrCat(at.path(), ": ", what, " for ", trigger.Describe()));
@@ -70,7 +69,6 @@ std::optional<Template> Compile(const std::string& text, const TriggerSpec& trig
     errors.Add(value != nullptr ? *value : at, compiled.status().message());
     return std::nullopt;
   }
-  (void)agent;
   return *std::move(compiled);
 }
 
@@ -224,8 +222,8 @@ AgentSpec ParseAgent(const ConfigNode& node, const std::map<std::string, Generic
   }
   for (TriggerSpec& trigger : triggers) {
     if (trigger.fields.empty()) continue;  // its error is recorded
-    trigger.task = Compile(agent.task, trigger, agent, "task", node, errors);
-    trigger.recipe = Compile(agent.recipe, trigger, agent, "recipe", node, errors);
+    trigger.task = Compile(agent.task, trigger, "task", node, errors);
+    trigger.recipe = Compile(agent.recipe, trigger, "recipe", node, errors);
     if (!agent.concurrency_key.empty()) {
       auto key = Template::Parse(agent.concurrency_key, trigger.fields,
                                  StrCat(node.path(), ".concurrency.key for ", trigger.Describe()));
@@ -362,9 +360,10 @@ StatusOr<TriggerEvent> ParseGenericEvent(std::string_view name, const GenericHoo
   for (const auto& [field, pointer] : hook.fields) {
     event.fields[field] = TextAt(json, pointer.c_str());
   }
-  event.fields["action"] = event.fields.contains("action") ? event.fields["action"] : "";
+  // Every event has these; a hook may name its own action and actor.
+  event.fields.try_emplace("action");
+  event.fields.try_emplace("actor");
   event.fields["repository"] = event.repository;
-  event.fields["actor"] = event.fields.contains("actor") ? event.fields["actor"] : "";
   event.actor = event.fields["actor"];
   event.item = StrCat(source, ":", delivery);
   return event;

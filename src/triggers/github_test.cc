@@ -89,6 +89,11 @@ TEST(GitHubEvents, AFailedWorkflowRunHasItsDocumentedFields) {
   EXPECT_EQ(e.source, "github");
   EXPECT_EQ(e.type, "workflow_run");
   EXPECT_EQ(e.delivery, "d-1");
+  EXPECT_EQ(FailedCiRun(e), e.fields.at("run_id"));
+  EXPECT_FALSE(e.fields.at("run_id").empty());
+  TriggerEvent green = e;
+  green.fields["conclusion"] = "success";
+  EXPECT_EQ(FailedCiRun(green), std::nullopt);
   EXPECT_EQ(e.repository, "acme/app");
   EXPECT_EQ(e.repository_urls, (std::vector<std::string>{"https://github.com/acme/app.git",
                                                          "git@github.com:acme/app.git",

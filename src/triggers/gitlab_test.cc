@@ -37,6 +37,10 @@ TEST(GitLabEvents, AFailedPipeline) {
   ASSERT_TRUE(event.ok() && event->has_value()) << event.status();
   const TriggerEvent& e = **event;
   EXPECT_EQ(e.source, "gitlab");
+  EXPECT_EQ(FailedCiRun(e), "31");
+  TriggerEvent running = e;
+  running.fields["status"] = "running";
+  EXPECT_EQ(FailedCiRun(running), std::nullopt);
   EXPECT_EQ(e.type, "pipeline");
   EXPECT_EQ(e.repository, "acme/backend/api");
   EXPECT_EQ(e.repository_urls.size(), 3u);

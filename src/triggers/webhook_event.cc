@@ -71,6 +71,21 @@ Status SetItem(const EventTypeSpec& type, TriggerEvent& event, std::string_view 
   return OkStatus();
 }
 
+std::optional<std::string> FailedCiRun(const TriggerEvent& event) {
+  auto field = [&](const char* name) {
+    auto it = event.fields.find(name);
+    return it == event.fields.end() ? std::string() : it->second;
+  };
+  if (event.source == "github" && event.type == "workflow_run" &&
+      field("conclusion") == "failure") {
+    return field("run_id");
+  }
+  if (event.source == "gitlab" && event.type == "pipeline" && field("status") == "failed") {
+    return field("pipeline_id");
+  }
+  return std::nullopt;
+}
+
 std::string Sha256Hex(std::string_view data) {
   std::array<unsigned char, crypto_hash_sha256_BYTES> hash{};
   crypto_hash_sha256(hash.data(), reinterpret_cast<const unsigned char*>(data.data()), data.size());

@@ -76,6 +76,10 @@ Status VerifyHmacSha256(std::string_view secret, std::string_view message,
                         std::string_view header_name, std::string_view prefix,
                         std::string_view header);
 
+// The CI run a failure event is about — a GitHub workflow run concluded "failure", a GitLab
+// pipeline with status "failed" — as the forge's id of it; nullopt for any other event.
+std::optional<std::string> FailedCiRun(const TriggerEvent& event);
+
 // The SHA-256 of `data` in lower-case hex: the delivery id of a source that sends none.
 std::string Sha256Hex(std::string_view data);
 
