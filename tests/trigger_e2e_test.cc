@@ -266,6 +266,89 @@ TEST_F(TriggersEndToEnd, AGenericHookStartsItsAgentOnItsRepositories) {
   EXPECT_NE(Log(run["id"]).find("sentry says TypeError in login"), std::string::npos);
 }
 
+TEST_F(TriggersEndToEnd, ARepositorysOwnAgentsFileIsReadFromItsDefaultBranch) {
+  const auto work = dir_.path() / "work";
+  auto push = [&](const std::map<std::string, std::string>& files) {
+    testing::CommitFiles(work, files, "agents");
+    ASSERT_EQ(Shell("git -C " + ShellQuote(work.string()) + " push -q " +
+                    ShellQuote(origin_.string()) + " main")
+                  .exit_code,
+              0);
+  };
+  // Not read yet: the server's mirror has no file.
+  EXPECT_EQ(Cli("agents").output.find("app/"), std::string::npos);
+  push({{".nightshift/agents.yml", R"(
+agents:
+  own-triage:
+    recipe: "echo own triage of {{event.title}}"
+    triggers:
+      - generic: {name: sentry}
+    limits: {runs_per_hour: 1000}
+)"}});
+  auto refreshed = Cli("agents refresh app");
+  ASSERT_EQ(refreshed.exit_code, 0) << refreshed.output;
+  EXPECT_NE(refreshed.output.find("app/own-triage  recipe  from app @ "), std::string::npos)
+      << refreshed.output;
+  // The server's cap, not the file's 1000.
+  const Json listed = Api("GET", "/api/v1/agents");
+  bool capped = false;
+  for (const Json& agent : listed["agents"]) {
+    if (agent["name"] == "app/own-triage") capped = agent["runs_per_hour"] == 20;
+  }
+  EXPECT_TRUE(capped) << listed.dump();
+
+  const std::string body = R"({"data":{"issue":{"title":"KeyError in cart"}}})";
+  auto res = client_->Post("/hooks/generic/sentry",
+                           {{"Sentry-Hook-Signature", Sign(dir_.path(), body, "sentry-secret")}},
+                           body, "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 202) << res->body;
+  const Json event = Processed(Json::parse(res->body)["event_id"]);
+  ASSERT_EQ(event["outcome"].size(), 2u) << event.dump();
+  int64_t own_run = 0;
+  for (const Json& entry : event["outcome"]) {
+    EXPECT_EQ(entry["result"], "started") << event.dump();
+    if (entry["agent"] == "app/own-triage") own_run = entry["run_id"];
+  }
+  ASSERT_NE(own_run, 0) << event.dump();
+  const Json run = WaitFinished(own_run);
+  EXPECT_EQ(run["state"], "succeeded") << run.dump();
+  EXPECT_EQ(run["requested_by"], "trigger:app/own-triage") << run.dump();
+  EXPECT_NE(Log(own_run).find("own triage of KeyError in cart"), std::string::npos);
+
+  // A file that breaks the rules (an agent for every repository): refused whole, with the
+  // reason; the agents of the last good commit stay.
+  push({{".nightshift/agents.yml", R"(
+agents:
+  everywhere:
+    recipe: "echo hi"
+    repositories: ["*"]
+    triggers:
+      - generic: {name: sentry}
+)"}});
+  auto broken = Cli("agents refresh app");
+  EXPECT_EQ(broken.exit_code, 1) << broken.output;
+  EXPECT_NE(broken.output.find("app:.nightshift/agents.yml:5:5: agents.everywhere.repositories: "
+                               "a repository's own agents run on that repository only"),
+            std::string::npos)
+      << broken.output;
+  EXPECT_NE(Cli("agents").output.find("app/own-triage"), std::string::npos);
+  EXPECT_EQ(Cli("agents").output.find("app/everywhere"), std::string::npos);
+
+  // A symlink in its place is not followed.
+  ASSERT_EQ(Shell("cd " + ShellQuote(work.string()) +
+                  " && rm .nightshift/agents.yml && ln -s /etc/passwd .nightshift/agents.yml && "
+                  "git add -A && git commit -qm link && git push -q " +
+                  ShellQuote(origin_.string()) + " main")
+                .exit_code,
+            0);
+  auto linked = Cli("agents refresh app");
+  EXPECT_EQ(linked.exit_code, 1) << linked.output;
+  EXPECT_NE(linked.output.find("not a regular file (a symlink, not followed)"), std::string::npos)
+      << linked.output;
+  EXPECT_EQ(Cli("agents refresh nope").exit_code, 1);
+}
+
 TEST_F(TriggersEndToEnd, ASlashCommandAnswersWithTheRunsLinkWithinSlacksThreeSeconds) {
   const std::string body =
       "token=x&team_id=T1&channel_id=C1&user_id=U1&user_name=mona&command=%2Fnightshift&"

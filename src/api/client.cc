@@ -396,6 +396,16 @@ StatusOr<ScheduleList> ApiClient::ListSchedules() {
   return As<ScheduleList>(Get("/api/v1/schedules"), "GET", "/api/v1/schedules");
 }
 
+StatusOr<AgentList> ApiClient::ListAgents() {
+  return As<AgentList>(Get("/api/v1/agents"), "GET", "/api/v1/agents");
+}
+
+StatusOr<AgentList> ApiClient::RefreshAgents(const std::string& repository) {
+  const std::string path =
+      StrCat("/api/v1/repositories/", UrlEncode(repository), "/agents/refresh");
+  return As<AgentList>(Post(path, Json()), "POST", path);
+}
+
 StatusOr<Run> ApiClient::CancelRun(int64_t run_id) {
   const std::string path = StrCat("/api/v1/runs/", run_id, "/cancel");
   return As<Run>(Post(path, Json()), "POST", path);

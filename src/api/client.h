@@ -118,6 +118,9 @@ class ApiClient {
   // Processes a stored event again and returns it once processed (or still pending).
   StatusOr<IncomingEvent> ReplayIncoming(int64_t id);
   StatusOr<ScheduleList> ListSchedules();
+  // GET /api/v1/agents; POST /api/v1/repositories/NAME/agents/refresh (that repository's own).
+  StatusOr<AgentList> ListAgents();
+  StatusOr<AgentList> RefreshAgents(const std::string& repository);
 
   // Called once per run event, in order. An error stops the stream and is returned by
   // StreamEvents.

@@ -400,4 +400,66 @@ struct ScheduleList {
   }
 };
 
+// One agent in force: from the server config's `agents:` or a repository's own
+// .nightshift/agents.yml.
+struct AgentEntry {
+  std::string name;
+  std::string origin;      // "config" or "repository"
+  std::string repository;  // a repository's own agent: that repository
+  std::string commit;      // … and the commit its file was read from
+  std::vector<std::string> repositories;
+  std::vector<std::string> triggers;
+  std::string runs;   // "task" or "recipe"
+  std::string model;  // a task's model
+  std::string overlap;
+  int64_t runs_per_hour = 0;
+  int64_t max_concurrent = 0;
+
+  static constexpr auto Fields() {
+    return std::tuple{
+        RequiredField("name", &AgentEntry::name, "its name (a repository's own: REPO/NAME)"),
+        Field("origin", &AgentEntry::origin, "config or repository"),
+        Field("repository", &AgentEntry::repository, "a repository's own agent: that repository"),
+        Field("commit", &AgentEntry::commit, "the commit its file was read from"),
+        Field("repositories", &AgentEntry::repositories, "the config's globs it runs on"),
+        Field("triggers", &AgentEntry::triggers, "what starts it, one line each"),
+        Field("runs", &AgentEntry::runs, "task (the built-in agent) or recipe"),
+        Field("model", &AgentEntry::model, "a task's model"),
+        Field("overlap", &AgentEntry::overlap, "skip, queue or cancel_previous"),
+        Field("runs_per_hour", &AgentEntry::runs_per_hour, "its limit (0: none)"),
+        Field("max_concurrent", &AgentEntry::max_concurrent, "its limit (0: none)")};
+  }
+};
+
+// A repository's .nightshift/agents.yml as last read.
+struct AgentFileEntry {
+  std::string repository;
+  std::string commit;
+  std::string failed_commit;
+  std::vector<std::string> errors;
+
+  static constexpr auto Fields() {
+    return std::tuple{
+        RequiredField("repository", &AgentFileEntry::repository, "the registered repository"),
+        Field("commit", &AgentFileEntry::commit,
+              "the default branch's commit its agents are read from (empty: none read yet)"),
+        Field("failed_commit", &AgentFileEntry::failed_commit,
+              "a newer commit whose file could not be used"),
+        Field("errors", &AgentFileEntry::errors, "why, one line each")};
+  }
+};
+
+// GET /api/v1/agents, POST /api/v1/repositories/NAME/agents/refresh
+struct AgentList {
+  std::vector<AgentEntry> agents;
+  std::vector<AgentFileEntry> files;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("agents", &AgentList::agents,
+                                    "the config's, then the "
+                                    "repositories' own"),
+                      Field("files", &AgentList::files, "each repository's agents file")};
+  }
+};
+
 }  // namespace nightshift::api

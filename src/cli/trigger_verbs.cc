@@ -1,4 +1,5 @@
-// nightshift events [--json] [-n N], events replay ID, schedule list
+// nightshift events [--json] [-n N], events replay ID, schedule list, agents [--json],
+// agents refresh REPO
 
 #include <iostream>
 #include <string>
@@ -21,6 +22,11 @@ struct ReplayArgs {
 
 struct ScheduleArgs {
   bool json = false;
+};
+
+struct AgentsArgs {
+  bool json = false;
+  std::string repository;  // agents refresh
 };
 
 // One outcome entry in words: "started run 12 (ci-fixer on app)".
@@ -99,6 +105,52 @@ StatusOr<int> ListSchedules(api::ApiClient& api, const ScheduleArgs& args) {
   return 0;
 }
 
+// Prints the agents and each repository file's errors; 1 when a file could not be used.
+int PrintAgents(const api::AgentList& list, bool json) {
+  bool failed = false;
+  for (const api::AgentFileEntry& file : list.files) failed = failed || !file.errors.empty();
+  if (json) {
+    std::cout << Dump(api::ToJson(list), 2) << '\n';
+    return failed ? 1 : 0;
+  }
+  if (list.agents.empty()) std::cout << "no agents\n";
+  for (const api::AgentEntry& agent : list.agents) {
+    std::cout << Or(agent.name) << "  " << Or(agent.runs);
+    if (!agent.model.empty()) std::cout << " (" << agent.model << ")";
+    if (agent.origin == "repository") {
+      std::cout << "  from " << Or(agent.repository) << " @ " << agent.commit.substr(0, 12);
+    } else {
+      std::string globs;
+      for (const std::string& glob : agent.repositories)
+        globs += StrCat(globs.empty() ? "" : " ", glob);
+      std::cout << "  on " << Or(globs);
+    }
+    std::cout << "  overlap " << Or(agent.overlap) << '\n';
+    for (const std::string& trigger : agent.triggers)
+      std::cout << "    " << OneLine(trigger, 120) << '\n';
+  }
+  for (const api::AgentFileEntry& file : list.files) {
+    if (file.errors.empty()) continue;
+    std::cout << file.repository << ": .nightshift/agents.yml at "
+              << Or(file.failed_commit).substr(0, 12) << " cannot be used; its agents stay "
+              << (file.commit.empty() ? std::string("none")
+                                      : "those of " + file.commit.substr(0, 12))
+              << '\n';
+    for (const std::string& error : file.errors) std::cout << "    " << OneLine(error, 200) << '\n';
+  }
+  return failed ? 1 : 0;
+}
+
+StatusOr<int> ListAgents(api::ApiClient& api, const AgentsArgs& args) {
+  ASSIGN_OR_RETURN(api::AgentList list, api.ListAgents());
+  return PrintAgents(list, args.json);
+}
+
+StatusOr<int> RefreshAgents(api::ApiClient& api, const AgentsArgs& args) {
+  ASSIGN_OR_RETURN(api::AgentList list, api.RefreshAgents(args.repository));
+  return PrintAgents(list, args.json);
+}
+
 }  // namespace
 
 void AddTriggerVerbs(CommandLine& cli) {
@@ -125,6 +177,19 @@ void AddTriggerVerbs(CommandLine& cli) {
   list->add_flag("--json", schedule_args.json, "print JSON");
   cli.OnServer(list,
                [&schedule_args](api::ApiClient& api) { return ListSchedules(api, schedule_args); });
+
+  auto& agents_args = cli.Own<AgentsArgs>();
+  CLI::App* agents = cli.app().add_subcommand(
+      "agents", "the agents in force: the config's and repositories' own (.nightshift/agents.yml)");
+  agents->add_flag("--json", agents_args.json, "print JSON");
+  CLI::App* refresh = agents->add_subcommand(
+      "refresh", "fetch a repository and read its .nightshift/agents.yml again now");
+  refresh->add_flag("--json", agents_args.json, "print JSON");
+  refresh->add_option("REPO", agents_args.repository, "registered repository name")->required();
+  cli.OnServer(refresh,
+               [&agents_args](api::ApiClient& api) { return RefreshAgents(api, agents_args); });
+  cli.OnServer(agents,
+               [&agents_args](api::ApiClient& api) { return ListAgents(api, agents_args); });
 }
 
 }  // namespace nightshift::cli

@@ -55,6 +55,10 @@ constexpr Section kSections[] = {
        config.triggers.agents =
            triggers::ParseAgents(node, config.triggers.webhooks.generic, errors);
      }},
+    {"repository_agents",
+     [](const ConfigNode& node, const Environment&, ServerConfig& config, ConfigErrors& errors) {
+       config.triggers.repository_agents = triggers::ParseRepositoryAgentsPolicy(node, errors);
+     }},
 };
 
 }  // namespace

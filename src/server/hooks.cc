@@ -91,6 +91,45 @@ std::string SlackAnswer(const store::IncomingEvent& event, const httplib::Reques
   return text.empty() ? StrCat("Event ", event.id, " processed.") : text;
 }
 
+api::AgentEntry AgentEntryOf(const triggers::AgentSpec& agent, const std::string& commit) {
+  api::AgentEntry entry{
+      .name = agent.name,
+      .origin = agent.owner_repository.empty() ? "config" : "repository",
+      .repository = agent.owner_repository,
+      .commit = commit,
+      .repositories = agent.repositories,
+      .runs = agent.task.empty() ? "recipe" : "task",
+      .model = agent.task.empty() ? "" : (agent.model.empty() ? "default" : agent.model),
+      .overlap = std::string(triggers::OverlapName(agent.overlap)),
+      .runs_per_hour = agent.runs_per_hour,
+      .max_concurrent = agent.max_concurrent};
+  for (const triggers::TriggerSpec& trigger : agent.triggers) {
+    entry.triggers.push_back(trigger.Describe());
+  }
+  return entry;
+}
+
+// The agents in force: the config's (unless `only_files`), then those of `files`.
+api::AgentList AgentListOf(const triggers::TriggersConfig& config,
+                           const triggers::RepositoryAgentsMap& files, bool only_files = false) {
+  api::AgentList list;
+  if (!only_files) {
+    for (const triggers::AgentSpec& agent : config.agents) {
+      list.agents.push_back(AgentEntryOf(agent, ""));
+    }
+  }
+  for (const auto& [repository, file] : files) {
+    for (const triggers::AgentSpec& agent : file.agents) {
+      list.agents.push_back(AgentEntryOf(agent, file.commit));
+    }
+    list.files.push_back({.repository = repository,
+                          .commit = file.commit,
+                          .failed_commit = file.failed_commit,
+                          .errors = file.errors});
+  }
+  return list;
+}
+
 StatusOr<int64_t> ParseNumber(std::string_view text, std::string_view what) {
   int64_t value = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -124,7 +163,8 @@ api::IncomingEvent IncomingOf(const store::IncomingEvent& event) {
 
 Json IncomingJson(const store::IncomingEvent& event) { return api::ToJson(IncomingOf(event)); }
 
-void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers, const Clock& clock) {
+void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers,
+                           RepositoryAgents& repository_agents, const Clock& clock) {
   const triggers::WebhookConfig& hooks = triggers.config().webhooks;
 
   http.Post("/hooks/github", [&triggers, &hooks](const httplib::Request& req,
@@ -262,6 +302,17 @@ void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers, cons
               if (!replayed.ok()) return SendError(res, replayed.status());
               auto processed = triggers.WaitProcessed(*id, 10'000);
               SendJson(res, 202, IncomingJson(processed.ok() ? *processed : *replayed));
+            });
+  http.Get("/api/v1/agents", [&triggers, &repository_agents](const httplib::Request&,
+                                                             httplib::Response& res) {
+    SendJson(res, 200, api::ToJson(AgentListOf(triggers.config(), *repository_agents.Current())));
+  });
+  http.Post(R"(/api/v1/repositories/([^/]+)/agents/refresh)",
+            [&triggers, &repository_agents](const httplib::Request& req, httplib::Response& res) {
+              auto file = repository_agents.RefreshNow(req.matches[1].str());
+              if (!file.ok()) return SendError(res, file.status());
+              triggers::RepositoryAgentsMap one{{file->repository, *file}};
+              SendJson(res, 200, api::ToJson(AgentListOf(triggers.config(), one, true)));
             });
   http.Get("/api/v1/schedules", [&triggers](const httplib::Request&, httplib::Response& res) {
     api::ScheduleList list;

@@ -111,7 +111,19 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
   {
     // Triggers: agents as configuration, webhooks and schedules, submitting through the
     // run service.
+    // Repositories' own agents, read from their mirrors by a thread of their own.
+    s->repository_agents_ = std::make_unique<RepositoryAgents>(
+        *s->store_, RepositoryAgentsOptions{.data_dir = dir,
+                                            .policy = s->config_.triggers.repository_agents,
+                                            .generic_hooks = s->config_.triggers.webhooks.generic});
     TriggerOptions triggers{.config = s->config_.triggers};
+    triggers.repository_agents = [agents = s->repository_agents_.get()] {
+      return agents->Current();
+    };
+    triggers.repository_pushed = [agents =
+                                      s->repository_agents_.get()](const std::string& repository) {
+      agents->Refresh(repository);
+    };
     triggers.own.logins = s->config_.triggers.webhooks.bot_logins;
     triggers.own.logins.push_back(s->config_.identity.name);
     triggers.own.comment_marker = std::string(forge::kCommentMarker);
@@ -238,7 +250,7 @@ Status Server::Start() {
       std::make_unique<ApiContext>(ApiContext{*store_, *hub_, *run_service_, admin_token_});
   api_context_->forge = forge_.get();
   RegisterApi(*http_, *api_context_);
-  RegisterTriggerRoutes(*http_, *triggers_, SystemClock::Get());
+  RegisterTriggerRoutes(*http_, *triggers_, *repository_agents_, SystemClock::Get());
 
   port_ = options_.port == 0
               ? http_->bind_to_any_port(options_.host)
@@ -250,6 +262,9 @@ Status Server::Start() {
   if (listen_fd >= 0 && ::listen(listen_fd, 1024) != 0) return ErrnoError("listen", options_.host);
   reaper_thread_ = std::thread([this] { ReaperLoop(); });
   if (runner_) RETURN_IF_ERROR(runner_->Start());
+  // The repositories' agents as their mirrors hold them, before the first event is processed.
+  repository_agents_->LoadLocal();
+  repository_agents_->Start();
   triggers_->Start();
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
   // httplib's stop() is a no-op until the accept loop runs, so a stop right after Start()
@@ -267,6 +282,7 @@ void Server::Stop() {
   if (http_) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
   if (triggers_) triggers_->Stop();
+  if (repository_agents_) repository_agents_->Stop();
   if (runner_) runner_->Stop();
   reaper_cv_.notify_all();
   if (reaper_thread_.joinable()) reaper_thread_.join();

@@ -17,6 +17,7 @@
 #include "forge/builtin.h"
 #include "forge/delivery.h"
 #include "sandbox/pool.h"
+#include "server/repository_agents.h"
 #include "server/run_service.h"
 #include "server/trigger_service.h"
 #include "store/store.h"
@@ -100,6 +101,7 @@ class Server {
   std::unique_ptr<workspace::Workspaces> workspaces_;
   std::unique_ptr<forge::BuiltinForge> forge_;
   std::unique_ptr<RunService> run_service_;
+  std::unique_ptr<RepositoryAgents> repository_agents_;
   std::unique_ptr<TriggerService> triggers_;
   std::unique_ptr<forge::Delivery> delivery_;
   std::unique_ptr<runner::RecipeExecutor> executor_;

@@ -167,6 +167,25 @@ TriggerService::TriggerService(store::Store& store, RunService& runs, TriggerOpt
 
 TriggerService::~TriggerService() { Stop(); }
 
+TriggerService::AgentSet TriggerService::Agents() const {
+  AgentSet set;
+  for (const triggers::AgentSpec& agent : options_.config.agents) set.agents.push_back(&agent);
+  if (options_.repository_agents) set.held = options_.repository_agents();
+  if (set.held) {
+    for (const auto& [repository, file] : *set.held) {
+      for (const triggers::AgentSpec& agent : file.agents) set.agents.push_back(&agent);
+    }
+  }
+  return set;
+}
+
+const triggers::AgentSpec* TriggerService::AgentSet::Find(std::string_view name) const {
+  for (const triggers::AgentSpec* agent : agents) {
+    if (agent->name == name) return agent;
+  }
+  return nullptr;
+}
+
 void TriggerService::Start() {
   std::lock_guard lock(mu_);
   if (worker_.joinable()) return;
@@ -282,7 +301,9 @@ void TriggerService::ProcessDue() {
 void TriggerService::FireSchedules() {
   const int64_t now_ms = clock_.NowMs();
   const triggers::Seconds now = SecondsOf(now_ms);
-  for (const triggers::AgentSpec& agent : options_.config.agents) {
+  const AgentSet set = Agents();
+  for (const triggers::AgentSpec* each : set.agents) {
+    const triggers::AgentSpec& agent = *each;
     for (size_t i = 0; i < agent.triggers.size(); ++i) {
       const triggers::TriggerSpec& trigger = agent.triggers[i];
       if (!trigger.schedule || !trigger.schedule->schedule) continue;
@@ -398,15 +419,19 @@ Json TriggerService::Process(const store::IncomingEvent& stored) {
   if (event.source == "slack" && event.repository.empty()) {
     return Json::array({Entry("ignored", "usage: /nightshift TASK in OWNER/NAME")});
   }
+  if (event.type == "push" && options_.repository_pushed) {
+    for (const store::Repository& repo : repos) options_.repository_pushed(repo.name);
+  }
   if (auto follow_up = FollowUp(event, repos)) return Json::array({*follow_up});
 
   Json outcome = Json::array();
-  for (const triggers::AgentSpec& agent : options_.config.agents) {
-    const triggers::TriggerSpec* trigger = TriggerFor(agent, event);
+  const AgentSet set = Agents();
+  for (const triggers::AgentSpec* agent : set.agents) {
+    const triggers::TriggerSpec* trigger = TriggerFor(*agent, event);
     if (trigger == nullptr) continue;
     for (const store::Repository& repo : repos) {
-      if (!triggers::RepositoryMatches(agent.repositories, repo.name, ForgeName(repo))) continue;
-      outcome.push_back(Dispatch(stored, event, Target{&agent, trigger, repo}));
+      if (!triggers::AgentRunsOn(*agent, repo.name, ForgeName(repo))) continue;
+      outcome.push_back(Dispatch(stored, event, Target{agent, trigger, repo}));
     }
   }
   if (outcome.empty()) outcome.push_back(Entry("no_matching_agent"));
@@ -557,7 +582,8 @@ Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEven
 
 void TriggerService::StartWaiting() {
   auto waiting = store_.ListWaitingTriggerKeys();
-  if (!waiting.ok()) return;
+  if (!waiting.ok() || waiting->empty()) return;
+  const AgentSet set = Agents();
   for (const store::TriggerKey& key : *waiting) {
     auto run = store_.GetRun(key.run_id);
     if (run.ok() && !store::IsTerminal(run->state)) continue;
@@ -577,10 +603,7 @@ void TriggerService::StartWaiting() {
       continue;
     }
     auto parsed = ReadStoredEvent(*stored, options_.config);
-    const triggers::AgentSpec* agent = nullptr;
-    for (const auto& a : options_.config.agents) {
-      if (a.name == agent_name) agent = &a;
-    }
+    const triggers::AgentSpec* agent = set.Find(agent_name);
     const triggers::TriggerSpec* trigger =
         agent != nullptr && parsed.ok() && *parsed ? TriggerFor(*agent, **parsed) : nullptr;
     if (trigger == nullptr) {
@@ -618,7 +641,9 @@ void TriggerService::StartWaiting() {
 std::vector<ScheduleInfo> TriggerService::Schedules() {
   const triggers::Seconds now = SecondsOf(clock_.NowMs());
   std::vector<ScheduleInfo> out;
-  for (const triggers::AgentSpec& agent : options_.config.agents) {
+  const AgentSet set = Agents();
+  for (const triggers::AgentSpec* each : set.agents) {
+    const triggers::AgentSpec& agent = *each;
     for (size_t i = 0; i < agent.triggers.size(); ++i) {
       const auto& trigger = agent.triggers[i];
       if (!trigger.schedule || !trigger.schedule->schedule) continue;

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -42,6 +43,10 @@ struct TriggerOptions {
   std::function<StatusOr<std::map<std::string, std::string>>(const store::Repository& repo,
                                                              const triggers::TriggerEvent& event)>
       context;
+  // The repositories' own agents in force (RepositoryAgents::Current); unset: none.
+  std::function<std::shared_ptr<const triggers::RepositoryAgentsMap>()> repository_agents;
+  // A push to a registered repository arrived: its own agents may have changed.
+  std::function<void(const std::string& repository)> repository_pushed;
   // Called at named points of processing, so tests can kill the process there ("fired",
   // "submitted"); unset in production.
   std::function<void(std::string_view point)> failpoint;
@@ -89,6 +94,15 @@ class TriggerService {
   void ProcessDue();
 
  private:
+  // The agents in force for one pass: the server config's, then the repositories' own (whose
+  // snapshot `held` keeps alive while the pass uses them).
+  struct AgentSet {
+    std::shared_ptr<const triggers::RepositoryAgentsMap> held;
+    std::vector<const triggers::AgentSpec*> agents;
+    const triggers::AgentSpec* Find(std::string_view name) const;
+  };
+  AgentSet Agents() const;
+
   struct Target {
     const triggers::AgentSpec* agent;
     const triggers::TriggerSpec* trigger;

@@ -163,9 +163,27 @@ TriggerSpec ParseTrigger(const ConfigNode& item, const std::map<std::string, Gen
   return trigger;
 }
 
+bool CheckAgentName(const ConfigNode& agent, ConfigErrors& errors) {
+  const std::string& name = agent.key();
+  const bool ok =
+      !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+  if (!ok) {
+    errors.AddAtKey(agent,
+                    StrCat("agent name '", name, "' must be 1 to 64 letters, digits, '-' or '_'"));
+  }
+  return ok;
+}
+
+// `owner`: the repository whose own agents file this is; nullptr for the server config.
 AgentSpec ParseAgent(const ConfigNode& node, const std::map<std::string, GenericHook>& hooks,
-                     ConfigErrors& errors) {
+                     const std::string* owner, ConfigErrors& errors) {
   AgentSpec agent{.name = node.key()};
+  if (owner != nullptr) {
+    agent.name = StrCat(*owner, "/", node.key());
+    agent.owner_repository = *owner;
+  }
   std::string overlap = "skip";
   std::vector<TriggerSpec> triggers;
   auto read_triggers = [&](const ConfigNode& list) {
@@ -209,8 +227,14 @@ AgentSpec ParseAgent(const ConfigNode& node, const std::map<std::string, Generic
   }
   RequireConfig(agent.recipe.empty() || agent.model.empty(), node, "model",
                 "is for agents with a task, not a recipe", errors);
-  RequireConfig(!agent.repositories.empty(), node, "repositories",
-                "must name at least one repository (globs: [\"acme/*\"], [\"*\"])", errors);
+  if (owner == nullptr) {
+    RequireConfig(!agent.repositories.empty(), node, "repositories",
+                  "must name at least one repository (globs: [\"acme/*\"], [\"*\"])", errors);
+  } else if (const ConfigNode* repositories = node.Find("repositories")) {
+    errors.AddAtKey(*repositories,
+                    StrCat(repositories->path(),
+                           ": a repository's own agents run on that repository only; remove it"));
+  }
   RequireConfig(node.Find("triggers") != nullptr, node, "triggers",
                 "must list at least one trigger", errors);
   RequireConfig(agent.timeout_seconds >= 1 && agent.timeout_seconds <= 86400, node,
@@ -279,18 +303,78 @@ std::vector<AgentSpec> ParseAgents(const ConfigNode& node,
   std::vector<AgentSpec> agents;
   if (!CheckConfigMapping(node, errors, "a mapping of agent names to agents")) return agents;
   for (const ConfigNode& agent : node.children()) {
-    const std::string& name = agent.key();
-    const bool name_ok =
-        !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
-        });
-    if (!name_ok) {
-      errors.AddAtKey(
-          agent, StrCat("agent name '", name, "' must be 1 to 64 letters, digits, '-' or '_'"));
-      continue;
-    }
-    agents.push_back(ParseAgent(agent, generic_hooks, errors));
+    if (!CheckAgentName(agent, errors)) continue;
+    agents.push_back(ParseAgent(agent, generic_hooks, nullptr, errors));
   }
+  return agents;
+}
+
+bool AgentRunsOn(const AgentSpec& agent, std::string_view name, std::string_view full_name) {
+  if (!agent.owner_repository.empty()) return agent.owner_repository == name;
+  return RepositoryMatches(agent.repositories, name, full_name);
+}
+
+RepositoryAgentsPolicy ParseRepositoryAgentsPolicy(const ConfigNode& node, ConfigErrors& errors) {
+  RepositoryAgentsPolicy policy;
+  if (!ReadConfigFields(node,
+                        {{"enabled", &policy.enabled},
+                         {"refresh_seconds", &policy.refresh_seconds},
+                         {"max_runs_per_hour", &policy.max_runs_per_hour},
+                         {"max_concurrent", &policy.max_concurrent},
+                         {"max_timeout_seconds", &policy.max_timeout_seconds},
+                         {"max_agents", &policy.max_agents}},
+                        errors)) {
+    return policy;
+  }
+  RequireConfig(policy.refresh_seconds >= 0, node, "refresh_seconds", "must be at least 0", errors);
+  RequireConfig(policy.max_runs_per_hour >= 1, node, "max_runs_per_hour", "must be at least 1",
+                errors);
+  RequireConfig(policy.max_concurrent >= 1, node, "max_concurrent", "must be at least 1", errors);
+  RequireConfig(policy.max_timeout_seconds >= 1 && policy.max_timeout_seconds <= 86400, node,
+                "max_timeout_seconds", "must be from 1 to 86400", errors);
+  RequireConfig(policy.max_agents >= 1, node, "max_agents", "must be at least 1", errors);
+  return policy;
+}
+
+std::vector<AgentSpec> ParseRepositoryAgents(
+    std::string_view repository, std::string_view text,
+    const std::map<std::string, GenericHook>& generic_hooks, const RepositoryAgentsPolicy& policy,
+    ConfigErrors& errors) {
+  std::vector<AgentSpec> agents;
+  if (text.size() > kMaxRepositoryAgentsBytes) {
+    errors.AddUnplaced(StrCat(errors.file_name(), ": ", text.size(), " bytes; at most ",
+                              kMaxRepositoryAgentsBytes, " are read"));
+    return agents;
+  }
+  const ConfigNode root = ParseYamlConfig(text, errors);
+  if (!errors.empty() || root.IsNull()) return agents;
+  const ConfigNode* section = nullptr;
+  if (!ReadConfigFields(root, {{"agents", [&](const ConfigNode& node) { section = &node; }}},
+                        errors) ||
+      section == nullptr) {
+    if (errors.empty()) errors.AddAt(1, 1, "the file must have an agents: mapping");
+    return agents;
+  }
+  if (!CheckConfigMapping(*section, errors, "a mapping of agent names to agents")) return agents;
+  if (static_cast<int64_t>(section->children().size()) > policy.max_agents) {
+    errors.Add(*section, StrCat("agents: ", section->children().size(),
+                                " agents; a repository may declare at most ", policy.max_agents,
+                                " (repository_agents.max_agents)"));
+    return agents;
+  }
+  const std::string owner(repository);
+  std::vector<AgentSpec> parsed;
+  for (const ConfigNode& node : section->children()) {
+    if (!CheckAgentName(node, errors)) continue;
+    AgentSpec agent = ParseAgent(node, generic_hooks, &owner, errors);
+    // The server's caps: unset or higher limits become the cap.
+    auto cap = [](int64_t value, int64_t max) { return value == 0 ? max : std::min(value, max); };
+    agent.runs_per_hour = cap(agent.runs_per_hour, policy.max_runs_per_hour);
+    agent.max_concurrent = cap(agent.max_concurrent, policy.max_concurrent);
+    agent.timeout_seconds = std::min(agent.timeout_seconds, policy.max_timeout_seconds);
+    parsed.push_back(std::move(agent));
+  }
+  if (errors.empty()) agents = std::move(parsed);
   return agents;
 }
 

@@ -3,8 +3,9 @@
 // Agents as configuration (docs/triggers.md): what runs (a task for the built-in agent, or a
 // recipe), on which repositories, started by which triggers — webhooks' events, Slack's slash
 // command, cron schedules — with templates over the event, a concurrency key and limits. Read
-// from the server config's `agents:` section; the secrets that authenticate the webhooks from
-// `webhooks:`.
+// from the server config's `agents:` section and from each repository's own
+// `.nightshift/agents.yml` (on its default branch); the secrets that authenticate the webhooks
+// from `webhooks:`.
 //
 // Everything is checked at load: a template naming a field its trigger's event type does not
 // document, a filter on an unknown field, a cron expression that never fires or an unknown time
@@ -60,7 +61,7 @@ struct TriggerSpec {
 };
 
 struct AgentSpec {
-  std::string name;
+  std::string name;                       // a repository's own agents: "REPO/NAME"
   std::string task;                       // for the built-in agent (a template)
   std::string model;                      // its model (empty: "default")
   std::string recipe;                     // or a shell command (a template; values shell-quoted)
@@ -71,6 +72,9 @@ struct AgentSpec {
   int64_t runs_per_hour = 0;   // 0: no limit
   int64_t max_concurrent = 0;  // 0: no limit
   int64_t timeout_seconds = 3600;
+  // A repository's own agent (from its .nightshift/agents.yml): the registered repository it
+  // belongs to and runs on, only. Empty for the server config's agents.
+  std::string owner_repository;
 };
 
 // A generic webhook (`/hooks/generic/NAME`): any JSON, authenticated by an HMAC-SHA256 of the
@@ -91,11 +95,6 @@ struct WebhookConfig {
   std::map<std::string, GenericHook> generic;
   // Forge logins the platform acts as (its bot, its App): events they caused start nothing.
   std::vector<std::string> bot_logins;
-};
-
-struct TriggersConfig {
-  std::vector<AgentSpec> agents;
-  WebhookConfig webhooks;
 };
 
 // `agents:` — a mapping of agent names to definitions. Templates are checked against the
@@ -126,6 +125,55 @@ bool Matches(const TriggerSpec& trigger, const TriggerEvent& event);
 // ("acme/app"), is one of `globs`.
 bool RepositoryMatches(const std::vector<std::string>& globs, std::string_view name,
                        std::string_view full_name);
+
+// Whether `agent` runs on the repository: its own one for a repository's agent, else one of its
+// `repositories:`.
+bool AgentRunsOn(const AgentSpec& agent, std::string_view name, std::string_view full_name);
+
+// A repository's own agents: `.nightshift/agents.yml` on its default branch, in the format of
+// the server config's `agents:` section, under a top-level `agents:` key. Such a file is the
+// repository's content, so it is read as hostile bytes and held to rules the server config is
+// not: it names no `repositories:` (its agents run on that repository only), its agents are
+// named "REPO/NAME" (they cannot stand in for the server's), and the server's
+// `repository_agents:` caps their limits and timeout.
+inline constexpr std::string_view kRepositoryAgentsPath = ".nightshift/agents.yml";
+inline constexpr size_t kMaxRepositoryAgentsBytes = 64 * 1024;
+
+// The server config's `repository_agents:` section.
+struct RepositoryAgentsPolicy {
+  bool enabled = true;
+  int64_t refresh_seconds = 300;   // how often the mirrors are fetched to look (0: on push only)
+  int64_t max_runs_per_hour = 20;  // each agent's limits.runs_per_hour at most (and unset)
+  int64_t max_concurrent = 2;      // each agent's limits.max_concurrent at most (and unset)
+  int64_t max_timeout_seconds = 3600;
+  int64_t max_agents = 16;  // agents per file
+};
+struct TriggersConfig {
+  std::vector<AgentSpec> agents;
+  WebhookConfig webhooks;
+  RepositoryAgentsPolicy repository_agents;
+};
+
+RepositoryAgentsPolicy ParseRepositoryAgentsPolicy(const ConfigNode& node, ConfigErrors& errors);
+
+// One repository's agents file as read.
+struct RepositoryAgentsFile {
+  std::string repository;  // its registered name
+  std::string commit;      // the commit its agents were read from ("": none read yet)
+  std::vector<AgentSpec> agents;
+  // The newest commit's file, when it could not be used: its errors, one line each
+  // ("app:.nightshift/agents.yml:3:5: …"). The agents above stay those of `commit`.
+  std::string failed_commit;
+  std::vector<std::string> errors;
+};
+using RepositoryAgentsMap = std::map<std::string, RepositoryAgentsFile>;
+
+// Parses `text`, the file at `commit` of the registered repository `repository`. Errors (any
+// makes the whole file unusable) in `errors`, named "REPOSITORY:.nightshift/agents.yml".
+std::vector<AgentSpec> ParseRepositoryAgents(
+    std::string_view repository, std::string_view text,
+    const std::map<std::string, GenericHook>& generic_hooks, const RepositoryAgentsPolicy& policy,
+    ConfigErrors& errors);
 
 // How the platform knows its own doing when it comes back as an event.
 struct OwnIdentity {
