@@ -3,7 +3,7 @@
 // queued). Figures: deliveries per second answered 202 (each stored durably first), p50/p99 of
 // the request, and p50/p99 from sending a delivery to its run being queued by the trigger
 // service (the run's created time, on the same clock).
-// Usage: webhook_bench [--seconds S] [--json FILE]
+// Usage: webhook_bench [--seconds S] [--json FILE] [--paced-only]
 
 #include <httplib.h>
 #include <sodium.h>
@@ -166,8 +166,10 @@ int main(int argc, char** argv) {
   using namespace nightshift;
   double seconds = 3;
   std::string json_path;
+  bool paced_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
+    if (arg == "--paced-only") paced_only = true;
     if (arg == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
     if (arg == "--json" && i + 1 < argc) json_path = argv[++i];
   }
@@ -202,6 +204,7 @@ agents:
   int round = 0;
   // Flat out: how many deliveries per second the endpoint stores, and its latency.
   for (int senders : {1, 8, 32}) {
+    if (paced_only) break;
     results.push_back(bench::IngestBench(**server, senders, seconds, round++, 0));
   }
   // At the goal's rate: how long from a delivery to its run, while they keep coming.

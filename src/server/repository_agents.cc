@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <climits>
 
 #include "core/log.h"
 #include "workspace/git.h"
@@ -168,7 +169,9 @@ void RepositoryAgents::Refresh(const std::string& repository) {
   if (!options_.policy.enabled) return;
   {
     std::lock_guard lock(mu_);
-    pushed_.insert(repository);
+    // Already waiting: a burst of pushes wakes the thread once, not once each.
+    if (!pushed_.insert(repository).second) return;
+    poked_ = true;
   }
   wake_.notify_one();
 }
@@ -197,9 +200,10 @@ void RepositoryAgents::Loop() {
     {
       std::unique_lock lock(mu_);
       wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_ms),
-                     [&] { return stopping_ || !pushed_.empty(); });
+                     [&] { return stopping_ || poked_; });
       if (stopping_) return;
-      pushed.swap(pushed_);
+      poked_ = false;
+      pushed = pushed_;
       fetched = fetched_ms_;
     }
     auto repos = store_.ListRepositories();
@@ -209,11 +213,24 @@ void RepositoryAgents::Loop() {
     for (const store::Repository& repo : *repos) {
       registered.insert(repo.name);
       auto last = fetched.find(repo.name);
-      const bool due = pushed.contains(repo.name) || last == fetched.end() ||
-                       (refresh_ms > 0 && SteadyNowMs() - last->second >= refresh_ms);
-      if (due) (void)Load(repo, /*fetch=*/true);
+      const int64_t since = last == fetched.end() ? INT64_MAX : SteadyNowMs() - last->second;
+      // A push waits out the interval since the last fetch; it stays in pushed_ until then.
+      const bool push_due = pushed.contains(repo.name) && since >= options_.min_fetch_interval_ms;
+      if (push_due || last == fetched.end() || (refresh_ms > 0 && since >= refresh_ms)) {
+        {
+          std::lock_guard lock(mu_);
+          pushed_.erase(repo.name);
+        }
+        (void)Load(repo, /*fetch=*/true);
+      }
       std::lock_guard lock(mu_);
       if (stopping_) return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      for (auto it = pushed_.begin(); it != pushed_.end();) {
+        it = registered.contains(*it) ? std::next(it) : pushed_.erase(it);
+      }
     }
     // A repository removed: its agents go with it.
     for (const auto& [name, file] : *Current()) {

@@ -5,7 +5,8 @@
 // objects, as bytes, never a checkout — and parsed by triggers::ParseRepositoryAgents. The
 // trigger worker only ever reads the snapshot this keeps (Current), so a slow forge never holds
 // an event; one thread of its own fetches the mirrors: a repository it has not read yet at once,
-// one a push webhook named soon after (Refresh), every one each `refresh_seconds`.
+// one a push webhook named soon after (Refresh; at most once per min_fetch_interval_ms), every
+// one each `refresh_seconds`.
 //
 // A file that cannot be used (a syntax error, a symlink, too large, a rule broken) leaves the
 // repository's agents as they were at the last commit whose file could, and its errors are shown
@@ -33,7 +34,10 @@ struct RepositoryAgentsOptions {
   std::string git = "git";
   triggers::RepositoryAgentsPolicy policy;
   std::map<std::string, triggers::GenericHook> generic_hooks;
-  int64_t tick_ms = 1000;              // how often new repositories and pushes are looked at
+  int64_t tick_ms = 1000;  // how often new repositories and pushes are looked at
+  // A repository is fetched for a push at most this often: a burst of pushes (or a forge that
+  // cannot be reached) costs one fetch per interval, not one per push.
+  int64_t min_fetch_interval_ms = 10'000;
   int64_t fetch_timeout_ms = 120'000;  // one repository's fetch at most
 };
 
@@ -77,6 +81,7 @@ class RepositoryAgents {
   std::shared_ptr<const triggers::RepositoryAgentsMap> current_;
   std::map<std::string, int64_t> fetched_ms_;  // by repository: when its mirror was last fetched
   std::set<std::string> pushed_;               // waiting for Refresh
+  bool poked_ = false;                         // Refresh was called since the last look
   bool stopping_ = false;
   std::condition_variable wake_;
   std::thread thread_;

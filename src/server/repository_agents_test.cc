@@ -37,7 +37,8 @@ class RepositoryAgentsTest : public ::testing::Test {
     testing::MakeGitRepo(work(), {{"README", "app\n"}});
     ASSERT_TRUE(store_->AddRepository("app", work().string()).ok());
     agents_ = std::make_unique<RepositoryAgents>(
-        *store_, RepositoryAgentsOptions{.data_dir = dir_.path() / "data", .tick_ms = 20});
+        *store_, RepositoryAgentsOptions{
+                     .data_dir = dir_.path() / "data", .tick_ms = 20, .min_fetch_interval_ms = 0});
   }
 
   std::filesystem::path work() const { return dir_.path() / "work"; }
@@ -160,6 +161,28 @@ TEST_F(RepositoryAgentsTest, TheThreadReadsNewRepositoriesAndPushedOnesWithoutBe
   }
   EXPECT_TRUE(gone);
   agents_->Stop();
+}
+
+TEST_F(RepositoryAgentsTest, ABurstOfPushesCostsOneFetchPerInterval) {
+  Commit({{".nightshift/agents.yml", kNightly}});
+  RepositoryAgents agents(*store_, RepositoryAgentsOptions{.data_dir = dir_.path() / "data",
+                                                           .tick_ms = 5,
+                                                           .min_fetch_interval_ms = 60'000});
+  agents.Start();
+  for (int i = 0; i < 500 && !agents.Current()->contains("app"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(agents.Current()->at("app").agents.size(), 2u);
+  // A new file pushed, and a flood of push webhooks: none is fetched within the interval.
+  Commit({{".nightshift/agents.yml",
+           "agents:\n  one: {recipe: x, triggers: [{github: {event: push}}]}\n"}});
+  for (int i = 0; i < 200; ++i) {
+    agents.Refresh("app");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(agents.Current()->at("app").agents.size(), 2u);
+  agents.Stop();
 }
 
 TEST_F(RepositoryAgentsTest, LoadLocalReadsTheMirrorAsItIsWithoutFetching) {

@@ -85,9 +85,31 @@ StatusOr<store::RunSpec> RunService::Check(const SubmitRequest& r) const {
 }
 
 StatusOr<store::Run> RunService::Submit(const SubmitRequest& request, const Principal& principal) {
-  ASSIGN_OR_RETURN(store::RunSpec spec, Check(request));
-  spec.requested_by = principal.Describe();
-  return store_.CreateRun(spec);
+  return std::move(SubmitMany({{request, principal}}).front());
+}
+
+std::vector<StatusOr<store::Run>> RunService::SubmitMany(
+    const std::vector<std::pair<SubmitRequest, Principal>>& requests) {
+  std::vector<StatusOr<store::Run>> results(requests.size(), InternalError("not submitted"));
+  std::vector<store::RunSpec> specs;
+  std::vector<size_t> checked;  // the index in `requests` of each of `specs`
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto spec = Check(requests[i].first);
+    if (!spec.ok()) {
+      results[i] = spec.status();
+      continue;
+    }
+    spec->requested_by = requests[i].second.Describe();
+    specs.push_back(*std::move(spec));
+    checked.push_back(i);
+  }
+  if (specs.empty()) return results;
+  auto created = store_.CreateRuns(specs);
+  for (size_t j = 0; j < checked.size(); ++j) {
+    results[checked[j]] =
+        created.ok() ? std::move((*created)[j]) : StatusOr<store::Run>(created.status());
+  }
+  return results;
 }
 
 StatusOr<store::Run> RunService::Cancel(int64_t run_id, const Principal& principal) {

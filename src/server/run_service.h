@@ -65,6 +65,10 @@ class RunService {
   // the field), FailedPrecondition for one this server cannot run (no sandbox, no model),
   // NotFound for an unknown repository.
   StatusOr<store::Run> Submit(const SubmitRequest& request, const Principal& principal);
+  // Several, under the same rules, queued in one store transaction (a trigger's batch): each
+  // one's result, in order. An error of the store as a whole fails every one.
+  std::vector<StatusOr<store::Run>> SubmitMany(
+      const std::vector<std::pair<SubmitRequest, Principal>>& requests);
 
   // FailedPrecondition when the run already finished.
   StatusOr<store::Run> Cancel(int64_t run_id, const Principal& principal);

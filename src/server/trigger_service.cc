@@ -19,6 +19,10 @@ using triggers::TriggerEvent;
 
 constexpr std::string_view kKeySeparator = " | ";
 
+// Events processed, and their runs queued, together: a larger batch spreads the store's commit
+// over more runs, but no run of a batch is queued before its last event is processed.
+constexpr int32_t kBatchSize = 32;
+
 // A repository URL as a comparable text: no scheme, user, ".git" or trailing "/", the host in
 // lower case, scp-like "host:path" as "host/path".
 std::string NormalizeUrl(std::string_view url) {
@@ -271,22 +275,28 @@ void TriggerService::ProcessDue() {
   std::lock_guard process(process_mu_);
   FireSchedules();
   for (;;) {
-    auto pending =
-        store_.ListIncoming({.state = store::IncomingState::kPending, .before_id = 0, .limit = 64});
+    auto pending = store_.ListIncoming(
+        {.state = store::IncomingState::kPending, .before_id = 0, .limit = kBatchSize});
     if (!pending.ok()) {
       log::Get("triggers")->error("cannot list pending events: {}", pending.status().message());
       break;
     }
     if (pending->empty()) break;
-    std::vector<store::Store::Outcome> outcomes;
+    Batch batch;
+    std::vector<Json> results;
     for (const store::IncomingEvent& event : *pending) {
       if (Stopping()) break;
-      const Json outcome = Process(event);
+      results.push_back(Process(event, batch));
       Failpoint("processed");
-      outcomes.push_back({event.id, outcome.dump(-1, ' ', false, Json::error_handler_t::replace)});
     }
-    // One transaction for the batch: the runs it started are in the store already, so a crash
-    // before this line processes the batch again and finds them (idempotency keys).
+    // The batch's runs in one transaction, then its outcomes in another: a crash between the
+    // two processes the batch again and finds its runs (idempotency keys).
+    Flush(batch, results);
+    std::vector<store::Store::Outcome> outcomes;
+    for (size_t i = 0; i < results.size(); ++i) {
+      outcomes.push_back(
+          {(*pending)[i].id, results[i].dump(-1, ' ', false, Json::error_handler_t::replace)});
+    }
     if (Status st = store_.FinishIncoming(outcomes); !st.ok()) {
       log::Get("triggers")
           ->error("cannot record what came of {} events: {}", outcomes.size(), st.message());
@@ -401,7 +411,46 @@ std::optional<Json> TriggerService::FollowUp(const TriggerEvent& event,
   return std::nullopt;  // not one of ours: agents may still want it
 }
 
-Json TriggerService::Process(const store::IncomingEvent& stored) {
+void TriggerService::Flush(Batch& batch, std::vector<Json>& outcomes) {
+  if (batch.pending.empty()) return;
+  std::vector<std::pair<SubmitRequest, Principal>> requests;
+  for (const Batch::Pending& p : batch.pending) requests.emplace_back(p.request, p.principal);
+  std::vector<StatusOr<store::Run>> runs = runs_.SubmitMany(requests);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (runs[i].ok() || runs[i].status().code() != StatusCode::kAlreadyExists) continue;
+    // Started already, by a process that died before it recorded so: that run stands.
+    const SubmitRequest& request = batch.pending[i].request;
+    runs[i] = store_.GetRunByKey(request.idempotency_key);
+    if (runs[i].ok())
+      (void)store_.PutTriggerKey({.key = request.concurrency_key, .run_id = runs[i]->id});
+  }
+  for (Json& outcome : outcomes) {
+    for (Json& entry : outcome) {
+      for (const char* field : {"pending", "pending_into"}) {
+        if (!entry.contains(field)) continue;
+        const size_t index = entry[field].get<size_t>();
+        entry.erase(field);
+        const StatusOr<store::Run>& run = runs.at(index);
+        if (!run.ok()) {
+          entry["result"] = "error";
+          entry["reason"] =
+              std::string(field) == "pending"
+                  ? run.status().message()
+                  : StrCat("the run it was coalesced into was refused: ", run.status().message());
+          continue;
+        }
+        entry["run_id"] = run->id;
+        if (std::string(field) == "pending_into") {
+          entry["reason"] = StrCat("into run ", run->id, ", not started yet");
+        }
+      }
+    }
+  }
+  batch = Batch{};
+  Failpoint("submitted");
+}
+
+Json TriggerService::Process(const store::IncomingEvent& stored, Batch& batch) {
   auto parsed = ReadStoredEvent(stored, options_.config);
   if (!parsed.ok()) return Json::array({Entry("ignored", parsed.status().message())});
   if (!*parsed) return Json::array({Entry("ignored", "its action starts nothing")});
@@ -409,9 +458,12 @@ Json TriggerService::Process(const store::IncomingEvent& stored) {
   if (auto guard = triggers::LoopGuard(event, options_.own)) {
     return Json::array({Entry("loop_guard", *guard)});
   }
-  auto all = store_.ListRepositories();
-  if (!all.ok()) return Json::array({Entry("error", all.status().message())});
-  const std::vector<store::Repository> repos = RepositoriesOf(event, *all);
+  if (!batch.repositories) {  // once a batch
+    auto all = store_.ListRepositories();
+    if (!all.ok()) return Json::array({Entry("error", all.status().message())});
+    batch.repositories = *std::move(all);
+  }
+  const std::vector<store::Repository> repos = RepositoriesOf(event, *batch.repositories);
   if (!event.repository.empty() && repos.empty()) {
     return Json::array({Entry("no_matching_repository",
                               StrCat("no registered repository is ", event.repository))});
@@ -431,7 +483,7 @@ Json TriggerService::Process(const store::IncomingEvent& stored) {
     if (trigger == nullptr) continue;
     for (const store::Repository& repo : repos) {
       if (!triggers::AgentRunsOn(*agent, repo.name, ForgeName(repo))) continue;
-      outcome.push_back(Dispatch(stored, event, Target{agent, trigger, repo}));
+      outcome.push_back(Dispatch(stored, event, Target{agent, trigger, repo}, batch));
     }
   }
   if (outcome.empty()) outcome.push_back(Entry("no_matching_agent"));
@@ -439,7 +491,7 @@ Json TriggerService::Process(const store::IncomingEvent& stored) {
 }
 
 Json TriggerService::Dispatch(const store::IncomingEvent& stored, const TriggerEvent& event,
-                              const Target& target) {
+                              const Target& target, Batch& batch) {
   TriggerEvent ev = event;
   if (ev.repository.empty()) ev.fields["repository"] = ForgeName(target.repo);
   std::string rendered_key = ev.item.empty() ? StrCat("event:", stored.id) : ev.item;
@@ -457,6 +509,11 @@ Json TriggerService::Dispatch(const store::IncomingEvent& stored, const TriggerE
     result.update(entry);
     return result;
   };
+  if (auto pending = batch.keys.find(key); pending != batch.keys.end()) {
+    Json result = Entry("coalesced");  // into a run of this batch: queued, as far as it knows
+    result["pending_into"] = pending->second;
+    return with(result);
+  }
   auto existing = store_.GetTriggerKey(key);
   if (!existing.ok()) return with(Entry("error", existing.status().message()));
   if (*existing) {
@@ -492,7 +549,7 @@ Json TriggerService::Dispatch(const store::IncomingEvent& stored, const TriggerE
         if (!cancelled.ok() && cancelled.status().code() != StatusCode::kFailedPrecondition) {
           return with(Entry("error", cancelled.status().message()));
         }
-        Json started = Start(stored, ev, target, key);
+        Json started = Start(stored, ev, target, key, batch);
         started["cancelled_run_id"] = run->id;
         return with(started);
       }
@@ -500,11 +557,11 @@ Json TriggerService::Dispatch(const store::IncomingEvent& stored, const TriggerE
       return with(result);
     }
   }
-  return with(Start(stored, ev, target, key));
+  return with(Start(stored, ev, target, key, batch));
 }
 
 Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEvent& event,
-                           const Target& target, const std::string& key) {
+                           const Target& target, const std::string& key, Batch& batch) {
   const triggers::AgentSpec& agent = *target.agent;
   const Principal principal{.kind = event.source == "schedule" ? "schedule" : "trigger",
                             .name = agent.name};
@@ -522,8 +579,8 @@ Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEven
   }
 
   if (agent.runs_per_hour > 0 || agent.max_concurrent > 0) {
-    int64_t since = 0;
-    int64_t unfinished = 0;
+    int64_t since = batch.per_agent[agent.name];  // this batch's runs: new, unfinished
+    int64_t unfinished = since;
     for (const char* kind : {"trigger", "schedule"}) {
       auto counts = store_.CountRuns(Principal{.kind = kind, .name = agent.name}.Describe(),
                                      clock_.NowMs() - 3'600'000);
@@ -571,13 +628,13 @@ Json TriggerService::Start(const store::IncomingEvent& stored, const TriggerEven
       files += StrCat(files.empty() ? "" : ", ", path);
     request.task += StrCat("\n\n(The platform put this event's context in ", files, ".)");
   }
-  auto run = runs_.Submit(request, principal);
-  if (!run.ok() && run.status().code() == StatusCode::kAlreadyExists) {
-    run = store_.GetRunByKey(idempotency_key);
-  }
-  if (!run.ok()) return Entry("error", run.status().message());
-  Failpoint("submitted");
-  return remember(*run);
+  const size_t index = batch.pending.size();
+  batch.pending.push_back({std::move(request), principal});
+  batch.keys[key] = index;
+  ++batch.per_agent[agent.name];
+  Json entry = Entry("started");
+  entry["pending"] = index;
+  return entry;
 }
 
 void TriggerService::StartWaiting() {
@@ -612,7 +669,11 @@ void TriggerService::StartWaiting() {
     }
     TriggerEvent event = **parsed;
     if (event.repository.empty()) event.fields["repository"] = ForgeName(*repo);
-    Json started = Start(*stored, event, Target{agent, trigger, *repo}, key.key);
+    Batch batch;
+    std::vector<Json> one = {
+        Json::array({Start(*stored, event, Target{agent, trigger, *repo}, key.key, batch)})};
+    Flush(batch, one);
+    Json started = one[0][0];
     // Started, the key's run is the new one and nothing waits (CreateRun recorded so).
     if (!started.contains("run_id")) (void)store_.PutTriggerKey(cleared);
     // The event's outcome said "queued": now it names the run.

@@ -113,12 +113,30 @@ class TriggerService {
   bool Stopping();
   void FireSchedules();
   void StartWaiting();
-  Json Process(const store::IncomingEvent& stored);
+  // The runs a batch of events starts: submitted together once the batch is processed, in one
+  // store transaction (Flush). Until then each stands as a queued run of its concurrency key, so
+  // a later event of the batch with the same key is coalesced into it, and counts towards its
+  // agent's limits. Outcome entries name a pending run by its index ("pending", or
+  // "pending_into" for one coalesced into it) until Flush writes the run's id in.
+  struct Batch {
+    struct Pending {
+      SubmitRequest request;
+      Principal principal;
+    };
+    std::vector<Pending> pending;
+    std::map<std::string, size_t> keys;        // concurrency key → its pending run
+    std::map<std::string, int64_t> per_agent;  // pending runs by agent name
+    std::optional<std::vector<store::Repository>> repositories;  // read once a batch
+  };
+  // Submits the batch's runs and completes `outcomes` (arrays of entries) with their ids.
+  void Flush(Batch& batch, std::vector<Json>& outcomes);
+
+  Json Process(const store::IncomingEvent& stored, Batch& batch);
   // What one agent does with the event on one repository: an outcome entry.
   Json Dispatch(const store::IncomingEvent& stored, const triggers::TriggerEvent& event,
-                const Target& target);
+                const Target& target, Batch& batch);
   Json Start(const store::IncomingEvent& stored, const triggers::TriggerEvent& event,
-             const Target& target, const std::string& key);
+             const Target& target, const std::string& key, Batch& batch);
   std::optional<Json> FollowUp(const triggers::TriggerEvent& event,
                                const std::vector<store::Repository>& repos);
   std::vector<store::Repository> RepositoriesOf(const triggers::TriggerEvent& event,

@@ -177,6 +177,57 @@ agents:
   EXPECT_EQ(results, (std::vector<std::string>{"coalesced", "started"}));
 }
 
+TEST_F(TriggerServiceTest, ABatchsRunsAreQueuedTogetherAndARefusedOneFailsOnlyItsOwnEntry) {
+  Configure(R"(
+agents:
+  tester:
+    recipe: "make test BRANCH={{event.branch}}"
+    repositories: ["app"]
+    triggers: [{github: {event: push}}]
+    concurrency: {key: "{{event.branch}}"}
+  dreamer:
+    task: "look at {{event.branch}}"
+    model: not-configured
+    repositories: ["app"]
+    triggers: [{github: {event: push}}]
+)");
+  std::vector<int64_t> ids;
+  for (const char* branch : {"a", "b", "a"}) {
+    auto stored = Deliver("push", StrCat("p-", ids.size()), Push(branch));
+    ASSERT_TRUE(stored.ok());
+    ids.push_back(stored->id);
+  }
+  service_->ProcessDue();  // one batch
+  const auto runs = Runs();
+  ASSERT_EQ(runs.size(), 2u);  // a and b; the second a joins the first
+  auto entry_of = [&](int64_t id, const std::string& agent) {
+    for (const Json& e : Outcome(id)) {
+      if (e["agent"] == agent) return e;
+    }
+    return Json();
+  };
+  const Json first = entry_of(ids[0], "tester");
+  const Json third = entry_of(ids[2], "tester");
+  EXPECT_EQ(first["result"], "started") << first.dump();
+  EXPECT_EQ(entry_of(ids[1], "tester")["result"], "started");
+  EXPECT_EQ(third["result"], "coalesced") << third.dump();
+  EXPECT_EQ(third["run_id"], first["run_id"]) << third.dump();
+  EXPECT_EQ(third["reason"],
+            StrCat("into run ", first["run_id"].get<int64_t>(), ", not started yet"));
+  EXPECT_FALSE(third.contains("pending_into"));
+  for (int64_t id : ids) {
+    const Json refused = entry_of(id, "dreamer");
+    EXPECT_EQ(refused["result"], "error") << refused.dump();
+    EXPECT_NE(refused.value("reason", "").find("unknown model 'not-configured'"), std::string::npos)
+        << refused.dump();
+    EXPECT_FALSE(refused.contains("pending"));
+  }
+  // The key's run is the first a's: a later push of a, once it ran, is its own run.
+  auto key = store_->GetTriggerKey("tester | app | a");
+  ASSERT_TRUE(key.ok() && *key);
+  EXPECT_EQ((*key)->run_id, first["run_id"].get<int64_t>());
+}
+
 TEST_F(TriggerServiceTest, ThePlatformsOwnPushesCommentsAndLoginStartNothing) {
   Configure(R"(
 agents:

@@ -237,6 +237,7 @@ class SqliteStore final : public Store {
   StatusOr<Repository> GetRepository(const std::string& name) override;
   Status RemoveRepository(const std::string& name) override;
   StatusOr<Run> CreateRun(const RunSpec& spec) override;
+  StatusOr<std::vector<StatusOr<Run>>> CreateRuns(const std::vector<RunSpec>& specs) override;
   StatusOr<Run> GetRun(int64_t id) override;
   StatusOr<Run> GetRunByKey(const std::string& idempotency_key) override;
   StatusOr<RunCounts> CountRuns(const std::string& requested_by, int64_t since_ms) override;
@@ -483,61 +484,77 @@ Status SqliteStore::CloseAttemptLocked(const Run& run, std::string_view outcome,
 }
 
 StatusOr<Run> SqliteStore::CreateRun(const RunSpec& spec) {
+  ASSIGN_OR_RETURN(std::vector<StatusOr<Run>> runs, CreateRuns({spec}));
+  return std::move(runs.front());
+}
+
+StatusOr<std::vector<StatusOr<Run>>> SqliteStore::CreateRuns(const std::vector<RunSpec>& specs) {
   int64_t now = clock_.NowMs();
-  Run run;
+  std::vector<StatusOr<Run>> runs;
+  runs.reserve(specs.size());
   {
     std::lock_guard lock(write_mu_);
     WriteTransaction txn(*writer_);
     RETURN_IF_ERROR(txn.Begin());
-    int64_t id = 0;
-    {
-      ASSIGN_OR_RETURN(
-          Statement s,
-          writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
-                           "timeout_seconds, created_ms, updated_ms, kind, task, model, "
-                           "change_request_id, requested_by, idempotency_key, trigger, context) "
-                           "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM "
-                           "repositories WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
-      s.Bind(1, spec.ref)
-          .Bind(2, spec.recipe)
-          .Bind(3, int64_t{spec.max_attempts})
-          .Bind(4, int64_t{spec.timeout_seconds})
-          .Bind(5, now)
-          .Bind(6, now)
-          .Bind(7, std::string(RunKindName(spec.kind)))
-          .Bind(8, spec.task)
-          .Bind(9, spec.model)
-          .Bind(10, spec.change_request_id)
-          .Bind(11, spec.requested_by)
-          .Bind(12, spec.idempotency_key)
-          .Bind(13, spec.trigger)
-          .Bind(14, spec.context.empty()
-                        ? std::string()
-                        : Json(spec.context).dump(-1, ' ', false, Json::error_handler_t::replace))
-          .Bind(15, spec.repo);
-      auto stepped = s.Step();
-      if (!stepped.ok() && IsAlreadyExists(stepped.status())) {
-        return AlreadyExistsError(
-            StrCat("a run with idempotency key '", spec.idempotency_key, "' exists"));
+    for (const RunSpec& spec : specs) {
+      int64_t id = 0;
+      {
+        ASSIGN_OR_RETURN(
+            Statement s,
+            writer_->Prepare("INSERT INTO runs(repo_id, ref, recipe, state, max_attempts, "
+                             "timeout_seconds, created_ms, updated_ms, kind, task, model, "
+                             "change_request_id, requested_by, idempotency_key, trigger, context) "
+                             "SELECT id, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM "
+                             "repositories WHERE name = ? AND deleted_ms IS NULL RETURNING id"));
+        s.Bind(1, spec.ref)
+            .Bind(2, spec.recipe)
+            .Bind(3, int64_t{spec.max_attempts})
+            .Bind(4, int64_t{spec.timeout_seconds})
+            .Bind(5, now)
+            .Bind(6, now)
+            .Bind(7, std::string(RunKindName(spec.kind)))
+            .Bind(8, spec.task)
+            .Bind(9, spec.model)
+            .Bind(10, spec.change_request_id)
+            .Bind(11, spec.requested_by)
+            .Bind(12, spec.idempotency_key)
+            .Bind(13, spec.trigger)
+            .Bind(14, spec.context.empty()
+                          ? std::string()
+                          : Json(spec.context).dump(-1, ' ', false, Json::error_handler_t::replace))
+            .Bind(15, spec.repo);
+        // A refused insert is undone alone (SQLite aborts the statement, not the transaction).
+        auto stepped = s.Step();
+        if (!stepped.ok() && IsAlreadyExists(stepped.status())) {
+          runs.push_back(AlreadyExistsError(
+              StrCat("a run with idempotency key '", spec.idempotency_key, "' exists")));
+          continue;
+        }
+        ASSIGN_OR_RETURN(bool row, std::move(stepped));
+        if (!row) {
+          runs.push_back(NotFoundError(StrCat("unknown repository '", spec.repo, "'")));
+          continue;
+        }
+        id = s.Int(0);
       }
-      ASSIGN_OR_RETURN(bool row, std::move(stepped));
-      if (!row) return NotFoundError(StrCat("unknown repository '", spec.repo, "'"));
-      id = s.Int(0);
+      RETURN_IF_ERROR(
+          AppendEventsLocked(id, {StateEventOf({.to = "queued", .attempt = 0})}, now).status());
+      if (!spec.concurrency_key.empty()) {
+        ASSIGN_OR_RETURN(Statement s, writer_->Prepare("INSERT INTO trigger_keys(key, run_id) "
+                                                       "VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                                                       "SET run_id = excluded.run_id, "
+                                                       "waiting_event_id = 0"));
+        RETURN_IF_ERROR(s.Bind(1, spec.concurrency_key).Bind(2, id).Exec());
+      }
+      ASSIGN_OR_RETURN(Run run, LoadRunLocked(*writer_, id));
+      runs.push_back(std::move(run));
     }
-    RETURN_IF_ERROR(
-        AppendEventsLocked(id, {StateEventOf({.to = "queued", .attempt = 0})}, now).status());
-    if (!spec.concurrency_key.empty()) {
-      ASSIGN_OR_RETURN(Statement s, writer_->Prepare("INSERT INTO trigger_keys(key, run_id) "
-                                                     "VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
-                                                     "SET run_id = excluded.run_id, "
-                                                     "waiting_event_id = 0"));
-      RETURN_IF_ERROR(s.Bind(1, spec.concurrency_key).Bind(2, id).Exec());
-    }
-    ASSIGN_OR_RETURN(run, LoadRunLocked(*writer_, id));
     RETURN_IF_ERROR(txn.Commit());
   }
-  Notify(run.id);
-  return run;
+  for (const StatusOr<Run>& run : runs) {
+    if (run.ok()) Notify(run->id);
+  }
+  return runs;
 }
 
 StatusOr<Run> SqliteStore::GetRun(int64_t id) {

@@ -81,6 +81,30 @@ TEST_F(SqliteStoreTest, CreateRunUnknownRepositoryIsNotFoundAndStoresNothing) {
   EXPECT_TRUE(store_->ListRuns({})->empty());
 }
 
+TEST_F(SqliteStoreTest, CreateRunsQueuesEachAndARefusedOneKeepsNoOtherFromIt) {
+  ASSERT_TRUE(
+      store_->CreateRun(RunSpec{.repo = "app", .recipe = "x", .idempotency_key = "k1"}).ok());
+  auto runs = store_->CreateRuns({
+      RunSpec{.repo = "app", .recipe = "first", .idempotency_key = "k0", .concurrency_key = "c"},
+      RunSpec{.repo = "app", .recipe = "dup", .idempotency_key = "k1"},
+      RunSpec{.repo = "nope", .recipe = "unknown"},
+      RunSpec{.repo = "app", .recipe = "last", .concurrency_key = "c"},
+  });
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  ASSERT_EQ(runs->size(), 4u);
+  ASSERT_TRUE((*runs)[0].ok());
+  EXPECT_EQ((*runs)[1].status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(IsNotFound((*runs)[2].status()));
+  ASSERT_TRUE((*runs)[3].ok());
+  EXPECT_EQ((*runs)[3]->recipe, "last");
+  EXPECT_EQ(store_->ListRuns({})->size(), 3u);
+  EXPECT_EQ(StateEvents((*runs)[0]->id), std::vector<std::string>{"queued"});
+  // The key's run is the last one that took it.
+  auto key = store_->GetTriggerKey("c");
+  ASSERT_TRUE(key.ok() && *key);
+  EXPECT_EQ((*key)->run_id, (*runs)[3]->id);
+}
+
 TEST_F(SqliteStoreTest, HappyPathTransitionsAppendStateEvents) {
   store::Run run = Create();
   EXPECT_EQ(run.state, RunState::kQueued);

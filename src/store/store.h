@@ -62,6 +62,10 @@ class Store {
   // AlreadyExists when spec.idempotency_key is set and a run has it (GetRunByKey finds it).
   // With spec.concurrency_key set, the run becomes that key's run (no event waiting on it).
   virtual StatusOr<Run> CreateRun(const RunSpec& spec) = 0;
+  // Several runs in one transaction (a trigger's batch of events): each spec's result, as
+  // CreateRun's; one that is refused (AlreadyExists, NotFound) does not keep the others from
+  // being created. An error of the whole (the disk) is returned instead, and none is created.
+  virtual StatusOr<std::vector<StatusOr<Run>>> CreateRuns(const std::vector<RunSpec>& specs) = 0;
   virtual StatusOr<Run> GetRun(int64_t id) = 0;
   virtual StatusOr<Run> GetRunByKey(const std::string& idempotency_key) = 0;
   // Runs `requested_by` submitted since `since_ms`, and those of its runs not yet finished.
@@ -145,6 +149,7 @@ class Store {
   virtual Status PutTriggerKey(const TriggerKey& key) = 0;
   // Keys with a waiting event, oldest first.
   virtual StatusOr<std::vector<TriggerKey>> ListWaitingTriggerKeys() = 0;
+
 
   // At most one observer; set before concurrent use. Not owned.
   virtual void SetObserver(RunObserver* observer) = 0;
