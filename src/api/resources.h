@@ -462,4 +462,103 @@ struct AgentList {
   }
 };
 
+// POST /api/v1/login
+struct LoginRequest {
+  std::string user;
+  std::string password;
+  std::optional<int64_t> ttl_seconds;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("user", &LoginRequest::user, "the user's name"),
+                      RequiredField("password", &LoginRequest::password, "their password"),
+                      NullableField("ttl_seconds", &LoginRequest::ttl_seconds,
+                                    "how long the session token lasts (default 12 hours, at "
+                                    "most 30 days)")};
+  }
+};
+
+// POST /api/v1/users
+struct UserRequest {
+  std::string name;
+  std::string password;
+  std::vector<std::string> scopes;
+
+  static constexpr auto Fields() {
+    return std::tuple{
+        RequiredField("name", &UserRequest::name, "[a-z0-9][a-z0-9._-]{0,63}"),
+        RequiredField("password", &UserRequest::password, "12 to 1024 bytes"),
+        RequiredField("scopes", &UserRequest::scopes, "what the user may do (docs/governance.md)")};
+  }
+};
+
+struct User {
+  std::string name;
+  std::vector<std::string> scopes;
+  Timestamp created_at;
+  std::optional<Timestamp> disabled_at;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("name", &User::name, "the user's name"),
+                      Field("scopes", &User::scopes, "what they may do"),
+                      Field("created_at", &User::created_at, "when they were added"),
+                      NullableField("disabled_at", &User::disabled_at, "null while enabled")};
+  }
+};
+
+// GET /api/v1/users
+struct UserList {
+  std::vector<User> users;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("users", &UserList::users, "by name")};
+  }
+};
+
+// POST /api/v1/tokens
+struct TokenRequest {
+  std::string name;
+  std::vector<std::string> scopes;
+  std::optional<int64_t> expires_in_seconds;
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("name", &TokenRequest::name, "its label"),
+                      RequiredField("scopes", &TokenRequest::scopes, "each one the caller holds"),
+                      NullableField("expires_in_seconds", &TokenRequest::expires_in_seconds,
+                                    "its lifetime (null: it does not expire)")};
+  }
+};
+
+struct Token {
+  int64_t id = 0;
+  std::string name;
+  std::string owner;
+  std::vector<std::string> scopes;
+  Timestamp created_at;
+  std::optional<Timestamp> expires_at;
+  std::optional<Timestamp> revoked_at;
+  std::string token;  // the secret: only in the answer that made it
+
+  static constexpr auto Fields() {
+    return std::tuple{RequiredField("id", &Token::id, "its id"),
+                      Field("name", &Token::name, "its label"),
+                      Field("owner", &Token::owner, "the user it acts for (empty: itself)"),
+                      Field("scopes", &Token::scopes, "what it may do"),
+                      Field("created_at", &Token::created_at, "when it was made"),
+                      NullableField("expires_at", &Token::expires_at, "null: never"),
+                      NullableField("revoked_at", &Token::revoked_at, "null while in force"),
+                      Field("token", &Token::token,
+                            "the secret, in the answer that made it only (it is stored hashed)")};
+  }
+};
+
+// GET /api/v1/tokens
+struct TokenList {
+  std::vector<Token> tokens;
+
+  static constexpr auto Fields() {
+    return std::tuple{
+        RequiredField("tokens", &TokenList::tokens, "the caller's (an admin's: all)")};
+  }
+};
+
 }  // namespace nightshift::api

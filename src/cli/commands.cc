@@ -54,6 +54,7 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   AddChangeRequestVerbs(cli);
   AddCancelVerb(cli);
   AddTriggerVerbs(cli);
+  AddIdentityVerbs(cli);
   AddConfigVerb(cli);
   AddCronVerb(cli);
   AddSandboxVerbs(cli);

@@ -29,6 +29,9 @@ void AddCancelVerb(CommandLine& cli);    // cancel
 // Triggers (trigger_verbs.cc): events, events replay, schedule list.
 void AddTriggerVerbs(CommandLine& cli);
 
+// Identities (identity_verbs.cc): login, user add|list|disable, token create|list|revoke.
+void AddIdentityVerbs(CommandLine& cli);
+
 // Change requests (cr_verbs.cc): cr list, show, diff, comment, approve, merge, close.
 void AddChangeRequestVerbs(CommandLine& cli);
 

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <memory>
 #include <regex>
+#include <sstream>
 
 #include "api/resources.h"
 #include "core/clock.h"
@@ -13,6 +14,10 @@
 #include "core/secrets.h"
 
 namespace nightshift::server {
+// Records a request's outcome in the audit log (when the server keeps one).
+void Audit(ApiContext& context, const httplib::Request& req, const httplib::Response& res,
+           const std::string& actor, Json detail);
+
 namespace {
 
 using store::Run;
@@ -64,6 +69,16 @@ void SendError(httplib::Response& res, const Status& st) {
 namespace {
 
 // The store's records as the API's shapes (api/resources.h).
+
+// Text a client sent, safe for one log line: at most 64 bytes, anything but printable ASCII
+// shown as '?'.
+std::string OneLineForLog(std::string_view text) {
+  std::string out(text.substr(0, 64));
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
 
 std::optional<api::Timestamp> TimeOrNull(int64_t ms) {
   return ms > 0 ? std::optional<api::Timestamp>(api::Timestamp{ms}) : std::nullopt;
@@ -248,9 +263,6 @@ class Api {
     res.status = 204;
   }
 
-  // The admin token is the one principal the API knows today.
-  static Principal Admin() { return Principal{.kind = "admin"}; }
-
   void CreateRun(const httplib::Request& req, httplib::Response& res) {
     auto body = BodyObject(req);
     if (!body.ok()) return SendError(res, body.status());
@@ -270,7 +282,7 @@ class Api {
             res, InvalidArgumentError("'kind' must be \"recipe\", \"agent\" or \"prebuild\""));
       }
     }
-    auto run = ctx_.runs.Submit(request, Admin());
+    auto run = ctx_.runs.Submit(request, CallerPrincipal());
     if (!run.ok()) return SendError(res, run.status());
     SendJson(res, 201, RunJson(*run));
   }
@@ -353,9 +365,11 @@ class Api {
     if (!comment.ok()) return SendError(res, comment.status());
     const std::string& text = comment->body;
     const std::string& author = comment->author;
-    // A comment's author is its principal (the admin token stands for whoever it names).
-    const Principal principal =
-        author.empty() ? Admin() : Principal{.kind = "comment", .name = author};
+    // A comment's author is its principal: the caller, or — for the admin token, which stands
+    // for whoever it names (a forge's reviewer relayed) — the `author` given.
+    const Principal principal = author.empty() || CurrentCaller().kind != "admin"
+                                    ? CallerPrincipal()
+                                    : Principal{.kind = "comment", .name = author};
     auto done = ctx_.runs.Comment(*id, text, principal);
     if (!done.ok()) return SendError(res, done.status());
     const store::CrComment& c = done->first;
@@ -392,7 +406,7 @@ class Api {
   void CancelRun(const httplib::Request& req, httplib::Response& res) {
     auto id = ParseId(req.matches[1].str(), "run id");
     if (!id.ok()) return SendError(res, id.status());
-    auto run = ctx_.runs.Cancel(*id, Admin());
+    auto run = ctx_.runs.Cancel(*id, CallerPrincipal());
     if (!run.ok()) return SendError(res, run.status());
     SendJson(res, 200, RunJson(*run));
   }
@@ -437,6 +451,187 @@ class Api {
         });
   }
 
+  // Identities (docs/governance.md).
+  static std::vector<std::string> SplitWords(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string word; in >> word;) out.push_back(word);
+    return out;
+  }
+
+  static api::User UserOf(const store::User& u) {
+    return api::User{.name = u.name,
+                     .scopes = SplitWords(u.scopes),
+                     .created_at = {u.created_ms},
+                     .disabled_at = TimeOrNull(u.disabled_ms)};
+  }
+
+  static api::Token TokenOf(const store::ApiToken& t) {
+    return api::Token{.id = t.id,
+                      .name = t.name,
+                      .owner = t.owner,
+                      .scopes = SplitWords(t.scopes),
+                      .created_at = {t.created_ms},
+                      .expires_at = TimeOrNull(t.expires_ms),
+                      .revoked_at = TimeOrNull(t.revoked_ms)};
+  }
+
+  static StatusOr<std::vector<std::string>> Scopes(const std::vector<std::string>& given) {
+    std::string joined;
+    for (const std::string& s : given) joined += s + " ";
+    return policy::ParseScopes(joined);
+  }
+
+  void Login(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto login = api::FromJson<api::LoginRequest>(*body);
+    if (!login.ok()) return SendError(res, login.status());
+    const int64_t ttl = login->ttl_seconds.value_or(12 * 3600);
+    if (ttl < 60 || ttl > 30 * 86400) {
+      return SendError(res, InvalidArgumentError("'ttl_seconds' must be from 60 to 2592000"));
+    }
+    auto made = ctx_.identities.Login(login->user, login->password, ttl * 1000);
+    if (!made.ok()) {
+      log::Get("api")->warn("login refused for '{}' from {}", OneLineForLog(login->user),
+                            req.remote_addr);
+      SendError(res, made.status());
+      return Audit(ctx_, req, res, "anonymous", Json{{"user", login->user}});
+    }
+    api::Token out = TokenOf(made->token);
+    out.token = made->secret;
+    SendJson(res, 201, api::ToJson(out));
+    Audit(ctx_, req, res, StrCat("user:", login->user), Json{{"token_id", made->token.id}});
+  }
+
+  void AddUser(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto request = api::FromJson<api::UserRequest>(*body);
+    if (!request.ok()) return SendError(res, request.status());
+    auto scopes = Scopes(request->scopes);
+    if (!scopes.ok()) return SendError(res, scopes.status());
+    auto user = ctx_.identities.AddUser(request->name, request->password, *scopes);
+    if (!user.ok()) return SendError(res, user.status());
+    SendJson(res, 201, api::ToJson(UserOf(*user)));
+  }
+
+  void ListUsers(const httplib::Request&, httplib::Response& res) {
+    auto users = ctx_.store.ListUsers();
+    if (!users.ok()) return SendError(res, users.status());
+    api::UserList list;
+    for (const auto& u : *users) list.users.push_back(UserOf(u));
+    SendJson(res, 200, api::ToJson(list));
+  }
+
+  void DisableUser(const httplib::Request& req, httplib::Response& res) {
+    auto user = ctx_.identities.DisableUser(req.matches[1].str());
+    if (!user.ok()) return SendError(res, user.status());
+    SendJson(res, 200, api::ToJson(UserOf(*user)));
+  }
+
+  void CreateToken(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto request = api::FromJson<api::TokenRequest>(*body);
+    if (!request.ok()) return SendError(res, request.status());
+    auto scopes = Scopes(request->scopes);
+    if (!scopes.ok()) return SendError(res, scopes.status());
+    int64_t expires_ms = 0;
+    if (request->expires_in_seconds) {
+      const int64_t seconds = *request->expires_in_seconds;
+      if (seconds < 1 || seconds > 10LL * 365 * 86400) {
+        return SendError(res,
+                         InvalidArgumentError("'expires_in_seconds' must be from 1 to 315360000"));
+      }
+      expires_ms = SystemClock::Get().NowMs() + seconds * 1000;
+    }
+    auto made = ctx_.identities.CreateToken(CurrentCaller(), request->name, *scopes, expires_ms);
+    if (!made.ok()) return SendError(res, made.status());
+    api::Token out = TokenOf(made->token);
+    out.token = made->secret;
+    SendJson(res, 201, api::ToJson(out));
+  }
+
+  void ListTokens(const httplib::Request&, httplib::Response& res) {
+    auto tokens = ctx_.identities.Tokens(CurrentCaller());
+    if (!tokens.ok()) return SendError(res, tokens.status());
+    api::TokenList list;
+    for (const auto& t : *tokens) list.tokens.push_back(TokenOf(t));
+    SendJson(res, 200, api::ToJson(list));
+  }
+
+  static Json AuditJson(const store::AuditRecord& r) {
+    Json detail = Json::parse(r.detail, nullptr, false);
+    return Json{{"seq", r.seq},
+                {"time_ms", r.time_ms},
+                {"actor", r.actor},
+                {"action", r.action},
+                {"resource", r.resource},
+                {"decision", r.decision},
+                {"run_id", r.run_id},
+                {"detail", detail.is_discarded() ? Json(r.detail) : detail},
+                {"prev_hash", r.prev_hash},
+                {"hash", r.hash}};
+  }
+
+  // ?actor=A&run=ID&since_ms=T&limit=N (newest first), or ?after=SEQ&limit=N (oldest first: an
+  // export, page by page).
+  void ListAudit(const httplib::Request& req, httplib::Response& res) {
+    auto number = [&](const char* name, int64_t fallback) -> StatusOr<int64_t> {
+      if (!req.has_param(name)) return fallback;
+      const std::string text = req.get_param_value(name);
+      int64_t value = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+        return InvalidArgumentError(StrCat("'", name, "' must be a number, 0 or more"));
+      }
+      return value;
+    };
+    auto limit = number("limit", 100);
+    auto run = number("run", 0);
+    auto since = number("since_ms", 0);
+    auto after = number("after", -1);
+    for (const auto* n : {&limit, &run, &since, &after}) {
+      if (!n->ok()) return SendError(res, n->status());
+    }
+    if (*limit < 1 || *limit > 10'000) {
+      return SendError(res, InvalidArgumentError("'limit' must be from 1 to 10000"));
+    }
+    auto records = *after >= 0 ? ctx_.store.ListAudit(*after, static_cast<int32_t>(*limit))
+                               : ctx_.store.SearchAudit(req.get_param_value("actor"), *run, *since,
+                                                        static_cast<int32_t>(*limit));
+    if (!records.ok()) return SendError(res, records.status());
+    Json list = Json::array();
+    for (const auto& r : *records) list.push_back(AuditJson(r));
+    SendJson(res, 200, Json{{"records", list}});
+  }
+
+  void VerifyAudit(const httplib::Request&, httplib::Response& res) {
+    if (ctx_.audit == nullptr) return SendError(res, FailedPreconditionError("no audit log"));
+    const policy::AuditVerdict v = ctx_.audit->Verify();
+    SendJson(res, 200,
+             Json{{"ok", v.ok},
+                  {"records", v.records},
+                  {"checkpoints", v.checkpoints},
+                  {"first_bad_seq", v.first_bad_seq},
+                  {"reason", v.reason},
+                  {"public_key", ctx_.audit->PublicKeyHex()}});
+  }
+
+  void AuditKey(const httplib::Request&, httplib::Response& res) {
+    if (ctx_.audit == nullptr) return SendError(res, FailedPreconditionError("no audit log"));
+    SendJson(res, 200, Json{{"algorithm", "ed25519"}, {"public_key", ctx_.audit->PublicKeyHex()}});
+  }
+
+  void RevokeToken(const httplib::Request& req, httplib::Response& res) {
+    auto id = ParseId(req.matches[1].str(), "token id");
+    if (!id.ok()) return SendError(res, id.status());
+    auto token = ctx_.identities.Revoke(CurrentCaller(), *id);
+    if (!token.ok()) return SendError(res, token.status());
+    SendJson(res, 200, api::ToJson(TokenOf(*token)));
+  }
+
  private:
   // Streams until the run has finished and every event was sent, the client leaves, or the
   // server shuts down.
@@ -475,18 +670,95 @@ class Api {
 
 }  // namespace
 
+namespace {
+// Set by the pre-routing handler for each /api/ request, on the thread that handles it.
+thread_local std::optional<policy::Caller> tl_caller;
+constexpr char kLoginPath[] = "/api/v1/login";
+}  // namespace
+
+void Audit(ApiContext& context, const httplib::Request& req, const httplib::Response& res,
+           const std::string& actor, Json detail) {
+  if (context.audit == nullptr) return;
+  detail["status"] = res.status;
+  if (res.status >= 400) {
+    auto body = Json::parse(res.body, nullptr, false);
+    if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+      detail["error"] = body["error"].value("message", "");
+    }
+  }
+  if (CurrentCaller().token_id != 0) detail["token_id"] = CurrentCaller().token_id;
+  detail["from"] = req.remote_addr;
+  const std::string decision =
+      res.status == 401 || res.status == 403 ? "deny" : (res.status >= 400 ? "error" : "allow");
+  auto appended = context.audit->Append({.actor = actor,
+                                         .action = StrCat(req.method, " ", req.path),
+                                         .resource = req.path,
+                                         .decision = decision,
+                                         .detail = std::move(detail)});
+  if (!appended.ok()) {
+    log::Get("api")->error("cannot append to the audit log: {}", appended.status().message());
+  }
+}
+
+const policy::Caller& CurrentCaller() {
+  static const policy::Caller kNobody;
+  return tl_caller ? *tl_caller : kNobody;
+}
+
+Principal CallerPrincipal() {
+  const policy::Caller& caller = CurrentCaller();
+  return Principal{.kind = caller.kind, .name = caller.name};
+}
+
+void Route(httplib::Server& http, ApiContext& context, std::string_view method,
+           const std::string& pattern, std::string_view scope, ApiHandler handler) {
+  context.routes.push_back(
+      {.method = std::string(method), .pattern = pattern, .scope = std::string(scope)});
+  httplib::Server::Handler guarded = [&context, scope = std::string(scope),
+                                      handler = std::move(handler)](const httplib::Request& req,
+                                                                    httplib::Response& res) {
+    if (!tl_caller) {  // only the login route is not authenticated before routing
+      return SendError(res, UnauthenticatedError("missing or invalid bearer token"));
+    }
+    if (!scope.empty() && !policy::Grants(tl_caller->scopes, scope)) {
+      SendError(res, PermissionDeniedError(
+                         StrCat("this needs scope '", scope, "'; ", tl_caller->Describe(),
+                                " holds: ", policy::JoinScopes(tl_caller->scopes))));
+      return Audit(context, req, res, tl_caller->Describe(), Json{{"scope", scope}});
+    }
+    handler(req, res);
+    // Every change, and every refusal of a read.
+    if (req.method != "GET" || res.status == 403) {
+      Audit(context, req, res, tl_caller->Describe(), Json::object());
+    }
+  };
+  if (method == "GET") http.Get(pattern, std::move(guarded));
+  if (method == "POST") http.Post(pattern, std::move(guarded));
+  if (method == "DELETE") http.Delete(pattern, std::move(guarded));
+}
+
 void RegisterApi(httplib::Server& http, ApiContext& context) {
   auto api = std::make_shared<Api>(context);
   http.set_pre_routing_handler([&context](const httplib::Request& req, httplib::Response& res) {
-    if (!req.path.starts_with("/api/")) return httplib::Server::HandlerResponse::Unhandled;
+    tl_caller.reset();
+    if (!req.path.starts_with("/api/") || req.path == kLoginPath) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     const std::string auth = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
-    if (!auth.starts_with(kBearer) ||
-        !ConstantTimeEquals(std::string_view(auth).substr(kBearer.size()), context.admin_token)) {
+    auto caller =
+        auth.starts_with(kBearer)
+            ? context.identities.Authenticate(std::string_view(auth).substr(kBearer.size()))
+            : StatusOr<policy::Caller>(UnauthenticatedError("missing bearer token"));
+    if (!caller.ok()) {
       res.set_header("WWW-Authenticate", "Bearer");
-      SendError(res, UnauthenticatedError("missing or invalid bearer token"));
+      SendError(res, caller.status().code() == StatusCode::kUnauthenticated
+                         ? caller.status()
+                         : UnavailableError("cannot check the token now"));
+      Audit(context, req, res, "anonymous", Json::object());
       return httplib::Server::HandlerResponse::Handled;
     }
+    tl_caller = *std::move(caller);
     return httplib::Server::HandlerResponse::Unhandled;
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -514,26 +786,41 @@ void RegisterApi(httplib::Server& http, ApiContext& context) {
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, Json{{"status", "ok"}});
   });
-  http.Post("/api/v1/repositories", [api](const auto& q, auto& r) { api->AddRepository(q, r); });
-  http.Get("/api/v1/repositories", [api](const auto& q, auto& r) { api->ListRepositories(q, r); });
-  http.Get(R"(/api/v1/repositories/([^/]+))",
-           [api](const auto& q, auto& r) { api->GetRepository(q, r); });
-  http.Delete(R"(/api/v1/repositories/([^/]+))",
-              [api](const auto& q, auto& r) { api->RemoveRepository(q, r); });
-  http.Post("/api/v1/runs", [api](const auto& q, auto& r) { api->CreateRun(q, r); });
-  http.Get("/api/v1/change-requests",
-           [api](const auto& q, auto& r) { api->ListChangeRequests(q, r); });
-  http.Get(R"(/api/v1/change-requests/([^/]+))",
-           [api](const auto& q, auto& r) { api->GetChangeRequest(q, r); });
-  http.Post(R"(/api/v1/change-requests/([^/]+)/(approve|merge|close))",
-            [api](const auto& q, auto& r) { api->ChangeRequestAction(q, r); });
-  http.Post(R"(/api/v1/change-requests/([^/]+)/comments)",
-            [api](const auto& q, auto& r) { api->CommentChangeRequest(q, r); });
-  http.Get("/api/v1/runs", [api](const auto& q, auto& r) { api->ListRuns(q, r); });
-  http.Get(R"(/api/v1/runs/([^/]+))", [api](const auto& q, auto& r) { api->GetRun(q, r); });
-  http.Post(R"(/api/v1/runs/([^/]+)/cancel)",
-            [api](const auto& q, auto& r) { api->CancelRun(q, r); });
-  http.Get(R"(/api/v1/runs/([^/]+)/events)", [api](const auto& q, auto& r) { api->Events(q, r); });
+  auto route = [&](std::string_view method, const std::string& pattern, std::string_view scope,
+                   void (Api::*member)(const httplib::Request&, httplib::Response&)) {
+    Route(http, context, method, pattern, scope,
+          [api, member](const httplib::Request& q, httplib::Response& r) { (*api.*member)(q, r); });
+  };
+  route("POST", "/api/v1/repositories", "repos:admin", &Api::AddRepository);
+  route("GET", "/api/v1/repositories", "runs:read", &Api::ListRepositories);
+  route("GET", R"(/api/v1/repositories/([^/]+))", "runs:read", &Api::GetRepository);
+  route("DELETE", R"(/api/v1/repositories/([^/]+))", "repos:admin", &Api::RemoveRepository);
+  route("POST", "/api/v1/runs", "runs:write", &Api::CreateRun);
+  route("GET", "/api/v1/change-requests", "runs:read", &Api::ListChangeRequests);
+  route("GET", R"(/api/v1/change-requests/([^/]+))", "runs:read", &Api::GetChangeRequest);
+  route("POST", R"(/api/v1/change-requests/([^/]+)/(approve|close))", "crs:review",
+        &Api::ChangeRequestAction);
+  route("POST", R"(/api/v1/change-requests/([^/]+)/(merge))", "crs:merge",
+        &Api::ChangeRequestAction);
+  route("POST", R"(/api/v1/change-requests/([^/]+)/comments)", "crs:review",
+        &Api::CommentChangeRequest);
+  route("GET", "/api/v1/runs", "runs:read", &Api::ListRuns);
+  route("GET", R"(/api/v1/runs/([^/]+))", "runs:read", &Api::GetRun);
+  route("POST", R"(/api/v1/runs/([^/]+)/cancel)", "runs:write", &Api::CancelRun);
+  route("GET", R"(/api/v1/runs/([^/]+)/events)", "runs:read", &Api::Events);
+  // Identities.
+  http.Post(kLoginPath,
+            [api](const httplib::Request& q, httplib::Response& r) { api->Login(q, r); });
+  route("POST", "/api/v1/users", "admin", &Api::AddUser);
+  route("GET", "/api/v1/users", "admin", &Api::ListUsers);
+  route("POST", R"(/api/v1/users/([^/]+)/disable)", "admin", &Api::DisableUser);
+  route("POST", "/api/v1/tokens", "", &Api::CreateToken);
+  route("GET", "/api/v1/tokens", "", &Api::ListTokens);
+  route("DELETE", R"(/api/v1/tokens/([^/]+))", "", &Api::RevokeToken);
+  // The audit log.
+  route("GET", "/api/v1/audit", "audit:read", &Api::ListAudit);
+  route("GET", "/api/v1/audit/verify", "audit:read", &Api::VerifyAudit);
+  route("GET", "/api/v1/audit/key", "audit:read", &Api::AuditKey);
 }
 
 }  // namespace nightshift::server

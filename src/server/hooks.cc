@@ -163,7 +163,7 @@ api::IncomingEvent IncomingOf(const store::IncomingEvent& event) {
 
 Json IncomingJson(const store::IncomingEvent& event) { return api::ToJson(IncomingOf(event)); }
 
-void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers,
+void RegisterTriggerRoutes(httplib::Server& http, ApiContext& api, TriggerService& triggers,
                            RepositoryAgents& repository_agents, const Clock& clock) {
   const triggers::WebhookConfig& hooks = triggers.config().webhooks;
 
@@ -265,67 +265,71 @@ void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers,
                              .body = req.body});
             });
 
-  http.Get("/api/v1/events", [&triggers](const httplib::Request& req, httplib::Response& res) {
-    store::IncomingFilter filter{.limit = 50};
-    if (req.has_param("limit")) {
-      auto limit = ParseNumber(req.get_param_value("limit"), "limit");
-      if (!limit.ok() || *limit < 1 || *limit > 500) {
-        return SendError(res, InvalidArgumentError("'limit' must be from 1 to 500"));
-      }
-      filter.limit = static_cast<int32_t>(*limit);
-    }
-    if (req.has_param("before")) {
-      auto before = ParseNumber(req.get_param_value("before"), "before");
-      if (!before.ok()) return SendError(res, before.status());
-      filter.before_id = *before;
-    }
-    auto events = triggers.store().ListIncoming(filter);
-    if (!events.ok()) return SendError(res, events.status());
-    api::IncomingEventList list;
-    for (const auto& event : *events) list.events.push_back(IncomingOf(event));
-    if (static_cast<int32_t>(events->size()) == filter.limit) list.next_before = events->back().id;
-    SendJson(res, 200, api::ToJson(list));
-  });
-  http.Get(R"(/api/v1/events/([^/]+))",
-           [&triggers](const httplib::Request& req, httplib::Response& res) {
-             auto id = ParseNumber(req.matches[1].str(), "event id");
-             if (!id.ok()) return SendError(res, id.status());
-             auto event = triggers.store().GetIncoming(*id);
-             if (!event.ok()) return SendError(res, event.status());
-             SendJson(res, 200, IncomingJson(*event));
-           });
-  http.Post(R"(/api/v1/events/([^/]+)/replay)",
-            [&triggers](const httplib::Request& req, httplib::Response& res) {
-              auto id = ParseNumber(req.matches[1].str(), "event id");
-              if (!id.ok()) return SendError(res, id.status());
-              auto replayed = triggers.Replay(*id);
-              if (!replayed.ok()) return SendError(res, replayed.status());
-              auto processed = triggers.WaitProcessed(*id, 10'000);
-              SendJson(res, 202, IncomingJson(processed.ok() ? *processed : *replayed));
-            });
-  http.Get("/api/v1/agents", [&triggers, &repository_agents](const httplib::Request&,
-                                                             httplib::Response& res) {
-    SendJson(res, 200, api::ToJson(AgentListOf(triggers.config(), *repository_agents.Current())));
-  });
-  http.Post(R"(/api/v1/repositories/([^/]+)/agents/refresh)",
-            [&triggers, &repository_agents](const httplib::Request& req, httplib::Response& res) {
-              auto file = repository_agents.RefreshNow(req.matches[1].str());
-              if (!file.ok()) return SendError(res, file.status());
-              triggers::RepositoryAgentsMap one{{file->repository, *file}};
-              SendJson(res, 200, api::ToJson(AgentListOf(triggers.config(), one, true)));
-            });
-  http.Get("/api/v1/schedules", [&triggers](const httplib::Request&, httplib::Response& res) {
-    api::ScheduleList list;
-    for (const ScheduleInfo& s : triggers.Schedules()) {
-      list.schedules.push_back({.agent = s.agent,
-                                .cron = s.cron,
-                                .timezone = s.timezone,
-                                .misfire = s.misfire,
-                                .last_due = s.last_due,
-                                .next_due = s.next_due});
-    }
-    SendJson(res, 200, api::ToJson(list));
-  });
+  Route(http, api, "GET", "/api/v1/events", "runs:read",
+        [&triggers](const httplib::Request& req, httplib::Response& res) {
+          store::IncomingFilter filter{.limit = 50};
+          if (req.has_param("limit")) {
+            auto limit = ParseNumber(req.get_param_value("limit"), "limit");
+            if (!limit.ok() || *limit < 1 || *limit > 500) {
+              return SendError(res, InvalidArgumentError("'limit' must be from 1 to 500"));
+            }
+            filter.limit = static_cast<int32_t>(*limit);
+          }
+          if (req.has_param("before")) {
+            auto before = ParseNumber(req.get_param_value("before"), "before");
+            if (!before.ok()) return SendError(res, before.status());
+            filter.before_id = *before;
+          }
+          auto events = triggers.store().ListIncoming(filter);
+          if (!events.ok()) return SendError(res, events.status());
+          api::IncomingEventList list;
+          for (const auto& event : *events) list.events.push_back(IncomingOf(event));
+          if (static_cast<int32_t>(events->size()) == filter.limit)
+            list.next_before = events->back().id;
+          SendJson(res, 200, api::ToJson(list));
+        });
+  Route(http, api, "GET", R"(/api/v1/events/([^/]+))", "runs:read",
+        [&triggers](const httplib::Request& req, httplib::Response& res) {
+          auto id = ParseNumber(req.matches[1].str(), "event id");
+          if (!id.ok()) return SendError(res, id.status());
+          auto event = triggers.store().GetIncoming(*id);
+          if (!event.ok()) return SendError(res, event.status());
+          SendJson(res, 200, IncomingJson(*event));
+        });
+  Route(http, api, "POST", R"(/api/v1/events/([^/]+)/replay)", "runs:write",
+        [&triggers](const httplib::Request& req, httplib::Response& res) {
+          auto id = ParseNumber(req.matches[1].str(), "event id");
+          if (!id.ok()) return SendError(res, id.status());
+          auto replayed = triggers.Replay(*id);
+          if (!replayed.ok()) return SendError(res, replayed.status());
+          auto processed = triggers.WaitProcessed(*id, 10'000);
+          SendJson(res, 202, IncomingJson(processed.ok() ? *processed : *replayed));
+        });
+  Route(http, api, "GET", "/api/v1/agents", "runs:read",
+        [&triggers, &repository_agents](const httplib::Request&, httplib::Response& res) {
+          SendJson(res, 200,
+                   api::ToJson(AgentListOf(triggers.config(), *repository_agents.Current())));
+        });
+  Route(http, api, "POST", R"(/api/v1/repositories/([^/]+)/agents/refresh)", "repos:admin",
+        [&triggers, &repository_agents](const httplib::Request& req, httplib::Response& res) {
+          auto file = repository_agents.RefreshNow(req.matches[1].str());
+          if (!file.ok()) return SendError(res, file.status());
+          triggers::RepositoryAgentsMap one{{file->repository, *file}};
+          SendJson(res, 200, api::ToJson(AgentListOf(triggers.config(), one, true)));
+        });
+  Route(http, api, "GET", "/api/v1/schedules", "runs:read",
+        [&triggers](const httplib::Request&, httplib::Response& res) {
+          api::ScheduleList list;
+          for (const ScheduleInfo& s : triggers.Schedules()) {
+            list.schedules.push_back({.agent = s.agent,
+                                      .cron = s.cron,
+                                      .timezone = s.timezone,
+                                      .misfire = s.misfire,
+                                      .last_due = s.last_due,
+                                      .next_due = s.next_due});
+          }
+          SendJson(res, 200, api::ToJson(list));
+        });
 }
 
 }  // namespace nightshift::server

@@ -10,6 +10,7 @@
 
 #include "api/resources.h"
 #include "core/clock.h"
+#include "server/api.h"
 #include "server/repository_agents.h"
 #include "server/trigger_service.h"
 
@@ -20,7 +21,7 @@ class Server;
 namespace nightshift::server {
 
 // `triggers`, `repository_agents` and `clock` must outlive the server.
-void RegisterTriggerRoutes(httplib::Server& http, TriggerService& triggers,
+void RegisterTriggerRoutes(httplib::Server& http, ApiContext& api, TriggerService& triggers,
                            RepositoryAgents& repository_agents, const Clock& clock);
 
 // A stored event as the API shows it.

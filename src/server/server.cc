@@ -94,6 +94,10 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
   }
   ASSIGN_OR_RETURN(s->store_, store::OpenSqliteStore(dir / "nightshift.db", SystemClock::Get(),
                                                      {.synchronous_full = options.sync_full}));
+  s->identities_ =
+      std::make_unique<policy::Identities>(*s->store_, s->admin_token_, SystemClock::Get());
+  ASSIGN_OR_RETURN(s->audit_,
+                   policy::AuditLog::Open(*s->store_, dir / "audit-key", SystemClock::Get()));
   s->hub_ = std::make_unique<EventHub>();
   s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, s->config_.identity);
   s->forge_->SetRemotes(std::move(remotes));
@@ -247,10 +251,11 @@ Status Server::Start() {
     listen_fd = fd;
   });
   api_context_ =
-      std::make_unique<ApiContext>(ApiContext{*store_, *hub_, *run_service_, admin_token_});
+      std::make_unique<ApiContext>(ApiContext{*store_, *hub_, *run_service_, *identities_});
+  api_context_->audit = audit_.get();
   api_context_->forge = forge_.get();
   RegisterApi(*http_, *api_context_);
-  RegisterTriggerRoutes(*http_, *triggers_, *repository_agents_, SystemClock::Get());
+  RegisterTriggerRoutes(*http_, *api_context_, *triggers_, *repository_agents_, SystemClock::Get());
 
   port_ = options_.port == 0
               ? http_->bind_to_any_port(options_.host)

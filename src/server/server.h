@@ -16,7 +16,9 @@
 #include "core/status.h"
 #include "forge/builtin.h"
 #include "forge/delivery.h"
+#include "policy/identity.h"
 #include "sandbox/pool.h"
+#include "server/api.h"
 #include "server/repository_agents.h"
 #include "server/run_service.h"
 #include "server/trigger_service.h"
@@ -36,7 +38,6 @@ class StoreLeaseSource;
 namespace nightshift::server {
 
 class EventHub;
-struct ApiContext;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -82,6 +83,8 @@ class Server {
   int port() const { return port_; }
   const std::string& admin_token() const { return admin_token_; }
   store::Store& store() { return *store_; }
+  // The API's routes behind a token, each with its scope (once started).
+  const std::vector<RouteInfo>& routes() const { return api_context_->routes; }
 
  private:
   Server(ServerOptions options, config::ServerConfig config);
@@ -93,6 +96,9 @@ class Server {
   int lock_fd_ = -1;
   std::string admin_token_;
   std::unique_ptr<store::Store> store_;
+  // After the store, which they use (and so are destroyed before it).
+  std::unique_ptr<policy::Identities> identities_;
+  std::unique_ptr<policy::AuditLog> audit_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<runner::StoreLeaseSource> lease_source_;
   // Before the runner: the pool's thread is the parent of every sandbox, so it must outlive

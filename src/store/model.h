@@ -175,6 +175,54 @@ struct TriggerKey {
   int64_t waiting_event_id = 0;
 };
 
+// A person who signs in (docs/governance.md): the password only as its Argon2id hash, and the
+// scopes they are granted.
+struct User {
+  int64_t id = 0;
+  std::string name;
+  std::string password_hash;  // libsodium's crypto_pwhash_str encoding
+  std::string scopes;         // space-separated
+  int64_t created_ms = 0;
+  int64_t disabled_ms = 0;  // 0: enabled
+};
+
+// An API token: only the SHA-256 of its secret is stored; it acts for its owner with at most
+// the owner's scopes.
+struct ApiToken {
+  int64_t id = 0;
+  std::string name;    // its label ("ci", "laptop")
+  std::string owner;   // the user it acts for; "" for one made with the admin token
+  std::string hash;    // hex SHA-256 of the secret
+  std::string scopes;  // space-separated
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;  // 0: never
+  int64_t revoked_ms = 0;  // 0: in force
+};
+
+// One record of the audit log (docs/governance.md): who did what to what, and what was decided.
+// Each record carries the hash of the one before, so that none can be changed, removed or
+// reordered unnoticed (policy::AuditLog computes and checks them).
+struct AuditRecord {
+  int64_t seq = 0;  // 1, 2, 3…
+  int64_t time_ms = 0;
+  std::string actor;     // "admin", "user:alice", "token:ci", "anonymous"
+  std::string action;    // "POST /api/v1/runs", "login"
+  std::string resource;  // what it acted on ("/api/v1/runs/12", "user:alice")
+  std::string decision;  // "allow", "deny", "error"
+  int64_t run_id = 0;
+  std::string detail;     // a JSON object's text
+  std::string prev_hash;  // the previous record's hash ("" for the first)
+  std::string hash;       // hex SHA-256 over prev_hash and this record's canonical encoding
+};
+
+// A signed statement of the log's head at a point: Ed25519 over its seq and hash.
+struct AuditCheckpoint {
+  int64_t seq = 0;
+  std::string hash;
+  std::string signature;  // hex
+  int64_t time_ms = 0;
+};
+
 // Who holds a run: a runner name and the attempt it leased. The same runner may lease the same
 // run again after losing it (a new attempt); the attempt tells the two leases apart.
 struct Lease {

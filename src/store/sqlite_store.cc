@@ -151,6 +151,49 @@ CREATE TABLE trigger_keys (
 ) WITHOUT ROWID;
 CREATE INDEX trigger_keys_waiting ON trigger_keys(waiting_event_id) WHERE waiting_event_id != 0;
 )sql",
+      // 8: identities — users (passwords as Argon2id hashes) and API tokens (as SHA-256 hashes).
+      R"sql(
+CREATE TABLE users (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  name           TEXT NOT NULL UNIQUE,
+  password_hash  TEXT NOT NULL,
+  scopes         TEXT NOT NULL,
+  created_ms     INTEGER NOT NULL,
+  disabled_ms    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE api_tokens (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  name        TEXT NOT NULL,
+  owner       TEXT NOT NULL,
+  hash        TEXT NOT NULL UNIQUE,
+  scopes      TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  expires_ms  INTEGER NOT NULL DEFAULT 0,
+  revoked_ms  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_tokens_by_owner ON api_tokens(owner);
+)sql",
+      // 9: the audit log and its signed checkpoints.
+      R"sql(
+CREATE TABLE audit_log (
+  seq        INTEGER PRIMARY KEY,
+  time_ms    INTEGER NOT NULL,
+  actor      TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  resource   TEXT NOT NULL,
+  decision   TEXT NOT NULL,
+  run_id     INTEGER NOT NULL,
+  detail     TEXT NOT NULL,
+  prev_hash  TEXT NOT NULL,
+  hash       TEXT NOT NULL
+);
+CREATE TABLE audit_checkpoints (
+  seq        INTEGER PRIMARY KEY,
+  hash       TEXT NOT NULL,
+  signature  TEXT NOT NULL,
+  time_ms    INTEGER NOT NULL
+);
+)sql",
 
   };
   return *migrations;
@@ -272,6 +315,21 @@ class SqliteStore final : public Store {
   StatusOr<std::optional<TriggerKey>> GetTriggerKey(const std::string& key) override;
   Status PutTriggerKey(const TriggerKey& key) override;
   StatusOr<std::vector<TriggerKey>> ListWaitingTriggerKeys() override;
+  StatusOr<User> AddUser(const User& user) override;
+  StatusOr<User> GetUser(const std::string& name) override;
+  StatusOr<std::vector<User>> ListUsers() override;
+  StatusOr<User> DisableUser(const std::string& name) override;
+  StatusOr<ApiToken> AddToken(const ApiToken& token) override;
+  StatusOr<ApiToken> GetTokenByHash(const std::string& hash) override;
+  StatusOr<std::vector<ApiToken>> ListTokens(const std::optional<std::string>& owner) override;
+  StatusOr<ApiToken> RevokeToken(int64_t id) override;
+  Status AppendAudit(const std::vector<AuditRecord>& records,
+                     const std::optional<AuditCheckpoint>& checkpoint) override;
+  StatusOr<std::vector<AuditRecord>> ListAudit(int64_t after_seq, int32_t limit) override;
+  StatusOr<std::optional<AuditRecord>> LastAudit() override;
+  StatusOr<std::vector<AuditRecord>> SearchAudit(const std::string& actor, int64_t run_id,
+                                                 int64_t since_ms, int32_t limit) override;
+  StatusOr<std::vector<AuditCheckpoint>> ListAuditCheckpoints() override;
   void SetObserver(RunObserver* observer) override { observer_ = observer; }
 
  private:
@@ -1208,6 +1266,249 @@ StatusOr<std::vector<TriggerKey>> SqliteStore::ListWaitingTriggerKeys() {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     out.push_back(TriggerKey{.key = s.Text(0), .run_id = s.Int(1), .waiting_event_id = s.Int(2)});
+  }
+  return out;
+}
+
+namespace {
+constexpr char kUserColumns[] =
+    "SELECT id, name, password_hash, scopes, created_ms, disabled_ms FROM users ";
+constexpr char kTokenColumns[] =
+    "SELECT id, name, owner, hash, scopes, created_ms, expires_ms, revoked_ms FROM api_tokens ";
+
+User ReadUser(const Statement& s) {
+  return User{.id = s.Int(0),
+              .name = s.Text(1),
+              .password_hash = s.Text(2),
+              .scopes = s.Text(3),
+              .created_ms = s.Int(4),
+              .disabled_ms = s.Int(5)};
+}
+
+ApiToken ReadToken(const Statement& s) {
+  return ApiToken{.id = s.Int(0),
+                  .name = s.Text(1),
+                  .owner = s.Text(2),
+                  .hash = s.Text(3),
+                  .scopes = s.Text(4),
+                  .created_ms = s.Int(5),
+                  .expires_ms = s.Int(6),
+                  .revoked_ms = s.Int(7)};
+}
+}  // namespace
+
+StatusOr<User> SqliteStore::AddUser(const User& user) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("INSERT INTO users(name, password_hash, scopes, created_ms) "
+                                    "VALUES(?, ?, ?, ?) RETURNING id, name, password_hash, "
+                                    "scopes, created_ms, disabled_ms"));
+  auto row = s.Bind(1, user.name)
+                 .Bind(2, user.password_hash)
+                 .Bind(3, user.scopes)
+                 .Bind(4, clock_.NowMs())
+                 .Step();
+  if (!row.ok() && IsAlreadyExists(row.status())) {
+    return AlreadyExistsError(StrCat("user '", user.name, "' exists"));
+  }
+  RETURN_IF_ERROR(row.status());
+  return ReadUser(s);
+}
+
+StatusOr<User> SqliteStore::GetUser(const std::string& name) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat(kUserColumns, "WHERE name = ?")));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, name).Step());
+  if (!row) return NotFoundError(StrCat("no user '", name, "'"));
+  return ReadUser(s);
+}
+
+StatusOr<std::vector<User>> SqliteStore::ListUsers() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat(kUserColumns, "ORDER BY name")));
+  std::vector<User> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadUser(s));
+  }
+  return out;
+}
+
+StatusOr<User> SqliteStore::DisableUser(const std::string& name) {
+  {
+    std::lock_guard lock(write_mu_);
+    ASSIGN_OR_RETURN(Statement s,
+                     writer_->Prepare("UPDATE users SET disabled_ms = ? WHERE name = ? AND "
+                                      "disabled_ms = 0"));
+    RETURN_IF_ERROR(s.Bind(1, clock_.NowMs()).Bind(2, name).Exec());
+  }
+  return GetUser(name);
+}
+
+StatusOr<ApiToken> SqliteStore::AddToken(const ApiToken& token) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("INSERT INTO api_tokens(name, owner, hash, scopes, created_ms, "
+                                    "expires_ms) VALUES(?, ?, ?, ?, ?, ?) RETURNING id, name, "
+                                    "owner, hash, scopes, created_ms, expires_ms, revoked_ms"));
+  auto row = s.Bind(1, token.name)
+                 .Bind(2, token.owner)
+                 .Bind(3, token.hash)
+                 .Bind(4, token.scopes)
+                 .Bind(5, clock_.NowMs())
+                 .Bind(6, token.expires_ms)
+                 .Step();
+  if (!row.ok() && IsAlreadyExists(row.status())) return AlreadyExistsError("token exists");
+  RETURN_IF_ERROR(row.status());
+  return ReadToken(s);
+}
+
+StatusOr<ApiToken> SqliteStore::GetTokenByHash(const std::string& hash) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat(kTokenColumns, "WHERE hash = ?")));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, hash).Step());
+  if (!row) return NotFoundError("no such token");
+  return ReadToken(s);
+}
+
+StatusOr<std::vector<ApiToken>> SqliteStore::ListTokens(const std::optional<std::string>& owner) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(
+      Statement s,
+      reader->db().Prepare(StrCat(kTokenColumns, owner ? "WHERE owner = ? " : "", "ORDER BY id")));
+  if (owner) s.Bind(1, *owner);
+  std::vector<ApiToken> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadToken(s));
+  }
+  return out;
+}
+
+StatusOr<ApiToken> SqliteStore::RevokeToken(int64_t id) {
+  std::lock_guard lock(write_mu_);
+  {
+    ASSIGN_OR_RETURN(Statement s, writer_->Prepare("UPDATE api_tokens SET revoked_ms = ? WHERE "
+                                                   "id = ? AND revoked_ms = 0"));
+    RETURN_IF_ERROR(s.Bind(1, clock_.NowMs()).Bind(2, id).Exec());
+  }
+  ASSIGN_OR_RETURN(Statement s, writer_->Prepare(StrCat(kTokenColumns, "WHERE id = ?")));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, id).Step());
+  if (!row) return NotFoundError(StrCat("no token ", id));
+  return ReadToken(s);
+}
+
+namespace {
+constexpr char kAuditColumns[] =
+    "SELECT seq, time_ms, actor, action, resource, decision, run_id, detail, prev_hash, hash "
+    "FROM audit_log ";
+
+AuditRecord ReadAudit(const Statement& s) {
+  return AuditRecord{.seq = s.Int(0),
+                     .time_ms = s.Int(1),
+                     .actor = s.Text(2),
+                     .action = s.Text(3),
+                     .resource = s.Text(4),
+                     .decision = s.Text(5),
+                     .run_id = s.Int(6),
+                     .detail = s.Text(7),
+                     .prev_hash = s.Text(8),
+                     .hash = s.Text(9)};
+}
+}  // namespace
+
+Status SqliteStore::AppendAudit(const std::vector<AuditRecord>& records,
+                                const std::optional<AuditCheckpoint>& checkpoint) {
+  std::lock_guard lock(write_mu_);
+  WriteTransaction txn(*writer_);
+  RETURN_IF_ERROR(txn.Begin());
+  for (const AuditRecord& r : records) {
+    ASSIGN_OR_RETURN(Statement s,
+                     writer_->Prepare("INSERT INTO audit_log(seq, time_ms, actor, action, "
+                                      "resource, decision, run_id, detail, prev_hash, hash) "
+                                      "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    RETURN_IF_ERROR(s.Bind(1, r.seq)
+                        .Bind(2, r.time_ms)
+                        .Bind(3, r.actor)
+                        .Bind(4, r.action)
+                        .Bind(5, r.resource)
+                        .Bind(6, r.decision)
+                        .Bind(7, r.run_id)
+                        .Bind(8, r.detail)
+                        .Bind(9, r.prev_hash)
+                        .Bind(10, r.hash)
+                        .Exec());
+  }
+  if (checkpoint) {
+    ASSIGN_OR_RETURN(Statement s, writer_->Prepare("INSERT INTO audit_checkpoints(seq, hash, "
+                                                   "signature, time_ms) VALUES(?, ?, ?, ?)"));
+    RETURN_IF_ERROR(s.Bind(1, checkpoint->seq)
+                        .Bind(2, checkpoint->hash)
+                        .Bind(3, checkpoint->signature)
+                        .Bind(4, checkpoint->time_ms)
+                        .Exec());
+  }
+  return txn.Commit();
+}
+
+StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t after_seq, int32_t limit) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(
+                                    StrCat(kAuditColumns, "WHERE seq > ? ORDER BY seq LIMIT ?")));
+  s.Bind(1, after_seq).Bind(2, int64_t{limit});
+  std::vector<AuditRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadAudit(s));
+  }
+  return out;
+}
+
+StatusOr<std::optional<AuditRecord>> SqliteStore::LastAudit() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare(StrCat(kAuditColumns, "ORDER BY seq DESC LIMIT 1")));
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<AuditRecord>();
+  return std::optional<AuditRecord>(ReadAudit(s));
+}
+
+StatusOr<std::vector<AuditRecord>> SqliteStore::SearchAudit(const std::string& actor,
+                                                            int64_t run_id, int64_t since_ms,
+                                                            int32_t limit) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare(StrCat(kAuditColumns,
+                                               "WHERE (? = '' OR actor = ?) AND (? = 0 OR run_id "
+                                               "= ?) AND time_ms >= ? ORDER BY seq DESC LIMIT ?")));
+  s.Bind(1, actor)
+      .Bind(2, actor)
+      .Bind(3, run_id)
+      .Bind(4, run_id)
+      .Bind(5, since_ms)
+      .Bind(6, int64_t{limit});
+  std::vector<AuditRecord> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadAudit(s));
+  }
+  return out;
+}
+
+StatusOr<std::vector<AuditCheckpoint>> SqliteStore::ListAuditCheckpoints() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s, reader->db().Prepare("SELECT seq, hash, signature, time_ms FROM "
+                                                     "audit_checkpoints ORDER BY seq"));
+  std::vector<AuditCheckpoint> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(AuditCheckpoint{
+        .seq = s.Int(0), .hash = s.Text(1), .signature = s.Text(2), .time_ms = s.Int(3)});
   }
   return out;
 }

@@ -150,6 +150,29 @@ class Store {
   // Keys with a waiting event, oldest first.
   virtual StatusOr<std::vector<TriggerKey>> ListWaitingTriggerKeys() = 0;
 
+  // Identities (docs/governance.md). AddUser: AlreadyExists for a name taken. DisableUser:
+  // NotFound for an unknown one. AddToken: AlreadyExists when the hash is (it never is: the
+  // secrets are random). RevokeToken: NotFound for an unknown id.
+  virtual StatusOr<User> AddUser(const User& user) = 0;
+  virtual StatusOr<User> GetUser(const std::string& name) = 0;
+  virtual StatusOr<std::vector<User>> ListUsers() = 0;
+  virtual StatusOr<User> DisableUser(const std::string& name) = 0;
+  virtual StatusOr<ApiToken> AddToken(const ApiToken& token) = 0;
+  virtual StatusOr<ApiToken> GetTokenByHash(const std::string& hash) = 0;
+  // Every token, or only those of `owner`.
+  virtual StatusOr<std::vector<ApiToken>> ListTokens(const std::optional<std::string>& owner) = 0;
+  virtual StatusOr<ApiToken> RevokeToken(int64_t id) = 0;
+
+  // The audit log: records appended in one transaction, in seq order (the caller numbers and
+  // chains them); read back in seq order after `after_seq`, at most `limit`.
+  virtual Status AppendAudit(const std::vector<AuditRecord>& records,
+                             const std::optional<AuditCheckpoint>& checkpoint) = 0;
+  virtual StatusOr<std::vector<AuditRecord>> ListAudit(int64_t after_seq, int32_t limit) = 0;
+  virtual StatusOr<std::optional<AuditRecord>> LastAudit() = 0;
+  // Newest first: by actor (""=any), run (0=any), from `since_ms` on, at most `limit`.
+  virtual StatusOr<std::vector<AuditRecord>> SearchAudit(const std::string& actor, int64_t run_id,
+                                                         int64_t since_ms, int32_t limit) = 0;
+  virtual StatusOr<std::vector<AuditCheckpoint>> ListAuditCheckpoints() = 0;
 
   // At most one observer; set before concurrent use. Not owned.
   virtual void SetObserver(RunObserver* observer) = 0;
