@@ -291,6 +291,12 @@ void Server::Stop() {
   if (runner_) runner_->Stop();
   reaper_cv_.notify_all();
   if (reaper_thread_.joinable()) reaper_thread_.join();
+  // The head as this server leaves it, signed: records since the last checkpoint are covered.
+  if (audit_) {
+    if (Status st = audit_->Checkpoint(); !st.ok()) {
+      log::Get("server")->error("cannot sign the audit log's head: {}", st.message());
+    }
+  }
 }
 
 void Server::ReaperLoop() {

@@ -199,6 +199,17 @@ CREATE TABLE audit_checkpoints (
   return *migrations;
 }
 
+// Every row `s` gives, each read by `read`.
+template <typename T, typename Read>
+StatusOr<std::vector<T>> ReadRows(Statement& s, Read read) {
+  std::vector<T> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return out;
+    out.push_back(read(s));
+  }
+}
+
 constexpr char kRunColumns[] =
     "r.id, r.repo_id, p.name, r.ref, r.recipe, r.state, r.attempt, r.max_attempts, "
     "r.timeout_seconds, r.lease_owner, r.lease_expires_ms, r.exit_code, r.reason, "
@@ -443,13 +454,7 @@ StatusOr<std::vector<Repository>> SqliteStore::ListRepositories() {
   ASSIGN_OR_RETURN(Statement s,
                    reader->db().Prepare("SELECT id, name, url, created_ms FROM repositories "
                                         "WHERE deleted_ms IS NULL ORDER BY name"));
-  std::vector<Repository> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadRepository(s));
-  }
-  return out;
+  return ReadRows<Repository>(s, ReadRepository);
 }
 
 StatusOr<Repository> SqliteStore::GetRepository(const std::string& name) {
@@ -656,13 +661,7 @@ StatusOr<std::vector<Run>> SqliteStore::ListRuns(const RunFilter& filter) {
   if (filter.state) s.Bind(++i, RunStateName(*filter.state));
   if (filter.before_id > 0) s.Bind(++i, filter.before_id);
   s.Bind(++i, int64_t{filter.limit});
-  std::vector<Run> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadRun(s));
-  }
-  return out;
+  return ReadRows<Run>(s, ReadRun);
 }
 
 StatusOr<std::vector<RunAttempt>> SqliteStore::ListAttempts(int64_t run_id) {
@@ -1018,13 +1017,7 @@ StatusOr<std::vector<ChangeRequest>> SqliteStore::ListChangeRequests(const std::
   int index = 1;
   if (!repo.empty()) s.Bind(index++, repo);
   if (state) s.Bind(index++, std::string(CrStateName(*state)));
-  std::vector<ChangeRequest> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadChangeRequest(s));
-  }
-  return out;
+  return ReadRows<ChangeRequest>(s, ReadChangeRequest);
 }
 
 StatusOr<ChangeRequest> SqliteStore::UpdateChangeRequest(const ChangeRequest& cr,
@@ -1163,13 +1156,7 @@ StatusOr<std::vector<IncomingEvent>> SqliteStore::ListIncoming(const IncomingFil
   int i = 0;
   if (filter.before_id > 0) s.Bind(++i, filter.before_id);
   s.Bind(++i, int64_t{filter.limit});
-  std::vector<IncomingEvent> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadIncoming(s));
-  }
-  return out;
+  return ReadRows<IncomingEvent>(s, ReadIncoming);
 }
 
 Status SqliteStore::FinishIncoming(const std::vector<Outcome>& outcomes) {
@@ -1326,13 +1313,7 @@ StatusOr<User> SqliteStore::GetUser(const std::string& name) {
 StatusOr<std::vector<User>> SqliteStore::ListUsers() {
   ASSIGN_OR_RETURN(auto reader, AcquireReader());
   ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat(kUserColumns, "ORDER BY name")));
-  std::vector<User> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadUser(s));
-  }
-  return out;
+  return ReadRows<User>(s, ReadUser);
 }
 
 StatusOr<User> SqliteStore::DisableUser(const std::string& name) {
@@ -1378,13 +1359,7 @@ StatusOr<std::vector<ApiToken>> SqliteStore::ListTokens(const std::optional<std:
       Statement s,
       reader->db().Prepare(StrCat(kTokenColumns, owner ? "WHERE owner = ? " : "", "ORDER BY id")));
   if (owner) s.Bind(1, *owner);
-  std::vector<ApiToken> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadToken(s));
-  }
-  return out;
+  return ReadRows<ApiToken>(s, ReadToken);
 }
 
 StatusOr<ApiToken> SqliteStore::RevokeToken(int64_t id) {
@@ -1458,13 +1433,7 @@ StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(int64_t after_seq, int
   ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(
                                     StrCat(kAuditColumns, "WHERE seq > ? ORDER BY seq LIMIT ?")));
   s.Bind(1, after_seq).Bind(2, int64_t{limit});
-  std::vector<AuditRecord> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadAudit(s));
-  }
-  return out;
+  return ReadRows<AuditRecord>(s, ReadAudit);
 }
 
 StatusOr<std::optional<AuditRecord>> SqliteStore::LastAudit() {
@@ -1490,13 +1459,7 @@ StatusOr<std::vector<AuditRecord>> SqliteStore::SearchAudit(const std::string& a
       .Bind(4, run_id)
       .Bind(5, since_ms)
       .Bind(6, int64_t{limit});
-  std::vector<AuditRecord> out;
-  for (;;) {
-    ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(ReadAudit(s));
-  }
-  return out;
+  return ReadRows<AuditRecord>(s, ReadAudit);
 }
 
 StatusOr<std::vector<AuditCheckpoint>> SqliteStore::ListAuditCheckpoints() {
