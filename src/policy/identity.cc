@@ -130,7 +130,46 @@ StatusOr<store::User> Identities::DisableUser(const std::string& name) {
   return store_.DisableUser(name);
 }
 
+Status Identities::Throttled(const std::vector<std::string>& keys) {
+  const int64_t now = clock_.NowMs();
+  std::lock_guard lock(throttle_mu_);
+  for (const std::string& key : keys) {
+    auto it = failures_.find(key);
+    if (it == failures_.end()) continue;
+    std::deque<int64_t>& times = it->second;
+    while (!times.empty() && times.front() <= now - kLoginWindowMs) times.pop_front();
+    if (times.empty()) {
+      failures_.erase(it);
+    } else if (static_cast<int>(times.size()) >= kMaxFailedLogins) {
+      const int64_t wait_s = (times.front() + kLoginWindowMs - now + 999) / 1000;
+      return ResourceExhaustedError(
+          StrCat("too many failed logins for this user or address; try again in ", wait_s, " s"));
+    }
+  }
+  return OkStatus();
+}
+
+void Identities::Failed(const std::vector<std::string>& keys) {
+  std::lock_guard lock(throttle_mu_);
+  if (failures_.size() > 100'000) failures_.clear();  // a flood of names: forget, stay bounded
+  for (const std::string& key : keys) {
+    std::deque<int64_t>& times = failures_[key];
+    times.push_back(clock_.NowMs());
+    while (static_cast<int>(times.size()) > kMaxFailedLogins) times.pop_front();
+  }
+}
+
 StatusOr<NewToken> Identities::Login(const std::string& name, const std::string& password,
+                                     int64_t ttl_ms, const std::string& from) {
+  std::vector<std::string> keys = {"user:" + name};
+  if (!from.empty()) keys.push_back("from:" + from);
+  RETURN_IF_ERROR(Throttled(keys));
+  auto result = Check(name, password, ttl_ms);
+  if (!result.ok() && result.status().code() == StatusCode::kUnauthenticated) Failed(keys);
+  return result;
+}
+
+StatusOr<NewToken> Identities::Check(const std::string& name, const std::string& password,
                                      int64_t ttl_ms) {
   const Status refused = UnauthenticatedError("wrong user name or password");
   auto user = store_.GetUser(name);

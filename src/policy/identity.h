@@ -8,6 +8,9 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,8 +66,14 @@ class Identities {
   StatusOr<store::User> DisableUser(const std::string& name);
   // A session token for a user whose password matches: their scopes, expiring after
   // `ttl_ms`. Unauthenticated, with one message whatever was wrong (no user, a wrong password,
-  // disabled).
-  StatusOr<NewToken> Login(const std::string& name, const std::string& password, int64_t ttl_ms);
+  // disabled). After kMaxFailedLogins failures for the name, or from the address `from`, within
+  // kLoginWindowMs, further attempts for either are refused (ResourceExhausted, saying when to
+  // try again) without a password hash being computed, until the oldest failure leaves the
+  // window.
+  static constexpr int kMaxFailedLogins = 10;
+  static constexpr int64_t kLoginWindowMs = 15 * 60 * 1000;
+  StatusOr<NewToken> Login(const std::string& name, const std::string& password, int64_t ttl_ms,
+                           const std::string& from = "");
 
   // A token for `by` (owned by the same user), with `scopes` — each one `by` holds
   // (PermissionDenied otherwise) — expiring at `expires_ms` (0: never; in the past:
@@ -80,9 +89,17 @@ class Identities {
   StatusOr<NewToken> Issue(const std::string& owner, const std::string& name,
                            const std::vector<std::string>& scopes, int64_t expires_ms);
 
+  // Login without the throttle.
+  StatusOr<NewToken> Check(const std::string& name, const std::string& password, int64_t ttl_ms);
+  // The failures of login keys ("user:NAME", "from:ADDRESS") within the window, oldest first.
+  Status Throttled(const std::vector<std::string>& keys);
+  void Failed(const std::vector<std::string>& keys);
+
   store::Store& store_;
   const std::string admin_token_;
   const Clock& clock_;
+  std::mutex throttle_mu_;
+  std::map<std::string, std::deque<int64_t>> failures_;  // GUARDED_BY(throttle_mu_)
 };
 
 }  // namespace nightshift::policy

@@ -139,5 +139,26 @@ TEST_F(IdentitiesTest, ExpiredTokensAndDisabledUsersAreRefused) {
   }
 }
 
+TEST_F(IdentitiesTest, WrongPasswordsAreThrottledByNameAndByAddress) {
+  ASSERT_TRUE(ids_->AddUser("erin", "correct horse battery", {"runs:read"}).ok());
+  for (int i = 0; i < Identities::kMaxFailedLogins; ++i) {
+    EXPECT_EQ(ids_->Login("erin", StrCat("guess ", i), 1000, "10.0.0.9").status().code(),
+              StatusCode::kUnauthenticated);
+  }
+  // Now even the right password waits: a guesser cannot tell.
+  auto throttled = ids_->Login("erin", "correct horse battery", 1000, "10.0.0.1");
+  EXPECT_EQ(throttled.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(throttled.status().message().find("try again in 900 s"), std::string::npos)
+      << throttled.status();
+  // The address is throttled for every name.
+  ASSERT_TRUE(ids_->AddUser("frank", "correct horse battery", {"runs:read"}).ok());
+  EXPECT_EQ(ids_->Login("frank", "correct horse battery", 1000, "10.0.0.9").status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_TRUE(ids_->Login("frank", "correct horse battery", 1000, "10.0.0.2").ok());
+  // Once the window passes, the right password works again.
+  clock_.AdvanceMs(Identities::kLoginWindowMs);
+  EXPECT_TRUE(ids_->Login("erin", "correct horse battery", 1000, "10.0.0.9").ok());
+}
+
 }  // namespace
 }  // namespace nightshift::policy

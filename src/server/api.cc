@@ -491,11 +491,12 @@ class Api {
     if (ttl < 60 || ttl > 30 * 86400) {
       return SendError(res, InvalidArgumentError("'ttl_seconds' must be from 60 to 2592000"));
     }
-    auto made = ctx_.identities.Login(login->user, login->password, ttl * 1000);
+    auto made = ctx_.identities.Login(login->user, login->password, ttl * 1000, req.remote_addr);
     if (!made.ok()) {
       log::Get("api")->warn("login refused for '{}' from {}", OneLineForLog(login->user),
                             req.remote_addr);
       SendError(res, made.status());
+      if (made.status().code() == StatusCode::kResourceExhausted) res.status = 429;
       return Audit(ctx_, req, res, "anonymous", Json{{"user", login->user}});
     }
     api::Token out = TokenOf(made->token);

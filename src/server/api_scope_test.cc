@@ -219,5 +219,24 @@ TEST_F(ApiScopes, AUserLogsInAndTheirRunsAreRequestedByThem) {
   EXPECT_EQ(Call("GET", "/api/v1/runs", token).first, 401);
 }
 
+TEST_F(ApiScopes, AGuesserIsThrottledWith429) {
+  ASSERT_EQ(
+      Call("POST", "/api/v1/users", server_->admin_token(),
+           Json{{"name", "gina"}, {"password", "correct horse battery"}, {"scopes", {"runs:read"}}}
+               .dump())
+          .first,
+      201);
+  for (int i = 0; i < policy::Identities::kMaxFailedLogins; ++i) {
+    EXPECT_EQ(Call("POST", "/api/v1/login", "",
+                   Json{{"user", "gina"}, {"password", StrCat("guess number ", i)}}.dump())
+                  .first,
+              401);
+  }
+  auto [status, body] = Call("POST", "/api/v1/login", "",
+                             Json{{"user", "gina"}, {"password", "correct horse battery"}}.dump());
+  EXPECT_EQ(status, 429) << body.dump();
+  EXPECT_NE(body["error"].value("message", "").find("too many failed logins"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace nightshift::server

@@ -31,6 +31,7 @@ RepositoryAgents::~RepositoryAgents() { Stop(); }
 workspace::GitContext RepositoryAgents::Git() const {
   return workspace::GitContext{.git = options_.git,
                                .home = options_.data_dir / "agents-home",
+                               .cancel = &cancel_,
                                .timeout_ms = options_.fetch_timeout_ms};
 }
 
@@ -189,6 +190,7 @@ void RepositoryAgents::Stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  if (thread_.joinable()) cancel_.Cancel();
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }

@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "core/cancel.h"
 #include "core/status.h"
 #include "store/store.h"
 #include "triggers/agents.h"
@@ -86,6 +87,7 @@ class RepositoryAgents {
   std::condition_variable wake_;
   std::thread thread_;
   std::mutex load_mu_;  // one load at a time (the thread, an API call)
+  CancelToken cancel_;  // Stop: a fetch in progress ends now, not at its timeout
 };
 
 }  // namespace nightshift::server
