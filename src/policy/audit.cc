@@ -2,17 +2,11 @@
 
 #include <sodium.h>
 
+#include "core/digest.h"
 #include "core/fs.h"
 
 namespace nightshift::policy {
 namespace {
-
-std::string Hex(const unsigned char* data, size_t size) {
-  std::string hex(2 * size + 1, '\0');
-  sodium_bin2hex(hex.data(), hex.size(), data, size);
-  hex.pop_back();
-  return hex;
-}
 
 std::optional<std::string> Unhex(const std::string& hex, size_t size) {
   std::string out(size, '\0');
@@ -37,7 +31,7 @@ std::string AuditHash(const store::AuditRecord& r) {
       StrCat(r.prev_hash, "\n", canonical.dump(-1, ' ', true, Json::error_handler_t::replace));
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(text.data()), text.size());
-  return Hex(digest, sizeof digest);
+  return HexOf(digest, sizeof digest);
 }
 
 std::string CheckpointMessage(int64_t seq, const std::string& hash) {
@@ -64,7 +58,7 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(store::Store& store,
   } else {
     crypto_sign_keypair(pk, sk);
     Status written =
-        CreateFileExclusive(key_file, Hex(sk, crypto_sign_SECRETKEYBYTES) + "\n", 0600);
+        CreateFileExclusive(key_file, HexOf(sk, crypto_sign_SECRETKEYBYTES) + "\n", 0600);
     if (!written.ok()) return written.WithContext("audit key");
   }
   ASSIGN_OR_RETURN(std::optional<store::AuditRecord> last, store.LastAudit());
@@ -87,9 +81,7 @@ AuditLog::~AuditLog() {
   if (writer_.joinable()) writer_.join();
 }
 
-std::string AuditLog::PublicKeyHex() const {
-  return Hex(reinterpret_cast<const unsigned char*>(public_key_.data()), public_key_.size());
-}
+std::string AuditLog::PublicKeyHex() const { return HexOf(public_key_.data(), public_key_.size()); }
 
 StatusOr<int64_t> AuditLog::Append(AuditEntry entry) {
   store::AuditRecord record{
@@ -144,8 +136,10 @@ void AuditLog::WriterLoop() {
       crypto_sign_detached(signature, nullptr,
                            reinterpret_cast<const unsigned char*>(message.data()), message.size(),
                            reinterpret_cast<const unsigned char*>(secret_key_.data()));
-      checkpoint = store::AuditCheckpoint{
-          .seq = seq, .hash = hash, .signature = Hex(signature, sizeof signature), .time_ms = now};
+      checkpoint = store::AuditCheckpoint{.seq = seq,
+                                          .hash = hash,
+                                          .signature = HexOf(signature, sizeof signature),
+                                          .time_ms = now};
     }
     Status stored = store_.AppendAudit(records, checkpoint);
     if (stored.ok()) {
@@ -175,7 +169,7 @@ Status AuditLog::Checkpoint() {
   RETURN_IF_ERROR(
       store_.AppendAudit({}, store::AuditCheckpoint{.seq = head_seq_,
                                                     .hash = head_hash_,
-                                                    .signature = Hex(signature, sizeof signature),
+                                                    .signature = HexOf(signature, sizeof signature),
                                                     .time_ms = clock_.NowMs()}));
   checkpointed_seq_ = head_seq_;
   return OkStatus();

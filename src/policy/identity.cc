@@ -5,18 +5,27 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/digest.h"
+#include "core/secrets.h"
+
 namespace nightshift::policy {
 namespace {
 
 constexpr std::string_view kTokenPrefix = "nst_";
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  char hex[2 * sizeof digest + 1];
-  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
-  return hex;
+bool ValidUserName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (!std::islower(static_cast<unsigned char>(name[0])) &&
+      !std::isdigit(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
 }
+
+}  // namespace
 
 std::vector<std::string> SplitScopes(std::string_view text) {
   std::vector<std::string> out;
@@ -32,25 +41,6 @@ std::vector<std::string> SplitScopes(std::string_view text) {
   if (!current.empty()) out.push_back(std::move(current));
   return out;
 }
-
-bool ValidUserName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  if (!std::islower(static_cast<unsigned char>(name[0])) &&
-      !std::isdigit(static_cast<unsigned char>(name[0]))) {
-    return false;
-  }
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) ||
-           std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
-}
-
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-}  // namespace
 
 StatusOr<std::vector<std::string>> ParseScopes(std::string_view text) {
   std::vector<std::string> scopes = SplitScopes(text);
@@ -217,9 +207,7 @@ StatusOr<NewToken> Identities::Issue(const std::string& owner, const std::string
                                      const std::vector<std::string>& scopes, int64_t expires_ms) {
   unsigned char random[32];
   randombytes_buf(random, sizeof random);
-  char hex[2 * sizeof random + 1];
-  sodium_bin2hex(hex, sizeof hex, random, sizeof random);
-  NewToken made{.secret = StrCat(kTokenPrefix, hex)};
+  NewToken made{.secret = StrCat(kTokenPrefix, HexOf(random, sizeof random))};
   ASSIGN_OR_RETURN(made.token, store_.AddToken(store::ApiToken{.name = name,
                                                                .owner = owner,
                                                                .hash = Sha256Hex(made.secret),

@@ -30,6 +30,8 @@ inline constexpr std::array<std::string_view, 9> kScopes = {
 // InvalidArgument naming an unknown one, or for none. Sorted, without duplicates.
 StatusOr<std::vector<std::string>> ParseScopes(std::string_view text);
 std::string JoinScopes(const std::vector<std::string>& scopes);  // space-separated
+// The scopes of a stored list (JoinScopes's text), as they are: not checked.
+std::vector<std::string> SplitScopes(std::string_view text);
 // Whether `held` grants `needed` (admin grants every scope).
 bool Grants(const std::vector<std::string>& held, std::string_view needed);
 

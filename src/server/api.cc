@@ -5,7 +5,6 @@
 #include <charconv>
 #include <memory>
 #include <regex>
-#include <sstream>
 
 #include "api/resources.h"
 #include "core/clock.h"
@@ -452,16 +451,10 @@ class Api {
   }
 
   // Identities (docs/governance.md).
-  static std::vector<std::string> SplitWords(const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string word; in >> word;) out.push_back(word);
-    return out;
-  }
 
   static api::User UserOf(const store::User& u) {
     return api::User{.name = u.name,
-                     .scopes = SplitWords(u.scopes),
+                     .scopes = policy::SplitScopes(u.scopes),
                      .created_at = {u.created_ms},
                      .disabled_at = TimeOrNull(u.disabled_ms)};
   }
@@ -470,16 +463,14 @@ class Api {
     return api::Token{.id = t.id,
                       .name = t.name,
                       .owner = t.owner,
-                      .scopes = SplitWords(t.scopes),
+                      .scopes = policy::SplitScopes(t.scopes),
                       .created_at = {t.created_ms},
                       .expires_at = TimeOrNull(t.expires_ms),
                       .revoked_at = TimeOrNull(t.revoked_ms)};
   }
 
   static StatusOr<std::vector<std::string>> Scopes(const std::vector<std::string>& given) {
-    std::string joined;
-    for (const std::string& s : given) joined += s + " ";
-    return policy::ParseScopes(joined);
+    return policy::ParseScopes(policy::JoinScopes(given));
   }
 
   void Login(const httplib::Request& req, httplib::Response& res) {

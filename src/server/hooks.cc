@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "api/resources.h"
+#include "core/digest.h"
 #include "core/log.h"
 #include "server/api.h"
 #include "triggers/github.h"
@@ -198,7 +199,7 @@ void RegisterTriggerRoutes(httplib::Server& http, ApiContext& api, TriggerServic
     const std::string type = req.get_header_value("X-Gitlab-Event");
     // GitLab names each delivery (X-Gitlab-Event-UUID); a redelivery from its UI keeps it.
     std::string delivery = req.get_header_value("X-Gitlab-Event-UUID");
-    if (delivery.empty()) delivery = triggers::Sha256Hex(req.body);
+    if (delivery.empty()) delivery = Sha256Hex(req.body);
     if (type.empty() || delivery.size() > 200) {
       return SendError(res, InvalidArgumentError("X-Gitlab-Event is required"));
     }
@@ -224,7 +225,7 @@ void RegisterTriggerRoutes(httplib::Server& http, ApiContext& api, TriggerServic
     if (!command.ok()) return SendError(res, command.status());
     std::string delivery;
     if (auto it = form.find("trigger_id"); it != form.end()) delivery = it->second;
-    if (delivery.empty() || delivery.size() > 200) delivery = triggers::Sha256Hex(req.body);
+    if (delivery.empty() || delivery.size() > 200) delivery = Sha256Hex(req.body);
     auto stored = triggers.Accept(
         {.source = "slack", .delivery = delivery, .type = "slash_command", .body = req.body});
     if (!stored.ok()) {
@@ -254,8 +255,7 @@ void RegisterTriggerRoutes(httplib::Server& http, ApiContext& api, TriggerServic
               }
               std::string delivery =
                   spec.delivery_header.empty() ? "" : req.get_header_value(spec.delivery_header);
-              if (delivery.empty() || delivery.size() > 200)
-                delivery = triggers::Sha256Hex(req.body);
+              if (delivery.empty() || delivery.size() > 200) delivery = Sha256Hex(req.body);
               auto parsed = triggers::ParseGenericEvent(name, spec, delivery, req.body);
               if (!parsed.ok()) return SendError(res, parsed.status());
               StoreDelivery(triggers, res,

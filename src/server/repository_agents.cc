@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <climits>
+#include <sstream>
 
 #include "core/log.h"
 #include "workspace/git.h"
@@ -75,13 +76,37 @@ void RepositoryAgents::Read(const store::Repository& repo, const std::filesystem
     return fail("", {StrCat(where, ": ", commit.status().message())});
   }
   if (*commit == file.commit || *commit == file.failed_commit) return;  // read before
-  auto entries = workspace::ListTree(git, mirror, *commit, {".nightshift"});
-  if (!entries.ok()) return fail(*commit, {StrCat(where, ": ", entries.status().message())});
-  const std::string path(triggers::kRepositoryAgentsPath);
-  auto dir = entries->find(".nightshift");
-  auto entry = entries->find(path);
-  if (dir == entries->end() || entry == entries->end()) {
-    if (dir != entries->end() && dir->second.mode != workspace::kModeTree) {
+  // Exactly the two entries that matter, with the file's size, in one call: never a listing of
+  // what else a hostile repository put under .nightshift/.
+  auto listed = workspace::RunGitOk(
+      git, mirror,
+      workspace::GitCall{.args = {"ls-tree", "-z", "-l", *commit, "--", ".nightshift",
+                                  std::string(triggers::kRepositoryAgentsPath)},
+                         .capture_stdout = true,
+                         .extra_env = {{"GIT_LITERAL_PATHSPECS", "1"}}},
+      "list the agents file");
+  if (!listed.ok()) return fail(*commit, {StrCat(where, ": ", listed.status().message())});
+  struct Entry {
+    uint32_t mode = 0;
+    std::string oid;
+    std::string size;
+  };
+  std::map<std::string, Entry> entries;
+  for (std::string_view record : workspace::NulRecords(listed->data)) {
+    const size_t tab = record.find('\t');
+    if (tab == std::string_view::npos) continue;
+    std::istringstream fields{std::string(record.substr(0, tab))};
+    Entry e;
+    std::string mode, type;
+    fields >> mode >> type >> e.oid >> e.size;
+    std::from_chars(mode.data(), mode.data() + mode.size(), e.mode, 8);
+    entries[std::string(record.substr(tab + 1))] = e;
+  }
+  auto dir = entries.find(".nightshift");
+  auto entry = entries.find(std::string(triggers::kRepositoryAgentsPath));
+  // git descends into .nightshift only when it is a directory, and then lists the file alone.
+  if (entry == entries.end()) {
+    if (dir != entries.end() && dir->second.mode != workspace::kModeTree) {
       return fail(*commit, {StrCat(where,
                                    ": .nightshift is not a directory (a symlink or a "
                                    "file is not followed)")});
@@ -96,10 +121,7 @@ void RepositoryAgents::Read(const store::Repository& repo, const std::filesystem
                         entry->second.mode == workspace::kModeSymlink ? "a symlink" : "a directory",
                         ", not followed)")});
   }
-  auto size = workspace::RunGitOk(git, mirror, {"cat-file", "-s", entry->second.oid},
-                                  "read the size of the agents file");
-  if (!size.ok()) return fail(*commit, {StrCat(where, ": ", size.status().message())});
-  const std::string size_text = size->out.empty() ? "" : size->out.front();
+  const std::string& size_text = entry->second.size;
   uint64_t bytes = 0;
   auto [end, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), bytes);
   if (ec != std::errc() || end != size_text.data() + size_text.size() ||

@@ -86,15 +86,6 @@ std::optional<std::string> FailedCiRun(const TriggerEvent& event) {
   return std::nullopt;
 }
 
-std::string Sha256Hex(std::string_view data) {
-  std::array<unsigned char, crypto_hash_sha256_BYTES> hash{};
-  crypto_hash_sha256(hash.data(), reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  std::string hex(2 * hash.size() + 1, '\0');
-  sodium_bin2hex(hex.data(), hex.size(), hash.data(), hash.size());
-  hex.pop_back();
-  return hex;
-}
-
 StatusOr<Json> ParseBody(std::string_view source, std::string_view body) {
   auto parsed = ParseJson(body);
   if (!parsed.ok()) return InvalidArgumentError(StrCat(source, ": ", parsed.status().message()));

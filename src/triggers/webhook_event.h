@@ -81,7 +81,6 @@ Status VerifyHmacSha256(std::string_view secret, std::string_view message,
 std::optional<std::string> FailedCiRun(const TriggerEvent& event);
 
 // The SHA-256 of `data` in lower-case hex: the delivery id of a source that sends none.
-std::string Sha256Hex(std::string_view data);
 
 // `body` parsed as a JSON object, or InvalidArgument prefixed with the source.
 StatusOr<Json> ParseBody(std::string_view source, std::string_view body);

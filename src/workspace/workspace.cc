@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/fs.h"
 #include "core/json.h"
 
@@ -18,18 +19,6 @@ const std::vector<std::string>& EnvironmentFiles() {
       new std::vector<std::string>{".devcontainer/devcontainer.json", ".devcontainer.json",
                                    ".nightshift/environment.yml", ".nightshift/environment.yaml"};
   return *files;
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char byte : digest) {
-    out += hex[byte >> 4];
-    out += hex[byte & 15];
-  }
-  return out;
 }
 
 }  // namespace
