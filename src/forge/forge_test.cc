@@ -7,18 +7,6 @@
 namespace nightshift::forge {
 namespace {
 
-TEST(GlobMatch, SegmentsAndDoubleStars) {
-  EXPECT_TRUE(GlobMatch(".github/workflows/**", ".github/workflows/ci.yml"));
-  EXPECT_TRUE(GlobMatch(".github/workflows/**", ".github/workflows/a/b.yml"));
-  EXPECT_FALSE(GlobMatch(".github/workflows/**", ".github/other.yml"));
-  EXPECT_TRUE(GlobMatch("CODEOWNERS", "CODEOWNERS"));
-  EXPECT_FALSE(GlobMatch("CODEOWNERS", "src/CODEOWNERS"));
-  EXPECT_TRUE(GlobMatch("**/CODEOWNERS", "src/CODEOWNERS"));
-  EXPECT_TRUE(GlobMatch("src/*.c", "src/a.c"));
-  EXPECT_FALSE(GlobMatch("src/*.c", "src/x/a.c"));
-  EXPECT_TRUE(GlobMatch("?.txt", "a.txt"));
-}
-
 using workspace::FileChange;
 using workspace::kModeExecutable;
 using workspace::kModeFile;

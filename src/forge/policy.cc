@@ -9,31 +9,6 @@
 
 namespace nightshift::forge {
 
-bool GlobMatch(std::string_view pattern, std::string_view path) {
-  // Iterative matcher with backtracking for * (one segment) and ** (any).
-  if (pattern.empty()) return path.empty();
-  if (pattern.substr(0, 2) == "**") {
-    std::string_view rest = pattern.substr(2);
-    if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
-    for (size_t i = 0; i <= path.size(); ++i) {
-      if (GlobMatch(rest, path.substr(i))) return true;
-    }
-    return false;
-  }
-  if (pattern.front() == '*') {
-    for (size_t i = 0; i <= path.size(); ++i) {
-      if (GlobMatch(pattern.substr(1), path.substr(i))) return true;
-      if (i < path.size() && path[i] == '/') break;
-    }
-    return false;
-  }
-  if (path.empty()) return false;
-  if (pattern.front() == '?' ? path.front() != '/' : pattern.front() == path.front()) {
-    return GlobMatch(pattern.substr(1), path.substr(1));
-  }
-  return false;
-}
-
 bool GlobMatchesUnder(std::string_view pattern, std::string_view dir) {
   if (dir.empty()) return !pattern.empty();
   // Whether `pattern` can match "/" + something: the rest of any glob can match some string.

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/glob.h"
 #include "core/status.h"
 #include "forge/remote.h"
 #include "workspace/result.h"
@@ -57,9 +58,6 @@ bool IsPathGitRefuses(std::string_view path);
 
 // `path` for a message: control characters and quotes escaped.
 std::string DisplayPath(std::string_view path);
-
-// Glob over '/'-separated paths: `*` and `?` stay within a segment, `**` spans segments.
-bool GlobMatch(std::string_view pattern, std::string_view path);
 
 // Whether `pattern` matches some path inside the directory `dir` ("" is the repository's root,
 // inside which every non-empty pattern matches something).
