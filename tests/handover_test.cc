@@ -57,6 +57,14 @@ class WireLeaseSource final : public runner::LeaseSource {
     if (tamper) tamper(received);
     return inner_.Conclude(id, l, received);
   }
+  StatusOr<policy::Decision> Authorize(int64_t id, const store::Lease& l, const std::string& action,
+                                       policy::Attributes resource,
+                                       policy::Attributes context) override {
+    return inner_.Authorize(id, l, action, std::move(resource), std::move(context));
+  }
+  StatusOr<std::vector<policy::SecretValue>> Secrets(int64_t id, const store::Lease& l) override {
+    return inner_.Secrets(id, l);
+  }
 
   std::function<void(forge::RunHandover&)> tamper;
   int handovers = 0;

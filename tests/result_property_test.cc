@@ -248,7 +248,8 @@ TEST(ResultProperty, TheResultIsWhatGitAddWouldCommitAndProtectedPathsAreAlwaysB
     auto repo =
         forge::DeliveryRepo::Create(dir.path() / "delivery.git", checkout / ".git", "sha1", git);
     ASSERT_TRUE(repo.ok()) << repo.status();
-    auto made = repo->Commit(commit, result->changes, forge::Identity{}, "m\n", 1700000000);
+    auto made = repo->Commit(commit, result->changes, forge::Identity{}, forge::Identity{}, "m\n",
+                             1700000000);
     ASSERT_TRUE(made.ok()) << made.status();
     if (!gitlinks) {
       const std::string tree = Shell(StrCat("git --git-dir ", ShellQuote(repo->dir().string()),
@@ -265,7 +266,7 @@ TEST(ResultProperty, TheResultIsWhatGitAddWouldCommitAndProtectedPathsAreAlwaysB
         [&](const workspace::FileChange& c) { return repo->ReadBlob(c.old_oid, 1 << 20); });
     bool touches = false;
     for (const auto& [path, _] : oracle) {
-      for (const auto& glob : policy.protected_paths) touches |= forge::GlobMatch(glob, path);
+      for (const auto& glob : policy.protected_paths) touches |= GlobMatch(glob, path);
     }
     std::string all;
     for (const auto& r : reasons) all += r + "; ";

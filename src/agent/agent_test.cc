@@ -242,6 +242,69 @@ TEST_P(AgentTest, OutputIsBoundedHeadAndTailAndSecretsAreRedacted) {
   EXPECT_NE(read.output.find("API_KEY=[REDACTED]"), std::string::npos) << read.output;
 }
 
+// Policy on the tools: a denied command or write is the tool's error, naming the rule, and
+// nothing runs or is written; what the rules allow goes ahead.
+TEST_P(AgentTest, PolicyDecidesCommandsAndWritesBeforeTheyRun) {
+  ConfigErrors errors("policy.yml");
+  const ConfigNode root = ParseYamlConfig(R"(
+rules:
+  - id: agents-work
+    effect: permit
+    principal: agent
+    action: [exec, file.write]
+  - id: no-network
+    effect: forbid
+    action: exec
+    when: 'context.command like "*curl*"'
+    description: the network is reached through the egress proxy only
+  - id: no-ci-config
+    effect: forbid
+    action: file.write
+    resource: {path: ".github/**"}
+)",
+                                          errors);
+  policy::PolicySet set;
+  set.Add(root, errors);
+  ASSERT_TRUE(errors.empty()) << errors.Lines().front();
+  std::vector<std::string> asked;
+  Authorize authorize = [&](const std::string& action, policy::Attributes resource,
+                            policy::Attributes context) {
+    policy::Request request{.principal = {.kind = "agent", .name = "fixer"},
+                            .action = action,
+                            .resource = std::move(resource),
+                            .context = std::move(context)};
+    asked.push_back(RequestToJson(request).dump());
+    return set.Decide(request);
+  };
+  std::unique_ptr<Sandbox> sandbox = MakeSandbox();
+  Tools tools(*sandbox, Redactor(), 2048, 10'000, authorize);
+  auto call = [&](const std::string& name, const std::string& arguments) {
+    auto r = tools.Call(ToolCall{.id = "1", .name = name, .arguments = arguments}, nullptr);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Tools::Result{};
+  };
+  auto denied = call("run_command", R"({"command": "touch ran && curl http://x"})");
+  EXPECT_TRUE(denied.is_error);
+  EXPECT_NE(denied.output.find("denied by policy: forbidden by rule 'no-network': the network is "
+                               "reached through the egress proxy only"),
+            std::string::npos)
+      << denied.output;
+  EXPECT_FALSE(std::filesystem::exists(ws_ / "ran"));
+  auto written = call("write_file", R"({"path": "./.github/workflows/ci.yml", "content": "x"})");
+  EXPECT_TRUE(written.is_error);
+  EXPECT_NE(written.output.find("forbidden by rule 'no-ci-config'"), std::string::npos)
+      << written.output;
+  EXPECT_FALSE(std::filesystem::exists(ws_ / ".github"));
+  EXPECT_TRUE(call("edit_file", R"({"path": "/workspace/.github/x", "old_string": "a",
+                                   "new_string": "b"})")
+                  .is_error);
+  EXPECT_FALSE(call("write_file", R"({"path": "src/ok.txt", "content": "fine"})").is_error);
+  EXPECT_EQ(Read("src/ok.txt"), "fine");
+  EXPECT_EQ(call("run_command", R"({"command": "cat src/ok.txt"})").output, "exit code 0\nfine\n");
+  // The path the rule saw is relative to the workspace, normalized.
+  EXPECT_NE(asked[1].find(R"("path":".github/workflows/ci.yml")"), std::string::npos) << asked[1];
+}
+
 INSTANTIATE_TEST_SUITE_P(Where, AgentTest, ::testing::Values(Where::kHostDir, Where::kSandbox),
                          [](const auto& info) {
                            return info.param == Where::kSandbox ? "Sandbox" : "HostDir";
@@ -250,6 +313,13 @@ INSTANTIATE_TEST_SUITE_P(Where, AgentTest, ::testing::Values(Where::kHostDir, Wh
 TEST(Redactor, RedactsGivenValuesAndEveryTokenShape) {
   const Redactor redact({"my-own-api-key-42", "short"});
   EXPECT_EQ(redact("key=my-own-api-key-42; short stays"), "key=[REDACTED]; short stays");
+  // Its encodings too: base64 (alone, URL-safe, and inside a longer stream), hex, percent.
+  const Redactor encoded({"s3cr3t/v@lue+x"});
+  EXPECT_EQ(encoded("b64 czNjcjN0L3ZAbHVlK3g= url czNjcjN0L3ZAbHVlK3g hex 7333637233742f7640"
+                    "6c75652b78 HEX 7333637233742F76406C75652B78 pct s3cr3t%2Fv%40lue%2Bx"),
+            "b64 [REDACTED] url [REDACTED] hex [REDACTED] HEX [REDACTED] pct [REDACTED]");
+  // base64 of "ab" followed by the value: the part only the value decides is cut out.
+  EXPECT_EQ(encoded("YWJzM2NyM3QvdkBsdWUreA=="), "YWJ[REDACTED]A==");
   EXPECT_EQ(redact("AWS_ACCESS_KEY_ID=ASIAY34FZKBOKMUTVV7A\n"
                    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
                    "NPM_TOKEN=npm_abcdefghijklmnopqrstuvwxyzABCDEF0123\n"

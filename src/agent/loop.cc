@@ -59,7 +59,8 @@ LoopResult RunAgentLoop(ModelClient& client, const LoopInput& input, Sandbox& sa
                         EventSink& events, const CancelToken* cancel) {
   const int64_t start_ms = MonotonicMs();
   LoopResult result;
-  Tools tools(sandbox, Redactor(input.secrets), input.tool_output_bytes, input.command_timeout_ms);
+  Tools tools(sandbox, Redactor(input.secrets), input.tool_output_bytes, input.command_timeout_ms,
+              input.authorize);
   ModelRequest request{.system = SystemPrompt(sandbox, cancel), .tools = Tools::Specs()};
   request.messages.push_back({.role = Message::Role::kUser, .text = input.task});
   events.Emit(

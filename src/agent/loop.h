@@ -32,6 +32,7 @@ struct LoopInput {
   size_t tool_output_bytes = 16 * 1024;
   int64_t command_timeout_ms = 600'000;
   std::vector<std::string> secrets;  // redacted from whatever reaches the model
+  Authorize authorize;               // policy on the tools' actions (tools.h); unset: none
 };
 
 struct LoopResult {

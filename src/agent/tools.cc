@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/digest.h"
 #include "core/secrets.h"
 
 namespace nightshift::agent {
@@ -101,20 +102,14 @@ Tools::Result Error(std::string message) { return {std::move(message), true, fal
 }  // namespace
 
 Redactor::Redactor(std::vector<std::string> secrets) {
-  for (auto& secret : secrets) {
-    if (secret.size() >= 8) secrets_.push_back(std::move(secret));  // short ones would shred text
+  for (const auto& secret : secrets) {
+    for (auto& form : SecretForms(secret)) secrets_.push_back(std::move(form));
   }
 }
 
 std::string Redactor::operator()(std::string text) const {
   constexpr std::string_view kRedacted = "[REDACTED]";
-  for (const std::string& secret : secrets_) {
-    // Resume after the replacement: a secret such as "REDACTED" must not be found in it again.
-    for (size_t at = text.find(secret); at != std::string::npos;
-         at = text.find(secret, at + kRedacted.size())) {
-      text.replace(at, secret.size(), kRedacted);
-    }
-  }
+  text = RedactForms(std::move(text), secrets_);
   const std::vector<SecretMatch> found = FindSecrets(text);
   if (found.empty()) return text;
   std::string out;
@@ -249,9 +244,20 @@ StatusOr<Tools::Result> Tools::Dispatch(const std::string& name, const Json& arg
     ASSIGN_OR_RETURN(std::string summary, StringArg(args, "summary", true));
     return Result{summary, false, true};
   }
+  // What policy says about the action; a denial is the tool's error, for the model.
+  auto permitted = [&](const std::string& action, policy::Attributes resource,
+                       policy::Attributes context) -> Status {
+    if (!authorize_) return OkStatus();
+    const policy::Decision decision = authorize_(action, std::move(resource), std::move(context));
+    if (decision.allowed) return OkStatus();
+    return PermissionDeniedError(
+        StrCat("denied by policy: ", decision.reason,
+               ". Do not try to get around the rule; find another way, or finish and say why."));
+  };
   if (name == "run_command") {
     ASSIGN_OR_RETURN(std::string command, StringArg(args, "command", true));
     if (command.empty()) return InvalidArgumentError("the command is empty");
+    RETURN_IF_ERROR(permitted("exec", {}, {{"command", command}}));
     ASSIGN_OR_RETURN(int64_t seconds, IntArg(args, "timeout_seconds", 0));
     int64_t timeout =
         seconds > 0 ? std::min(seconds * 1000, command_timeout_ms_) : command_timeout_ms_;
@@ -261,6 +267,12 @@ StatusOr<Tools::Result> Tools::Dispatch(const std::string& name, const Json& arg
                    StringArg(args, "path", name != "list_files" && name != "search"));
   ASSIGN_OR_RETURN(std::string path, WorkspacePath(raw_path));
   std::map<std::string, std::string> env = {{"P", path}};
+  if (name == "write_file" || name == "edit_file") {
+    constexpr std::string_view kRoot = "/workspace/";
+    const std::string relative =
+        path.starts_with(kRoot) ? path.substr(kRoot.size()) : std::string();
+    RETURN_IF_ERROR(permitted("file.write", {{"path", relative}}, {}));
+  }
   if (name == "read_file") {
     ASSIGN_OR_RETURN(int64_t start, IntArg(args, "start_line", 1));
     ASSIGN_OR_RETURN(int64_t end, IntArg(args, "end_line", 0));

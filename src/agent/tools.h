@@ -7,6 +7,7 @@
 // tail kept, the cut marked) and secrets are redacted before they reach the model.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "agent/model.h"
 #include "core/cancel.h"
 #include "core/status.h"
+#include "policy/engine.h"
 
 namespace nightshift::agent {
 
@@ -32,8 +34,9 @@ class Sandbox {
                                const CancelToken* cancel) = 0;
 };
 
-// Replaces secrets with [REDACTED]: given values (API keys, tokens; those shorter than 8 bytes
-// are ignored, they would shred the text) and every span FindSecrets (core/secrets.h) reports —
+// Replaces secrets with [REDACTED]: given values (API keys, tokens, the run's secrets) in every
+// form core/digest.h's SecretForms lists (those shorter than 8 bytes are ignored, they would
+// shred the text) and every span FindSecrets (core/secrets.h) reports —
 // cloud keys, forge and API tokens, whole private key blocks, the token of a bearer header.
 // Any bytes in, linear time.
 class Redactor {
@@ -52,13 +55,22 @@ std::string Bound(const std::string& text, size_t max_bytes);
 // for anything that leaves it (absolute elsewhere, "..").
 StatusOr<std::string> WorkspacePath(const std::string& path);
 
+// Asks the platform whether the agent may act (policy/engine.h), before the tool does: "exec"
+// with the command line as the context's `command` (run_command), "file.write" with the path
+// relative to /workspace as the resource's `path` (write_file, edit_file). A denial is the
+// tool's error, naming the rule, for the model to read and adapt to. Unset: all is allowed.
+using Authorize = std::function<policy::Decision(
+    const std::string& action, policy::Attributes resource, policy::Attributes context)>;
+
 class Tools {
  public:
-  Tools(Sandbox& sandbox, Redactor redactor, size_t output_bytes, int64_t command_timeout_ms)
+  Tools(Sandbox& sandbox, Redactor redactor, size_t output_bytes, int64_t command_timeout_ms,
+        Authorize authorize = nullptr)
       : sandbox_(sandbox),
         redactor_(std::move(redactor)),
         output_bytes_(output_bytes),
-        command_timeout_ms_(command_timeout_ms) {}
+        command_timeout_ms_(command_timeout_ms),
+        authorize_(std::move(authorize)) {}
 
   static const std::vector<ToolSpec>& Specs();
 
@@ -81,6 +93,7 @@ class Tools {
   const Redactor redactor_;
   const size_t output_bytes_;
   const int64_t command_timeout_ms_;
+  const Authorize authorize_;
 };
 
 }  // namespace nightshift::agent

@@ -187,13 +187,15 @@ struct ResultEvent {
 struct PolicyEvent {
   static constexpr std::string_view kKind = "policy";
   static constexpr std::string_view kSource = "control plane";
-  static constexpr std::string_view kMeaning = "the review policy blocked the run's changes";
+  static constexpr std::string_view kMeaning =
+      "the review policy or a policy rule blocked the run's changes, or its recipe";
 
   std::vector<std::string> violations;
 
   static constexpr auto Fields() {
     return std::tuple{
-        Field("violations", &PolicyEvent::violations, "each rule broken, in words (review.md)")};
+        Field("violations", &PolicyEvent::violations,
+              "each rule broken, in words (review.md, governance.md)")};
   }
 };
 

@@ -53,9 +53,12 @@ int RunCli(int argc, char** argv, const ServeFn& serve) {
   AddLogsVerb(cli);
   AddChangeRequestVerbs(cli);
   AddCancelVerb(cli);
+  AddPauseVerbs(cli);
   AddTriggerVerbs(cli);
   AddIdentityVerbs(cli);
+  AddSecretVerbs(cli);
   AddConfigVerb(cli);
+  AddPolicyVerbs(cli);
   AddCronVerb(cli);
   AddSandboxVerbs(cli);
 

@@ -140,8 +140,20 @@ StatusOr<int> ListAudit(api::ApiClient& api, const IdentityArgs& args) {
               << UtcTime(api::Timestamp{r.value("time_ms", int64_t{0})}) << "  "
               << OneLine(r.value("actor", ""), 40) << "  " << r.value("decision", "") << "  "
               << OneLine(r.value("action", ""), 80);
+    const std::string resource = r.value("resource", "");
+    if (!resource.empty() && r.value("action", "").find(resource) == std::string::npos) {
+      std::cout << "  " << OneLine(resource, 80);  // an API record's is its path, shown already
+    }
     if (r.value("run_id", int64_t{0}) != 0) std::cout << "  run " << r["run_id"];
     const Json& detail = r["detail"];
+    if (detail.is_object() && detail.contains("rules") && detail["rules"].is_array() &&
+        !detail["rules"].empty()) {
+      std::string rules;
+      for (const Json& id : detail["rules"]) {
+        if (id.is_string()) rules += (rules.empty() ? "" : ",") + id.get<std::string>();
+      }
+      std::cout << "  rules " << OneLine(rules, 120);
+    }
     if (detail.is_object() && detail.contains("error")) {
       std::cout << "  (" << OneLine(detail["error"].get<std::string>(), 80) << ")";
     }

@@ -289,4 +289,91 @@ void AddCancelVerb(CommandLine& cli) {
   cli.OnServer(cancel, [&args](api::ApiClient& api) { return CancelRun(api, args); });
 }
 
+namespace {
+
+struct PauseArgs {
+  bool all = false;
+  std::string repo;
+  std::string agent;
+  bool list = false;
+  bool json = false;
+};
+
+// The scope the flags name: exactly one of --all, --repo, --agent.
+StatusOr<Json> PauseScope(const PauseArgs& args) {
+  const int given = (args.all ? 1 : 0) + (args.repo.empty() ? 0 : 1) + (args.agent.empty() ? 0 : 1);
+  if (given != 1) return InvalidArgumentError("name one of --all, --repo NAME, --agent NAME");
+  if (args.all) return Json{{"scope", "all"}, {"name", ""}};
+  if (!args.repo.empty()) return Json{{"scope", "repo"}, {"name", args.repo}};
+  return Json{{"scope", "agent"}, {"name", args.agent}};
+}
+
+std::string ScopeText(const Json& pause) {
+  const std::string scope = pause.value("scope", "");
+  return scope == "all" ? "everything"
+                        : StrCat(scope == "repo" ? "repository " : "agent ",
+                                 OneLine(pause.value("name", ""), 200));
+}
+
+StatusOr<int> PauseRuns(api::ApiClient& api, const PauseArgs& args) {
+  if (args.list) {
+    ASSIGN_OR_RETURN(Json list, api.Get("/api/v1/pauses"));
+    if (args.json) {
+      std::cout << Dump(list, 2) << '\n';
+      return 0;
+    }
+    if (list["pauses"].empty()) std::cout << "nothing is paused\n";
+    for (const Json& p : list["pauses"]) {
+      std::cout << ScopeText(p) << "  paused by " << OneLine(p.value("created_by", ""), 80) << "  "
+                << UtcTime(api::Timestamp{p.value("created_ms", int64_t{0})}) << '\n';
+    }
+    return 0;
+  }
+  ASSIGN_OR_RETURN(Json scope, PauseScope(args));
+  ASSIGN_OR_RETURN(Json paused, api.Post("/api/v1/pauses", scope));
+  if (args.json) {
+    std::cout << Dump(paused, 2) << '\n';
+    return 0;
+  }
+  const size_t n = paused["cancelled"].size();
+  std::cout << "paused " << ScopeText(paused) << ": no run starts there until 'nightshift resume'; "
+            << n << (n == 1 ? " run" : " runs") << " cancelled\n";
+  return 0;
+}
+
+StatusOr<int> ResumeRuns(api::ApiClient& api, const PauseArgs& args) {
+  ASSIGN_OR_RETURN(Json scope, PauseScope(args));
+  ASSIGN_OR_RETURN(Json resumed, api.Post("/api/v1/resume", scope));
+  if (args.json) {
+    std::cout << Dump(resumed, 2) << '\n';
+  } else {
+    std::cout << "resumed " << ScopeText(resumed) << '\n';
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddPauseVerbs(CommandLine& cli) {
+  auto& args = cli.Own<PauseArgs>();
+  auto scope = [&args](CLI::App* cmd) {
+    cmd->add_flag("--all", args.all, "every run");
+    cmd->add_option("--repo", args.repo, "one repository's runs")->type_name("NAME");
+    cmd->add_option("--agent", args.agent,
+                    "one agent's runs (a trigger's or schedule's; adhoc: runs started by hand)")
+        ->type_name("NAME");
+    cmd->add_flag("--json", args.json, "print JSON");
+  };
+  CLI::App* pause = cli.app().add_subcommand(
+      "pause",
+      "the kill switch: no run starts in the scope, and those queued or running stop now "
+      "(policies:admin); --list shows what is paused");
+  scope(pause);
+  pause->add_flag("--list", args.list, "list what is paused");
+  cli.OnServer(pause, [&args](api::ApiClient& api) { return PauseRuns(api, args); });
+  CLI::App* resume = cli.app().add_subcommand("resume", "lift a pause (the same scope)");
+  scope(resume);
+  cli.OnServer(resume, [&args](api::ApiClient& api) { return ResumeRuns(api, args); });
+}
+
 }  // namespace nightshift::cli

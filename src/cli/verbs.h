@@ -15,6 +15,9 @@ void AddSandboxVerbs(CommandLine& cli);                     // sandbox exec
 void AddConfigVerb(CommandLine& cli);                       // config check
 void AddCronVerb(CommandLine& cli);                         // cron next
 
+// Policies (policy_verbs.cc): policy test, offline.
+void AddPolicyVerbs(CommandLine& cli);
+
 // Repositories (repo_verbs.cc): repo add, repo list, repo remove.
 void AddRepoVerbs(CommandLine& cli);
 
@@ -25,12 +28,16 @@ void AddRunsVerb(CommandLine& cli);      // runs
 void AddShowVerb(CommandLine& cli);      // show
 void AddLogsVerb(CommandLine& cli);      // logs
 void AddCancelVerb(CommandLine& cli);    // cancel
+void AddPauseVerbs(CommandLine& cli);    // pause, resume
 
 // Triggers (trigger_verbs.cc): events, events replay, schedule list.
 void AddTriggerVerbs(CommandLine& cli);
 
 // Identities (identity_verbs.cc): login, user add|list|disable, token create|list|revoke.
 void AddIdentityVerbs(CommandLine& cli);
+
+// Secrets (secret_verbs.cc): secret set|list|rm.
+void AddSecretVerbs(CommandLine& cli);
 
 // Change requests (cr_verbs.cc): cr list, show, diff, comment, approve, merge, close.
 void AddChangeRequestVerbs(CommandLine& cli);

@@ -36,6 +36,8 @@ constexpr Section kSections[] = {
          config.review[name] = std::move(policy);
        }
      }},
+    {"policy", [](const ConfigNode& node, const Environment&, ServerConfig& config,
+                  ConfigErrors& errors) { policy::ReadPolicyConfig(node, config.policy, errors); }},
     {"identity",
      [](const ConfigNode& node, const Environment&, ServerConfig& config, ConfigErrors& errors) {
        config.identity = forge::ParseIdentity(node, errors);

@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "forge/builtin.h"
 #include "forge/policy.h"
+#include "policy/engine.h"
 #include "triggers/agents.h"
 
 namespace nightshift::config {
@@ -31,6 +32,8 @@ struct ServerConfig {
   forge::Identity identity;                        // identity:
   std::map<std::string, forge::ForgeLink> forges;  // forges:, by repository name
   triggers::TriggersConfig triggers;               // webhooks:, agents:
+  // policy: the rules every decision is made by (the baseline alone when absent).
+  policy::PolicyConfig policy{.set = policy::BaselinePolicySet()};
   // A new section is a field here and a row in config.cc's kSections.
 };
 

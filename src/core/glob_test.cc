@@ -88,6 +88,24 @@ TEST(GlobMatch, AgreesWithABacktrackingReference) {
   }
 }
 
+// Automata of more than 63 states take the general path; the answers are the same.
+TEST(GlobMatch, LongPatternsMatchLikeShortOnes) {
+  std::string pattern, text;
+  for (int i = 0; i < 40; ++i) {
+    pattern += "a*";
+    text += "ab";
+  }
+  EXPECT_TRUE(LikeMatch(pattern, text));
+  EXPECT_TRUE(GlobMatch(pattern, text));
+  EXPECT_FALSE(LikeMatch(pattern + "c", text));
+  EXPECT_FALSE(GlobMatch(pattern, text.substr(2)));
+  EXPECT_TRUE(GlobMatch("**/" + pattern, "x/y/" + text));
+  EXPECT_FALSE(GlobMatch(pattern, text + "/b"));  // `*` stays in its segment
+  const Pattern compiled = Pattern::Like(pattern + "z");
+  EXPECT_TRUE(compiled.Match(text + "z"));
+  EXPECT_FALSE(compiled.Match(text));
+}
+
 // Many stars against a long text that almost matches: a backtracking matcher takes time
 // exponential in the stars (this test would not end before ctest's timeout); this one is
 // linear in the text.

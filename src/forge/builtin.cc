@@ -1,5 +1,6 @@
 #include "forge/builtin.h"
 
+#include "core/clock.h"
 #include "core/fs.h"
 #include "workspace/git.h"
 
@@ -64,8 +65,25 @@ StatusOr<store::ChangeRequest> BuiltinForge::GetOpen(int64_t id) {
   return cr;
 }
 
-StatusOr<store::ChangeRequest> BuiltinForge::Approve(int64_t id) {
+Status BuiltinForge::Permitted(const store::ChangeRequest& cr, std::string_view action,
+                               std::string_view by) const {
+  if (gate_ == nullptr) return OkStatus();
+  policy::Request request{
+      .principal = policy::PrincipalOf(by),
+      .action = std::string(action),
+      .resource = {
+          {"repository", cr.repo}, {"branch", cr.branch}, {"base_branch", cr.base_branch}}};
+  request.resource["change_request"] = cr.id;
+  request.resource["run"] = cr.run_id;
+  policy::AddTimeFacts(request.context, SystemClock::Get().NowMs());
+  const policy::Decision decision = gate_->Decide(request);
+  if (decision.allowed) return OkStatus();
+  return PermissionDeniedError(StrCat(action, " of change request ", cr.id, ": ", decision.reason));
+}
+
+StatusOr<store::ChangeRequest> BuiltinForge::Approve(int64_t id, std::string_view by) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
+  RETURN_IF_ERROR(Permitted(cr, "cr.approve", by));
   cr.review = store::CrReview::kApproved;
   return store_.UpdateChangeRequest(cr, store::CrState::kOpen);
 }
@@ -76,12 +94,13 @@ StatusOr<store::ChangeRequest> BuiltinForge::Close(int64_t id) {
   return store_.UpdateChangeRequest(cr, store::CrState::kOpen);
 }
 
-StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id) {
+StatusOr<store::ChangeRequest> BuiltinForge::Merge(int64_t id, std::string_view by) {
   ASSIGN_OR_RETURN(store::ChangeRequest cr, GetOpen(id));
   if (cr.review != store::CrReview::kApproved) {
     return FailedPreconditionError(
         StrCat("change request ", id, " is not approved: a person must approve it first"));
   }
+  RETURN_IF_ERROR(Permitted(cr, "cr.merge", by));
   ASSIGN_OR_RETURN(store::Repository repo, store_.GetRepository(cr.repo));
   // A bare repository of the platform's own; the merge is computed on trees (merge-tree), so
   // nothing is checked out and no attribute, filter or hook of the repository's has a say.

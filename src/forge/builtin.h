@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "forge/policy.h"
 #include "forge/remote.h"
+#include "policy/gate.h"
 #include "store/store.h"
 
 namespace nightshift::forge {
@@ -39,14 +40,20 @@ class BuiltinForge {
                                         const std::string& body, const std::string& diff);
 
   StatusOr<store::ChangeRequest> Get(int64_t id) { return store_.GetChangeRequest(id); }
-  StatusOr<store::ChangeRequest> Approve(int64_t id);
-  // FailedPrecondition unless open and approved, or on a merge conflict (naming the files).
-  StatusOr<store::ChangeRequest> Merge(int64_t id);
+  // Approves for `by` ("user:alice", as runs' requested_by writes it). PermissionDenied when
+  // the policy forbids it (cr.approve, with the change request as the resource).
+  StatusOr<store::ChangeRequest> Approve(int64_t id, std::string_view by);
+  // FailedPrecondition unless open and approved, or on a merge conflict (naming the files);
+  // PermissionDenied when the policy forbids `by` to merge it (cr.merge).
+  StatusOr<store::ChangeRequest> Merge(int64_t id, std::string_view by);
   StatusOr<store::ChangeRequest> Close(int64_t id);
   // Records a comment. (Whether it starts a follow-up run is the run service's to decide:
   // FollowUpInstruction, FollowUpTask.)
   StatusOr<store::CrComment> AddComment(int64_t id, const std::string& author,
                                         const std::string& body);
+
+  // The policy approvals and merges are decided by (policy/gate.h); not owned. Unset: none.
+  void SetGate(const policy::Gate* gate) { gate_ = gate; }
 
   // Also opens change requests on GitHub/GitLab for these repositories (by name).
   void SetRemotes(
@@ -63,11 +70,15 @@ class BuiltinForge {
  private:
   // FailedPrecondition unless it is open.
   StatusOr<store::ChangeRequest> GetOpen(int64_t id);
+  // PermissionDenied when the policy forbids `by` the action on `cr`.
+  Status Permitted(const store::ChangeRequest& cr, std::string_view action,
+                   std::string_view by) const;
 
   std::map<std::string, std::pair<ForgeLink, std::unique_ptr<RemoteForge>>> remotes_;
   store::Store& store_;
   const Identity identity_;
   const std::string git_;
+  const policy::Gate* gate_ = nullptr;
 };
 
 // "nightshift/<agent>/<run-id>"; agent is the run's kind.

@@ -2,12 +2,15 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "api/events.h"
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "forge/builtin.h"
@@ -86,12 +89,13 @@ StatusOr<workspace::GitOutput> DeliveryRepo::Git(workspace::GitCall call, std::s
 
 StatusOr<std::string> DeliveryRepo::Commit(const std::string& parent,
                                            const std::vector<workspace::FileChange>& changes,
-                                           const Identity& who, const std::string& message,
-                                           int64_t time_s) {
-  const std::string person =
-      StrCat(HeaderSafe(who.name), " <", HeaderSafe(who.email), "> ", time_s, " +0000");
-  std::string stream = StrCat("commit refs/heads/nightshift-result\nmark :1\nauthor ", person,
-                              "\ncommitter ", person, "\n");
+                                           const Identity& author, const Identity& committer,
+                                           const std::string& message, int64_t time_s) {
+  auto person = [&](const Identity& who) {
+    return StrCat(HeaderSafe(who.name), " <", HeaderSafe(who.email), "> ", time_s, " +0000");
+  };
+  std::string stream = StrCat("commit refs/heads/nightshift-result\nmark :1\nauthor ",
+                              person(author), "\ncommitter ", person(committer), "\n");
   AppendData(stream, message);
   stream += StrCat("from ", parent, "\n");
   for (const workspace::FileChange& change : changes) {
@@ -231,21 +235,49 @@ std::string Asked(const store::Run& run) {
 }
 
 // A run's events, appended as they happen (the control plane writes the store itself).
+// The control plane's events of a run, redacted of every form of its secrets.
 class Events {
  public:
-  Events(store::Store& store, int64_t run_id) : store_(store), run_id_(run_id) {}
+  Events(store::Store& store, int64_t run_id, const std::vector<std::string>& forms)
+      : store_(store), run_id_(run_id), forms_(forms) {}
   void Emit(const api::EventRecord& event) {
-    (void)store_.AppendEvents(run_id_, {store::NewEvent{.kind = std::string(event.kind()),
-                                                        .data = event.Serialize(),
-                                                        .ts_ms = SystemClock::Get().NowMs()}});
+    (void)store_.AppendEvents(
+        run_id_, {store::NewEvent{.kind = std::string(event.kind()),
+                                  .data = policy::RedactEventData(event.Serialize(), forms_),
+                                  .ts_ms = SystemClock::Get().NowMs()}});
   }
 
  private:
   store::Store& store_;
   const int64_t run_id_;
+  const std::vector<std::string>& forms_;
 };
 
 using Phase = api::PhaseTimer<Events>;
+
+}  // namespace
+
+Identity AuthorOf(const store::Run& run, const Identity& platform) {
+  const policy::Principal asked = policy::PrincipalOf(run.requested_by);
+  // People: users, and those who asked by a comment; a trigger, a schedule, the admin token or
+  // a service token acts for nobody but the platform.
+  if ((asked.kind != "user" && asked.kind != "comment") || asked.name.empty()) return platform;
+  std::string name;
+  for (char c : asked.name) {
+    if (static_cast<unsigned char>(c) >= 0x20 && c != '<' && c != '>' && c != 0x7f) name += c;
+  }
+  if (name.empty()) return platform;
+  std::string domain = "users.nightshift.invalid";
+  if (const size_t at = platform.email.rfind('@'); at != std::string::npos) {
+    domain = StrCat("users.", platform.email.substr(at + 1));
+  }
+  std::string local;
+  for (char c : name)
+    local += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+  return Identity{.name = name, .email = StrCat(local, "@", domain)};
+}
+
+namespace {
 
 void EmitResult(Events& events, const std::string& summary,
                 const std::vector<workspace::FileChange>* changes,
@@ -358,7 +390,18 @@ const ReviewPolicy& Delivery::PolicyFor(const std::string& repo) const {
 }
 
 StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover& handover) {
-  Events events(store_, run.id);
+  // Every form of the run's secrets: redacted from what is shown, and a file holding one is
+  // never delivered.
+  std::vector<std::string> forms;
+  if (options_.vault != nullptr) {
+    auto read = options_.vault->FormsForRun(run);
+    if (!read.ok()) {
+      return Conclusion{store::RunState::kFailed,
+                        StrCat("cannot read the run's secrets: ", read.status().message())};
+    }
+    forms = *std::move(read);
+  }
+  Events events(store_, run.id, forms);
   const int64_t start_ms = MonotonicMs();
   const bool succeeded = handover.succeeded;
   auto fail = [&](const Status& st) -> StatusOr<Conclusion> {
@@ -415,10 +458,15 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   if (!made.ok()) return fail(made.status());
   DeliveryRepo& delivery = *made;
   const std::string title = FirstLine(Asked(run), 72);
+  // Attribution: the person who asked is the author, the platform the committer; the trailers
+  // name the run, its agent and who asked.
   auto commit = delivery.Commit(
-      base, handover.changes, forge_.identity(),
-      StrCat(title, "\n\n", handover.summary.empty() ? Asked(run) : handover.summary,
-             "\n\nNightshift-Run: ", run.id, "\n"),
+      base, handover.changes, AuthorOf(run, forge_.identity()), forge_.identity(),
+      RedactForms(StrCat(title, "\n\n", handover.summary.empty() ? Asked(run) : handover.summary,
+                         "\n\nNightshift-Run: ", run.id, "\nNightshift-Agent: ",
+                         policy::RunPrincipal(run).name, "\nNightshift-Requested-By: ",
+                         run.requested_by.empty() ? "unknown" : run.requested_by, "\n"),
+                  forms),
       SystemClock::Get().NowMs() / 1000);
   if (!commit.ok()) return fail(commit.status());
   // The change as the platform's own trees say, not as the runner described it: both sides'
@@ -464,18 +512,11 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
 
   Phase phase(events, "deliver");
   // The review gate: nothing that breaks the policy leaves the platform.
-  const std::vector<std::string> violations =
+  std::vector<std::string> violations =
       CheckChanges(PolicyFor(repo.name), changes, *lines,
                    [&](const workspace::FileChange& change) -> StatusOr<std::string> {
                      return delivery.ReadBlob(change.old_oid, size_t{256} << 20);
                    });
-  if (!violations.empty()) {
-    events.Emit(api::PolicyEvent{.violations = violations});
-    phase.End("blocked");
-    std::string reasons;
-    for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
-    return Conclusion{store::RunState::kBlockedByPolicy, StrCat("blocked by policy: ", reasons)};
-  }
   auto failed = [&](const Status& st) -> StatusOr<Conclusion> {
     phase.End("failed");
     return Conclusion{store::RunState::kFailed, st.message()};
@@ -490,23 +531,6 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   }
   const std::string branch = existing ? existing->branch : BranchFor(run);
   const std::string base_commit = existing ? existing->base_commit : base;
-  std::string files;
-  for (const auto& change : changes) files += StrCat("- `", DisplayPath(change.path), "`\n");
-  const std::string body = StrCat(
-      run.kind == store::RunKind::kAgent ? "**Task**\n\n" : "**Recipe**\n\n", Asked(run), "\n\n",
-      handover.summary.empty() ? "" : StrCat("**What was done**\n\n", handover.summary, "\n\n"),
-      "**Files changed**\n\n", files,
-      run.trigger.empty() ? "" : StrCat("\n**Started by**\n\n", run.trigger, "\n"),
-      "\nNightshift run ", run.id, ".");
-  // The change request's diff: the run's own, unless a follow-up adds to an earlier base.
-  auto cr_diff =
-      base_commit == base ? StatusOr<std::string>(*diff) : delivery.Diff(base_commit, *commit);
-  if (!cr_diff.ok()) return failed(cr_diff.status());
-  // The push, by the platform, of its own commit, from its own repository.
-  if (Status pushed = delivery.Push(repo.url, *commit, branch); !pushed.ok()) {
-    return failed(
-        FailedPreconditionError(StrCat("push of ", branch, " rejected: ", pushed.message())));
-  }
   // The base branch: the run's ref when it is a branch, else the repository's default.
   std::string base_branch = existing ? existing->base_branch : run.ref;
   if (!existing &&
@@ -516,6 +540,72 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
     base_branch = head_file.ok() && head_file->starts_with(kHeadRef)
                       ? head_file->substr(kHeadRef.size(), head_file->find('\n') - kHeadRef.size())
                       : "main";
+  }
+  // A file that holds one of the run's secrets, in any form, never leaves the platform. The
+  // reason names the file, never the value.
+  if (!forms.empty()) {
+    for (const auto& change : changes) {
+      const bool holds = std::any_of(forms.begin(), forms.end(), [&](const std::string& form) {
+        return change.content.find(form) != std::string::npos ||
+               change.path.find(form) != std::string::npos;
+      });
+      if (holds) {
+        violations.push_back(StrCat(RedactForms(DisplayPath(change.path), forms),
+                                    ": holds the value of one of the run's secrets"));
+      }
+    }
+  }
+  // The policy's rules (policy/engine.h) on every path the run wrote, whatever wrote it, and on
+  // the push and the change request, with the change's facts.
+  if (options_.gate != nullptr) {
+    std::vector<std::string> paths;
+    int64_t diff_lines = 0;
+    for (const auto& change : changes) {
+      paths.push_back(change.path);
+      const policy::Decision d =
+          options_.gate->DecideForRun(run, "file.write", {{"path", change.path}}, {});
+      if (!d.allowed) violations.push_back(StrCat(DisplayPath(change.path), ": ", d.reason));
+    }
+    for (const auto& [path, count] : *lines) {
+      diff_lines += std::max<int64_t>(count.added, 0) + count.removed;
+    }
+    for (const char* action : {"repo.push", "cr.open"}) {
+      if (existing && std::string_view(action) == "cr.open") continue;
+      const policy::Decision d = options_.gate->DecideForRun(
+          run, action, {{"branch", branch}, {"base_branch", base_branch}},
+          {{"diff_lines", diff_lines},
+           {"files_changed", static_cast<int64_t>(changes.size())},
+           {"paths", policy::Value(paths)}});
+      if (!d.allowed) violations.push_back(StrCat(action, " ", branch, ": ", d.reason));
+    }
+  }
+  if (!violations.empty()) {
+    events.Emit(api::PolicyEvent{.violations = violations});
+    phase.End("blocked");
+    std::string reasons;
+    for (const auto& v : violations) reasons += (reasons.empty() ? "" : "; ") + v;
+    return Conclusion{store::RunState::kBlockedByPolicy, StrCat("blocked by policy: ", reasons)};
+  }
+  std::string files;
+  for (const auto& change : changes) files += StrCat("- `", DisplayPath(change.path), "`\n");
+  const std::string body = RedactForms(
+      StrCat(
+          run.kind == store::RunKind::kAgent ? "**Task**\n\n" : "**Recipe**\n\n", Asked(run),
+          "\n\n",
+          handover.summary.empty() ? "" : StrCat("**What was done**\n\n", handover.summary, "\n\n"),
+          "**Files changed**\n\n", files,
+          run.trigger.empty() ? "" : StrCat("\n**Started by**\n\n", run.trigger, "\n"),
+          "\n**Requested by**\n\n", run.requested_by.empty() ? "unknown" : run.requested_by,
+          " (agent ", policy::RunPrincipal(run).name, ")\n", "\nNightshift run ", run.id, "."),
+      forms);
+  // The change request's diff: the run's own, unless a follow-up adds to an earlier base.
+  auto cr_diff =
+      base_commit == base ? StatusOr<std::string>(*diff) : delivery.Diff(base_commit, *commit);
+  if (!cr_diff.ok()) return failed(cr_diff.status());
+  // The push, by the platform, of its own commit, from its own repository.
+  if (Status pushed = delivery.Push(repo.url, *commit, branch); !pushed.ok()) {
+    return failed(
+        FailedPreconditionError(StrCat("push of ", branch, " rejected: ", pushed.message())));
   }
   auto cr =
       forge_.Record(run, repo, branch, base_branch, base_commit, *commit, title, body, *cr_diff);

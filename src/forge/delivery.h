@@ -22,6 +22,8 @@
 #include "core/status.h"
 #include "forge/builtin.h"
 #include "forge/policy.h"
+#include "policy/gate.h"
+#include "policy/secrets.h"
 #include "store/store.h"
 #include "workspace/git.h"
 #include "workspace/mirror.h"
@@ -37,11 +39,12 @@ class DeliveryRepo {
                                        const std::filesystem::path& mirror,
                                        std::string_view object_format, workspace::GitContext git);
 
-  // The commit of `changes` over `parent` (author and committer `who`, at `time_s`). Gitlink
+  // The commit of `changes` over `parent` (by `author` and `committer`, at `time_s`). Gitlink
   // changes are left out: git cannot hold them as content, and the review policy refuses them.
   StatusOr<std::string> Commit(const std::string& parent,
                                const std::vector<workspace::FileChange>& changes,
-                               const Identity& who, const std::string& message, int64_t time_s);
+                               const Identity& author, const Identity& committer,
+                               const std::string& message, int64_t time_s);
 
   // Lines added and removed per path from `from` to `to` (-1 for a file git takes for binary),
   // renames as a deletion and an addition.
@@ -79,6 +82,11 @@ class DeliveryRepo {
   workspace::GitContext git_;
 };
 
+// Who a run's commit is authored by: the person who asked (a user, or who asked by a comment),
+// as "NAME <NAME@users.DOMAIN>" with the platform's email domain; the platform itself for a
+// trigger, a schedule or a token that acts for nobody.
+Identity AuthorOf(const store::Run& run, const Identity& platform);
+
 // A path as fast-import reads it: as is, or C-quoted when it has a quote, a backslash or a
 // control character.
 std::string FastImportPath(std::string_view path);
@@ -113,6 +121,12 @@ struct DeliveryOptions {
   std::filesystem::path data_dir;  // mirrors/ (shared with the workspaces) and deliveries/
   std::string git = "git";
   std::map<std::string, ReviewPolicy> review;  // by repository name, "" for the rest
+  // The policy rules on the run's writes, its push and its change request (policy/gate.h);
+  // null: only the review policy. Not owned.
+  const policy::Gate* gate = nullptr;
+  // The secrets' vault (policy/secrets.h): what is shown of the run is redacted of every form
+  // of its secrets, and a file holding one blocks the delivery. Null: no secrets. Not owned.
+  const policy::SecretVault* vault = nullptr;
 };
 
 // The deliver phase, in the control plane: the run's result as the platform's commit in a

@@ -279,6 +279,7 @@ struct Expr {
   std::string key;   // kRef, kHas: the attribute
   std::string text;  // kRef, kHas: as written, for messages
   std::vector<Expr> args;
+  std::shared_ptr<const Pattern> pattern;  // kLike, kGlob: the right side, compiled
 };
 
 const char* OpName(Expr::Op op) {
@@ -575,10 +576,19 @@ std::string Unescaped(std::string_view s) {
   return out;
 }
 
-// Strips like's escapes from every literal that is not a like pattern.
+// Strips like's escapes from every literal that is not a like pattern, and compiles the
+// patterns.
 void Normalize(Expr& e) {
   if (e.op == Expr::Op::kLike) {
     Normalize(e.args[0]);
+    e.pattern =
+        std::make_shared<const Pattern>(Pattern::Like(std::get<std::string>(e.args[1].literal.v)));
+    return;
+  }
+  if (e.op == Expr::Op::kGlob) {
+    for (auto& arg : e.args) Normalize(arg);
+    e.pattern =
+        std::make_shared<const Pattern>(Pattern::Glob(std::get<std::string>(e.args[1].literal.v)));
     return;
   }
   if (e.op == Expr::Op::kLiteral) {
@@ -668,7 +678,7 @@ class Evaluator {
     if (!error_.empty()) return {};
     const View right = Eval(e.args[1]);
     if (!error_.empty()) return {};
-    if (e.quant == Expr::Quant::kNone) return BoolView(Binary(e.op, left, right));
+    if (e.quant == Expr::Quant::kNone) return BoolView(Binary(e, left, right));
     if (left.kind != View::kList) {
       Fail(StrCat(e.quant == Expr::Quant::kAny ? "any" : "all", " needs a list, not ",
                   KindName(left.kind)));
@@ -676,7 +686,7 @@ class Evaluator {
     }
     const bool want = e.quant == Expr::Quant::kAll;  // all: stop at the first false
     for (const Value& item : *left.list) {
-      const bool b = Binary(e.op, ViewOf(item), right);
+      const bool b = Binary(e, ViewOf(item), right);
       if (!error_.empty()) return {};
       if (b != want) return BoolView(!want);
     }
@@ -693,7 +703,8 @@ class Evaluator {
     return v.b;
   }
 
-  bool Binary(Expr::Op op, const View& a, const View& b) {
+  bool Binary(const Expr& e, const View& a, const View& b) {
+    const Expr::Op op = e.op;
     switch (op) {
       case Expr::Op::kEq:
         return Equal(a, b);
@@ -722,7 +733,7 @@ class Evaluator {
           Fail(StrCat(OpName(op), " needs a string, not ", KindName(a.kind)));
           return false;
         }
-        return op == Expr::Op::kLike ? LikeMatch(b.s, a.s) : GlobMatch(b.s, a.s);
+        return e.pattern->Match(a.s);
       case Expr::Op::kIn:
         if (b.kind != View::kList) {
           Fail(StrCat("in needs a list on its right, not ", KindName(b.kind)));
@@ -767,17 +778,21 @@ struct Rule {
   std::string description;
   std::string source;  // "FILE:LINE"
   // Principal patterns: "*", "KIND" or "KIND:NAME" (NAME a like pattern). Empty: any.
-  std::vector<std::pair<std::string, std::string>> principals;  // kind ("*": any), name pattern
+  struct PrincipalPattern {
+    std::string kind;             // "*": any
+    std::optional<Pattern> name;  // unset: any
+  };
+  std::vector<PrincipalPattern> principals;
   std::array<bool, kActions.size()> actions{};
   // Resource attributes and the like patterns one of which each must match.
-  std::vector<std::pair<std::string, std::vector<std::string>>> resource;
+  std::vector<std::pair<std::string, std::vector<Pattern>>> resource;
   std::optional<Expr> when;
   std::optional<Expr> unless;
 
   bool CoversKind(std::string_view kind) const {
     if (principals.empty()) return true;
-    for (const auto& [k, name] : principals) {
-      if (k == "*" || k == kind) return true;
+    for (const auto& p : principals) {
+      if (p.kind == "*" || p.kind == kind) return true;
     }
     return false;
   }
@@ -785,17 +800,21 @@ struct Rule {
 
 namespace {
 
-bool AttributeMatches(const Value& value, const std::vector<std::string>& patterns) {
+bool AttributeMatches(const Value& value, const std::vector<Pattern>& patterns) {
   if (const auto* list = std::get_if<Value::List>(&value.v)) {
     for (const Value& item : *list) {
       if (AttributeMatches(item, patterns)) return true;
     }
     return false;
   }
-  std::string text;
   if (const auto* s = std::get_if<std::string>(&value.v)) {
-    text = *s;
-  } else if (const auto* i = std::get_if<int64_t>(&value.v)) {
+    for (const auto& pattern : patterns) {
+      if (pattern.Match(*s)) return true;
+    }
+    return false;
+  }
+  std::string text;
+  if (const auto* i = std::get_if<int64_t>(&value.v)) {
     text = std::to_string(*i);
   } else if (const auto* b = std::get_if<bool>(&value.v)) {
     text = *b ? "true" : "false";
@@ -803,7 +822,7 @@ bool AttributeMatches(const Value& value, const std::vector<std::string>& patter
     return false;
   }
   for (const auto& pattern : patterns) {
-    if (LikeMatch(pattern, text)) return true;
+    if (pattern.Match(text)) return true;
   }
   return false;
 }
@@ -812,9 +831,9 @@ bool AttributeMatches(const Value& value, const std::vector<std::string>& patter
 bool Applies(const Rule& rule, const Request& request, std::string& error) {
   if (!rule.principals.empty()) {
     bool any = false;
-    for (const auto& [kind, name] : rule.principals) {
-      if ((kind == "*" || kind == request.principal.kind) &&
-          (name.empty() || LikeMatch(name, request.principal.name))) {
+    for (const auto& p : rule.principals) {
+      if ((p.kind == "*" || p.kind == request.principal.kind) &&
+          (!p.name || p.name->Match(request.principal.name))) {
         any = true;
         break;
       }
@@ -928,7 +947,9 @@ std::unique_ptr<Rule> ReadRule(const ConfigNode& node, ConfigErrors& errors) {
         errors.Add(*principal, StrCat(principal->path(), ": '*' takes no name"));
         continue;
       }
-      rule->principals.emplace_back(std::move(kind), std::move(name));
+      rule->principals.push_back(
+          {.kind = std::move(kind),
+           .name = name.empty() ? std::nullopt : std::optional<Pattern>(Pattern::Like(name))});
     }
   }
   if (action == nullptr) {
@@ -952,7 +973,9 @@ std::unique_ptr<Rule> ReadRule(const ConfigNode& node, ConfigErrors& errors) {
   }
   if (resource != nullptr && CheckConfigMapping(*resource, errors)) {
     for (const auto& attribute : resource->children()) {
-      rule->resource.emplace_back(attribute.key(), StringOrList(attribute, errors));
+      std::vector<Pattern> patterns;
+      for (const auto& p : StringOrList(attribute, errors)) patterns.push_back(Pattern::Like(p));
+      rule->resource.emplace_back(attribute.key(), std::move(patterns));
     }
   }
   if (when != nullptr) rule->when = ReadCondition(*when, errors);
@@ -1002,8 +1025,8 @@ void PolicySet::Add(const ConfigNode& document, ConfigErrors& errors) {
 void PolicySet::Index() {
   std::set<std::string> kinds;
   for (const auto& rule : rules_) {
-    for (const auto& [kind, name] : rule->principals) {
-      if (kind != "*") kinds.insert(kind);
+    for (const auto& p : rule->principals) {
+      if (p.kind != "*") kinds.insert(p.kind);
     }
   }
   auto fill = [&](Buckets& buckets, const std::string* kind) {
@@ -1134,7 +1157,7 @@ StatusOr<PolicySet> LoadPolicies(const std::vector<std::string>& files, bool bas
   for (const auto& file : files) {
     auto text = ReadFile(file);
     if (!text.ok()) {
-      lines.push_back(StrCat(file, ": ", text.status().message()));
+      lines.push_back(text.status().message());  // "open FILE: why"
       continue;
     }
     AddText(set, *text, file, lines);
@@ -1168,7 +1191,7 @@ void ReadPolicyConfig(const ConfigNode& node, PolicyConfig& config, ConfigErrors
   }
   std::vector<std::string> lines;
   auto set = LoadPolicies(resolved, config.baseline, &lines);
-  for (const auto& line : lines) errors.AddUnplaced(StrCat("policy file ", line));
+  for (const auto& line : lines) errors.AddUnplaced(StrCat("policy.files: ", line));
   if (set.ok()) {
     config.files = std::move(resolved);
     config.set = std::make_shared<const PolicySet>(std::move(*set));

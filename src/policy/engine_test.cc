@@ -36,9 +36,8 @@ TEST(PolicyFixtures, EveryCaseDecidesAsWritten) {
     ASSERT_TRUE(text.ok());
     ConfigErrors errors(entry.path().filename().string());
     const ConfigNode root = ParseYamlConfig(*text, errors);
-    auto set = entry.path().filename() == "baseline.yml"
-                   ? LoadPolicies({}, true)
-                   : StatusOr<PolicySet>(PolicySet{});
+    auto set = entry.path().filename() == "baseline.yml" ? LoadPolicies({}, true)
+                                                         : StatusOr<PolicySet>(PolicySet{});
     ASSERT_TRUE(set.ok());
     set->Add(root, errors);
     const auto tests = ReadPolicyCases(root, errors);
@@ -131,9 +130,9 @@ TEST(PolicyEngine, RequestsFromJsonRefuseWhatTheyCannotCarry) {
       RequestFromJson(Json{{"principal", "agent:x"}, {"action", "exec"}, {"context", 3}}).ok());
   Json deep = 1;
   for (int i = 0; i < 100; ++i) deep = Json::array({deep});
-  EXPECT_FALSE(
-      RequestFromJson(Json{{"principal", "agent:x"}, {"action", "exec"}, {"context", {{"x", deep}}}})
-          .ok());
+  EXPECT_FALSE(RequestFromJson(
+                   Json{{"principal", "agent:x"}, {"action", "exec"}, {"context", {{"x", deep}}}})
+                   .ok());
   auto r = RequestFromJson(Json{{"principal", {{"kind", "user"}, {"name", "bob"}, {"team", "sec"}}},
                                 {"action", "cr.approve"},
                                 {"resource", {{"labels", {"a", "b"}}}},
@@ -191,7 +190,9 @@ struct Generator {
     r.principal.kind = std::vector<std::string>{"agent", "user", "trigger"}[Pick(3)];
     r.principal.name = std::vector<std::string>{"fixer", "deps", "alice", "ab"}[Pick(4)];
     r.action = std::string(kActions[Pick(3)]);
-    if (Pick(4) != 0) r.resource["repository"] = std::vector<std::string>{"acme/api", "acme/web", "other/x"}[Pick(3)];
+    if (Pick(4) != 0)
+      r.resource["repository"] =
+          std::vector<std::string>{"acme/api", "acme/web", "other/x"}[Pick(3)];
     if (Pick(4) != 0) r.context["n"] = static_cast<int64_t>(Pick(12));
     if (Pick(4) != 0) r.context["s"] = std::vector<std::string>{"abc", "xyz", "a"}[Pick(3)];
     if (Pick(4) != 0) {
@@ -215,8 +216,8 @@ TEST(PolicyProperties, AMatchingForbidAlwaysWins) {
     for (int i = 0; i <= n; ++i) {
       if (static_cast<size_t>(i) == forbid_at) {
         // Written to apply to exactly this request, by one of several shapes.
-        std::string forbid = StrCat("  - id: the-forbid\n    effect: forbid\n    action: ",
-                                    request.action, "\n");
+        std::string forbid =
+            StrCat("  - id: the-forbid\n    effect: forbid\n    action: ", request.action, "\n");
         switch (g.Pick(3)) {
           case 0:
             forbid += StrCat("    principal: \"", request.principal.Describe(), "\"\n");
@@ -231,7 +232,8 @@ TEST(PolicyProperties, AMatchingForbidAlwaysWins) {
         }
         yaml += forbid;
       }
-      if (i < n) yaml += g.Rule(i, std::vector<const char*>{"permit", "forbid", "audit"}[g.Pick(3)]);
+      if (i < n)
+        yaml += g.Rule(i, std::vector<const char*>{"permit", "forbid", "audit"}[g.Pick(3)]);
     }
     const PolicySet set = Parse(yaml);
     const Decision d = set.Decide(request);
@@ -271,12 +273,48 @@ TEST(PolicyProperties, PermitsAreOrderFreeAndAgentsDefaultToDeny) {
 // soups are refused with an error or parsed, never crash; what parses evaluates without crashing.
 TEST(PolicyFuzz, ConditionsNeverCrashTheParserOrTheEvaluator) {
   Generator g(99);
-  const std::vector<std::string> tokens = {
-      "(", ")", "[", "]", ",", "!", "&&", "||", "==", "!=", "<", "<=", ">", ">=", "like", "glob",
-      "in", "contains", "has", "any", "all", "true", "false", "null", "action", "principal.kind",
-      "principal.name", "principal.team", "resource.repository", "context.n", "context.s",
-      "context.paths", "context", "\"a*\"", "\"src/**\"", "\"\\*\"", "1", "-2", "3.5", "\"",
-      "9999999999999999999999", " "};
+  const std::vector<std::string> tokens = {"(",
+                                           ")",
+                                           "[",
+                                           "]",
+                                           ",",
+                                           "!",
+                                           "&&",
+                                           "||",
+                                           "==",
+                                           "!=",
+                                           "<",
+                                           "<=",
+                                           ">",
+                                           ">=",
+                                           "like",
+                                           "glob",
+                                           "in",
+                                           "contains",
+                                           "has",
+                                           "any",
+                                           "all",
+                                           "true",
+                                           "false",
+                                           "null",
+                                           "action",
+                                           "principal.kind",
+                                           "principal.name",
+                                           "principal.team",
+                                           "resource.repository",
+                                           "context.n",
+                                           "context.s",
+                                           "context.paths",
+                                           "context",
+                                           "\"a*\"",
+                                           "\"src/**\"",
+                                           "\"\\*\"",
+                                           "1",
+                                           "-2",
+                                           "3.5",
+                                           "\"",
+                                           "9999999999999999999999",
+                                           " "};
   int parsed = 0;
   for (int round = 0; round < 4000; ++round) {
     std::string condition;
@@ -295,9 +333,9 @@ TEST(PolicyFuzz, ConditionsNeverCrashTheParserOrTheEvaluator) {
         quoted += c;
       }
     }
-    const std::string yaml = StrCat("rules:\n  - id: f\n    effect: ",
-                                    round % 2 ? "forbid" : "permit",
-                                    "\n    action: \"*\"\n    when: '", quoted, "'\n");
+    const std::string yaml =
+        StrCat("rules:\n  - id: f\n    effect: ", round % 2 ? "forbid" : "permit",
+               "\n    action: \"*\"\n    when: '", quoted, "'\n");
     ConfigErrors errors("fuzz.yml");
     const ConfigNode root = ParseYamlConfig(yaml, errors);
     PolicySet set;
@@ -317,9 +355,10 @@ TEST(PolicyFuzz, ConditionsNeverCrashTheParserOrTheEvaluator) {
 TEST(PolicyConfig, FilesRelativeToTheConfigAndTheirErrors) {
   testing::TempDir dir;
   ASSERT_TRUE(WriteFileAtomic(dir.path() / "good.yml",
-                        "rules:\n  - id: x\n    effect: forbid\n    action: exec\n")
+                              "rules:\n  - id: x\n    effect: forbid\n    action: exec\n")
                   .ok());
-  ASSERT_TRUE(WriteFileAtomic(dir.path() / "bad.yml", "rules:\n  - id: y\n    effect: maybe\n").ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(dir.path() / "bad.yml", "rules:\n  - id: y\n    effect: maybe\n").ok());
   {
     ConfigErrors errors((dir.path() / "nightshift.yml").string());
     const ConfigNode root = ParseYamlConfig("policy:\n  files: [good.yml]\n", errors);

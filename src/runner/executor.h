@@ -10,9 +10,11 @@
 #include <optional>
 #include <string>
 
+#include "agent/tools.h"
 #include "core/cancel.h"
 #include "core/status.h"
 #include "forge/delivery.h"
+#include "policy/secrets.h"
 #include "runner/event_writer.h"
 #include "store/model.h"
 
@@ -30,6 +32,12 @@ struct Execution {
   // Hands the result over to the control plane once the run's own events are written
   // (LeaseSource::Conclude); says how the run ends when the control plane decides.
   std::function<StatusOr<forge::Conclusion>(const forge::RunHandover& handover)> conclude;
+  // Asks the control plane's policy whether the run may act (LeaseSource::Authorize): a
+  // recipe's command line before it runs, the agent's commands and writes. Unset: no policy.
+  agent::Authorize authorize;
+  // The secrets the run gets (LeaseSource::Secrets), asked once when its environment is made.
+  // Unset: none.
+  std::function<StatusOr<std::vector<policy::SecretValue>>()> secrets;
 };
 
 struct Outcome {

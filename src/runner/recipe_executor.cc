@@ -149,6 +149,15 @@ Outcome RecipeExecutor::Execute(Execution& x) {
             StrCat("runs of kind ", store::RunKindName(x.run.kind),
                    " need the sandbox, and this runner has none")};
   }
+  if (x.run.kind == store::RunKind::kRecipe && x.authorize) {
+    // A recipe's command line is its one `exec`: decided before anything is prepared for it.
+    const policy::Decision decision = x.authorize("exec", {}, {{"command", x.run.recipe}});
+    if (!decision.allowed) {
+      x.events.Emit(api::PolicyEvent{.violations = {decision.reason}});
+      return {RunState::kBlockedByPolicy, std::nullopt,
+              StrCat("blocked by policy: ", decision.reason)};
+    }
+  }
   const auto home = x.work_dir / "home";
   std::error_code ec;
   std::filesystem::create_directories(home, ec);
@@ -227,6 +236,20 @@ Outcome RecipeExecutor::Execute(Execution& x) {
       {"TERM", "dumb"},
   };
   for (const auto& [name, value] : ws.environment.env) env[name] = value;
+  // The run's secrets, as the policy gives them (never logged: every event is redacted of them
+  // by the control plane).
+  std::vector<std::string> secret_values;
+  if (x.secrets) {
+    auto secrets = x.secrets();
+    if (!secrets.ok()) {
+      return failed(environment_phase,
+                    FailedPreconditionError(StrCat("secrets: ", secrets.status().message())));
+    }
+    for (auto& secret : *secrets) {
+      env[secret.name] = secret.value;
+      secret_values.push_back(std::move(secret.value));
+    }
+  }
   env["NIGHTSHIFT_RUN_ID"] = std::to_string(x.run.id);
   env["NIGHTSHIFT_REPO"] = x.repo.name;
   env["NIGHTSHIFT_COMMIT"] = ws.commit;
@@ -318,7 +341,7 @@ Outcome RecipeExecutor::Execute(Execution& x) {
   Outcome outcome;
   std::string summary;
   if (x.run.kind == store::RunKind::kAgent) {
-    outcome = RunBuiltinAgent(x, run_sandbox, &summary);
+    outcome = RunBuiltinAgent(x, run_sandbox, secret_values, &summary);
   } else {
     spec.argv = {"/bin/sh", "-c", x.run.recipe};
     auto result = sandbox::RunProcess(spec, log, &x.cancel);
@@ -361,6 +384,7 @@ Outcome RecipeExecutor::Execute(Execution& x) {
 }
 
 Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,
+                                        const std::vector<std::string>& secrets,
                                         std::string* summary) {
   if (options_.agent == nullptr) {
     return {RunState::kFailed, std::nullopt, "no model is configured (serve --config FILE)"};
@@ -377,7 +401,8 @@ Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,
       .model = model->second,
       .budgets = options_.agent->budgets,
       .tool_output_bytes = static_cast<size_t>(options_.agent->tool_output_bytes),
-      .command_timeout_ms = options_.agent->command_timeout_ms};
+      .command_timeout_ms = options_.agent->command_timeout_ms,
+      .authorize = x.authorize};
   const int64_t run_ms = int64_t{x.run.timeout_seconds} * 1000;
   if (input.budgets.max_wall_ms == 0 || input.budgets.max_wall_ms > run_ms) {
     input.budgets.max_wall_ms = run_ms;
@@ -385,6 +410,8 @@ Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,
   for (const auto& [n, m] : options_.agent->models) {
     if (!m.api_key.empty()) input.secrets.push_back(m.api_key);
   }
+  // The run's own secrets, in every form, never reach the model.
+  for (const auto& value : secrets) input.secrets.push_back(value);
   EventsSink sink(x.events);
   agent::LoopResult result = agent::RunAgentLoop(**client, input, sandbox, sink, &x.cancel);
   *summary = result.summary;

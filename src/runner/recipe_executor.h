@@ -46,7 +46,8 @@ class RecipeExecutor final : public Executor {
 
  private:
   // The built-in agent (agent/loop.h) on the run's task, its tools in `sandbox`.
-  Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox, std::string* summary);
+  Outcome RunBuiltinAgent(Execution& execution, agent::Sandbox& sandbox,
+                          const std::vector<std::string>& secrets, std::string* summary);
   const RecipeOptions options_;
 };
 

@@ -183,7 +183,17 @@ void Runner::Execute(const store::Run& run) {
               log->warn("run {}: appending events failed: {}", run.id, st.ToString());
             }
             return source_.Conclude(run.id, lease, handover);
-          }};
+          },
+          .authorize = [&](const std::string& action, policy::Attributes resource,
+                           policy::Attributes context) -> policy::Decision {
+            auto decided =
+                source_.Authorize(run.id, lease, action, std::move(resource), std::move(context));
+            if (decided.ok()) return *std::move(decided);
+            // No answer is a denial: a gate that cannot be asked stays shut.
+            return policy::Decision{
+                .reason = StrCat("the platform could not decide: ", decided.status().message())};
+          },
+          .secrets = [&]() { return source_.Secrets(run.id, lease); }};
       outcome = executor_.Execute(execution);
     }
     if (Status st = events.Flush(); !st.ok()) {

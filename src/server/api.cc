@@ -348,8 +348,9 @@ class Api {
     if (ctx_.forge == nullptr) return SendError(res, UnavailableError("no forge"));
     const std::string action = req.matches[2].str();
     StatusOr<store::ChangeRequest> cr = InternalError("unknown action");
-    if (action == "approve") cr = ctx_.forge->Approve(*id);
-    if (action == "merge") cr = ctx_.forge->Merge(*id);
+    const std::string by = CurrentCaller().Describe();
+    if (action == "approve") cr = ctx_.forge->Approve(*id, by);
+    if (action == "merge") cr = ctx_.forge->Merge(*id, by);
     if (action == "close") cr = ctx_.forge->Close(*id);
     if (!cr.ok()) return SendError(res, cr.status());
     SendJson(res, 200, ChangeRequestJson(*cr, false));
@@ -616,6 +617,109 @@ class Api {
     SendJson(res, 200, Json{{"algorithm", "ed25519"}, {"public_key", ctx_.audit->PublicKeyHex()}});
   }
 
+  static Json PauseJson(const store::Pause& pause) {
+    return Json{{"scope", pause.scope},
+                {"name", pause.name},
+                {"created_by", pause.created_by},
+                {"created_ms", pause.created_ms}};
+  }
+
+  // {"scope": "all"|"repo"|"agent", "name"}: the body of a pause or a resume.
+  static StatusOr<std::pair<std::string, std::string>> PauseScope(const Json& body) {
+    for (const auto& [key, value] : body.items()) {
+      if (key != "scope" && key != "name") {
+        return InvalidArgumentError(StrCat("unknown field '", key, "'"));
+      }
+      if (!value.is_string()) return InvalidArgumentError(StrCat("'", key, "' must be a string"));
+    }
+    return std::make_pair(body.value("scope", ""), body.value("name", ""));
+  }
+
+  void SetPause(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto scope = PauseScope(*body);
+    if (!scope.ok()) return SendError(res, scope.status());
+    auto paused = ctx_.runs.Pause(scope->first, scope->second, CallerPrincipal());
+    if (!paused.ok()) return SendError(res, paused.status());
+    Json out = PauseJson(paused->pause);
+    out["cancelled"] = paused->cancelled;
+    SendJson(res, 200, out);
+  }
+
+  void ListPauses(const httplib::Request&, httplib::Response& res) {
+    auto pauses = ctx_.runs.Pauses();
+    if (!pauses.ok()) return SendError(res, pauses.status());
+    Json list = Json::array();
+    for (const auto& pause : *pauses) list.push_back(PauseJson(pause));
+    SendJson(res, 200, Json{{"pauses", list}});
+  }
+
+  void Resume(const httplib::Request& req, httplib::Response& res) {
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    auto scope = PauseScope(*body);
+    if (!scope.ok()) return SendError(res, scope.status());
+    if (Status st = ctx_.runs.Resume(scope->first, scope->second); !st.ok()) {
+      return SendError(res, st);
+    }
+    SendJson(res, 200, Json{{"scope", scope->first}, {"name", scope->second}, {"resumed", true}});
+  }
+
+  static Json SecretJson(const store::Secret& secret) {
+    return Json{{"name", secret.name},
+                {"repo", secret.repo},
+                {"agent", secret.agent},
+                {"created_by", secret.created_by},
+                {"created_ms", secret.created_ms},
+                {"updated_ms", secret.updated_ms}};
+  }
+
+  // {"name", "value", "repo", "agent"}: the value is sealed and never shown again.
+  void SetSecret(const httplib::Request& req, httplib::Response& res) {
+    if (ctx_.vault == nullptr) return SendError(res, UnavailableError("no secrets vault"));
+    auto body = BodyObject(req);
+    if (!body.ok()) return SendError(res, body.status());
+    for (const auto& [key, value] : body->items()) {
+      if (key != "name" && key != "value" && key != "repo" && key != "agent") {
+        return SendError(res, InvalidArgumentError(StrCat("unknown field '", key, "'")));
+      }
+      if (!value.is_string()) {
+        return SendError(res, InvalidArgumentError(StrCat("'", key, "' must be a string")));
+      }
+    }
+    const std::string name = body->value("name", "");
+    const std::string repo = body->value("repo", "");
+    if (!repo.empty()) {
+      if (auto known = ctx_.store.GetRepository(repo); !known.ok()) {
+        return SendError(res, known.status());
+      }
+    }
+    auto stored = ctx_.vault->Set(name, repo, body->value("agent", ""), body->value("value", ""),
+                                  CurrentCaller().Describe());
+    if (!stored.ok()) return SendError(res, stored.status());
+    SendJson(res, 200, SecretJson(*stored));
+  }
+
+  void ListSecrets(const httplib::Request&, httplib::Response& res) {
+    if (ctx_.vault == nullptr) return SendError(res, UnavailableError("no secrets vault"));
+    auto secrets = ctx_.vault->List();
+    if (!secrets.ok()) return SendError(res, secrets.status());
+    Json list = Json::array();
+    for (const auto& secret : *secrets) list.push_back(SecretJson(secret));
+    SendJson(res, 200, Json{{"secrets", list}});
+  }
+
+  // DELETE /api/v1/secrets/NAME?repo=R&agent=A
+  void RemoveSecret(const httplib::Request& req, httplib::Response& res) {
+    if (ctx_.vault == nullptr) return SendError(res, UnavailableError("no secrets vault"));
+    const std::string name = req.matches[1].str();
+    const std::string repo = req.get_param_value("repo");
+    const std::string agent = req.get_param_value("agent");
+    if (Status st = ctx_.vault->Remove(name, repo, agent); !st.ok()) return SendError(res, st);
+    SendJson(res, 200, Json{{"name", name}, {"repo", repo}, {"agent", agent}, {"removed", true}});
+  }
+
   void RevokeToken(const httplib::Request& req, httplib::Response& res) {
     auto id = ParseId(req.matches[1].str(), "token id");
     if (!id.ok()) return SendError(res, id.status());
@@ -810,6 +914,12 @@ void RegisterApi(httplib::Server& http, ApiContext& context) {
   route("GET", "/api/v1/tokens", "", &Api::ListTokens);
   route("DELETE", R"(/api/v1/tokens/([^/]+))", "", &Api::RevokeToken);
   // The audit log.
+  route("POST", "/api/v1/pauses", "policies:admin", &Api::SetPause);
+  route("GET", "/api/v1/pauses", "runs:read", &Api::ListPauses);
+  route("POST", "/api/v1/resume", "policies:admin", &Api::Resume);
+  route("POST", "/api/v1/secrets", "secrets:admin", &Api::SetSecret);
+  route("GET", "/api/v1/secrets", "secrets:admin", &Api::ListSecrets);
+  route("DELETE", R"(/api/v1/secrets/([^/]+))", "secrets:admin", &Api::RemoveSecret);
   route("GET", "/api/v1/audit", "audit:read", &Api::ListAudit);
   route("GET", "/api/v1/audit/verify", "audit:read", &Api::VerifyAudit);
   route("GET", "/api/v1/audit/key", "audit:read", &Api::AuditKey);

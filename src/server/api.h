@@ -12,6 +12,7 @@
 #include "forge/builtin.h"
 #include "policy/audit.h"
 #include "policy/identity.h"
+#include "policy/secrets.h"
 #include "server/event_hub.h"
 #include "server/run_service.h"
 #include "store/store.h"
@@ -42,6 +43,7 @@ struct ApiContext {
   policy::AuditLog* audit = nullptr;
   int64_t keepalive_ms = 15'000;         // SSE comment interval
   forge::BuiltinForge* forge = nullptr;  // change requests
+  policy::SecretVault* vault = nullptr;  // secrets; null: the routes answer 503
 };
 
 // A JSON answer, and an error as the API's error body with the status's HTTP code (400 for

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/clock.h"
 #include "runner/recipe_executor.h"
 
 namespace nightshift::server {
@@ -84,6 +85,104 @@ StatusOr<store::RunSpec> RunService::Check(const SubmitRequest& r) const {
                         .context = r.context};
 }
 
+Status RunService::Permitted(const store::RunSpec& spec, const Principal& principal) const {
+  if (gate_ == nullptr) return OkStatus();
+  policy::Request request{.principal = {.kind = principal.kind, .name = principal.name},
+                          .action = "run.start",
+                          .resource = {{"repository", spec.repo},
+                                       {"kind", std::string(store::RunKindName(spec.kind))},
+                                       {"ref", spec.ref}},
+                          .context = {{"task", spec.task},
+                                      {"recipe", spec.recipe},
+                                      {"model", spec.model},
+                                      {"trigger", spec.trigger}}};
+  if (principal.kind == "trigger" || principal.kind == "schedule") {
+    request.resource["agent"] = principal.name;
+  }
+  if (spec.change_request_id != 0) request.resource["change_request"] = spec.change_request_id;
+  policy::AddTimeFacts(request.context, SystemClock::Get().NowMs());
+  const policy::Decision decision = gate_->Decide(request);
+  if (decision.allowed) return OkStatus();
+  return PermissionDeniedError(StrCat("run.start: ", decision.reason));
+}
+
+namespace {
+
+// The agent a run acts as (policy::RunPrincipal), from who asked.
+std::string AgentOf(const Principal& principal) {
+  return (principal.kind == "trigger" || principal.kind == "schedule") && !principal.name.empty()
+             ? principal.name
+             : "adhoc";
+}
+
+bool Covers(const store::Pause& pause, const std::string& repo, const std::string& agent) {
+  return pause.scope == "all" || (pause.scope == "repo" && pause.name == repo) ||
+         (pause.scope == "agent" && pause.name == agent);
+}
+
+std::string Describe(const store::Pause& pause) {
+  return pause.scope == "all"
+             ? "everything is paused"
+             : StrCat(pause.scope == "repo" ? "repository " : "agent ", pause.name, " is paused");
+}
+
+std::string ResumeCommand(const store::Pause& pause) {
+  return pause.scope == "all" ? "nightshift resume --all"
+                              : StrCat("nightshift resume --", pause.scope, " ", pause.name);
+}
+
+}  // namespace
+
+Status RunService::NotPaused(const std::vector<store::Pause>& pauses, const store::RunSpec& spec,
+                             const Principal& principal) {
+  const std::string agent = AgentOf(principal);
+  for (const auto& pause : pauses) {
+    if (Covers(pause, spec.repo, agent)) {
+      return FailedPreconditionError(StrCat("paused: ", Describe(pause), " (by ", pause.created_by,
+                                            "; ", ResumeCommand(pause), ")"));
+    }
+  }
+  return OkStatus();
+}
+
+StatusOr<RunService::Paused> RunService::Pause(const std::string& scope, const std::string& name,
+                                               const Principal& principal) {
+  if (scope != "all" && scope != "repo" && scope != "agent") {
+    return InvalidArgumentError("'scope' must be all, repo or agent");
+  }
+  if ((scope == "all") != name.empty()) {
+    return InvalidArgumentError(scope == "all" ? "pausing all takes no name"
+                                               : StrCat("pausing a ", scope, " needs its name"));
+  }
+  if (name.size() > 256) return InvalidArgumentError("the name is longer than 256 bytes");
+  if (scope == "repo") RETURN_IF_ERROR(store_.GetRepository(name).status());
+  Paused out;
+  ASSIGN_OR_RETURN(
+      out.pause,
+      store_.AddPause({.scope = scope, .name = name, .created_by = principal.Describe()}));
+  // What is already queued or running in the scope stops now.
+  for (store::RunState state :
+       {store::RunState::kQueued, store::RunState::kPreparing, store::RunState::kRunning}) {
+    for (int64_t before = 0;;) {
+      ASSIGN_OR_RETURN(std::vector<store::Run> runs,
+                       store_.ListRuns({.state = state, .before_id = before, .limit = 500}));
+      for (const auto& run : runs) {
+        if (!Covers(out.pause, run.repo, policy::RunPrincipal(run).name)) continue;
+        auto cancelled = store_.CancelRun(
+            run.id, StrCat("cancelled: ", Describe(out.pause), " (by ", principal.Describe(), ")"));
+        if (cancelled.ok()) out.cancelled.push_back(run.id);
+      }
+      if (runs.size() < 500) break;
+      before = runs.back().id;
+    }
+  }
+  return out;
+}
+
+Status RunService::Resume(const std::string& scope, const std::string& name) {
+  return store_.RemovePause(scope, name);
+}
+
 StatusOr<store::Run> RunService::Submit(const SubmitRequest& request, const Principal& principal) {
   return std::move(SubmitMany({{request, principal}}).front());
 }
@@ -91,12 +190,25 @@ StatusOr<store::Run> RunService::Submit(const SubmitRequest& request, const Prin
 std::vector<StatusOr<store::Run>> RunService::SubmitMany(
     const std::vector<std::pair<SubmitRequest, Principal>>& requests) {
   std::vector<StatusOr<store::Run>> results(requests.size(), InternalError("not submitted"));
+  auto pauses = store_.ListPauses();
+  if (!pauses.ok()) {
+    for (auto& r : results) r = pauses.status();
+    return results;
+  }
   std::vector<store::RunSpec> specs;
   std::vector<size_t> checked;  // the index in `requests` of each of `specs`
   for (size_t i = 0; i < requests.size(); ++i) {
     auto spec = Check(requests[i].first);
     if (!spec.ok()) {
       results[i] = spec.status();
+      continue;
+    }
+    if (Status paused = NotPaused(*pauses, *spec, requests[i].second); !paused.ok()) {
+      results[i] = paused;
+      continue;
+    }
+    if (Status permitted = Permitted(*spec, requests[i].second); !permitted.ok()) {
+      results[i] = permitted;
       continue;
     }
     spec->requested_by = requests[i].second.Describe();
@@ -137,6 +249,9 @@ StatusOr<std::pair<store::CrComment, std::optional<store::Run>>> RunService::Com
       request.recipe = *instruction;  // a recipe's change request is followed by a command
     }
     ASSIGN_OR_RETURN(follow_up, Check(request));
+    ASSIGN_OR_RETURN(std::vector<store::Pause> pauses, store_.ListPauses());
+    RETURN_IF_ERROR(NotPaused(pauses, *follow_up, principal));
+    RETURN_IF_ERROR(Permitted(*follow_up, principal));
     follow_up->requested_by = principal.Describe();
   }
   ASSIGN_OR_RETURN(

@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "forge/builtin.h"
+#include "policy/gate.h"
 #include "store/store.h"
 
 namespace nightshift::server {
@@ -58,12 +59,16 @@ struct RunCapabilities {
 
 class RunService {
  public:
-  RunService(store::Store& store, forge::BuiltinForge& forge, RunCapabilities capabilities)
-      : store_(store), forge_(forge), capabilities_(std::move(capabilities)) {}
+  // `gate` may be null: no policy on run.start.
+  RunService(store::Store& store, forge::BuiltinForge& forge, RunCapabilities capabilities,
+             const policy::Gate* gate = nullptr)
+      : store_(store), forge_(forge), capabilities_(std::move(capabilities)), gate_(gate) {}
 
   // Checks `request` and queues the run. InvalidArgument for a bad request (the message names
   // the field), FailedPrecondition for one this server cannot run (no sandbox, no model),
-  // NotFound for an unknown repository.
+  // NotFound for an unknown repository, PermissionDenied when the policy forbids it (run.start:
+  // the principal; the repository, kind, ref and a trigger's agent as the resource; the task,
+  // recipe, model, trigger and the time as the context).
   StatusOr<store::Run> Submit(const SubmitRequest& request, const Principal& principal);
   // Several, under the same rules, queued in one store transaction (a trigger's batch): each
   // one's result, in order. An error of the store as a whole fails every one.
@@ -72,6 +77,21 @@ class RunService {
 
   // FailedPrecondition when the run already finished.
   StatusOr<store::Run> Cancel(int64_t run_id, const Principal& principal);
+
+  // The kill switch: `scope` "all" (name empty), "repo" or "agent" (a trigger's or schedule's
+  // agent, or "adhoc"). From now on no run in the scope starts — Submit, triggers, schedules and
+  // follow-ups answer FailedPrecondition naming the pause — and every queued or running one in
+  // it is cancelled now (the runner stops it at once). Pausing what is paused changes nothing
+  // but cancels again. The runs cancelled, and the pause.
+  struct Paused {
+    store::Pause pause;
+    std::vector<int64_t> cancelled;
+  };
+  StatusOr<Paused> Pause(const std::string& scope, const std::string& name,
+                         const Principal& principal);
+  // NotFound when nothing is paused so.
+  Status Resume(const std::string& scope, const std::string& name);
+  StatusOr<std::vector<store::Pause>> Pauses() const { return store_.ListPauses(); }
 
   // A comment on a change request. A "/nightshift <instruction>" on an open one also starts a
   // follow-up run on its branch — for an agent's change request the agent with the instruction
@@ -86,10 +106,16 @@ class RunService {
  private:
   // The request with its defaults filled in, or why it cannot run here.
   StatusOr<store::RunSpec> Check(const SubmitRequest& request) const;
+  // PermissionDenied, naming the rule, when the policy forbids `principal` run.start of `spec`.
+  Status Permitted(const store::RunSpec& spec, const Principal& principal) const;
+  // FailedPrecondition naming the pause when one of `pauses` covers `spec`.
+  static Status NotPaused(const std::vector<store::Pause>& pauses, const store::RunSpec& spec,
+                          const Principal& principal);
 
   store::Store& store_;
   forge::BuiltinForge& forge_;
   const RunCapabilities capabilities_;
+  const policy::Gate* const gate_;
 };
 
 }  // namespace nightshift::server

@@ -98,9 +98,14 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
       std::make_unique<policy::Identities>(*s->store_, s->admin_token_, SystemClock::Get());
   ASSIGN_OR_RETURN(s->audit_,
                    policy::AuditLog::Open(*s->store_, dir / "audit-key", SystemClock::Get()));
+  s->gate_ = std::make_unique<policy::Gate>(s->config_.policy.set, s->audit_.get());
+  ASSIGN_OR_RETURN(s->vault_,
+                   policy::SecretVault::Open(*s->store_, dir / "secrets-key", ProcessEnvironment(),
+                                             s->gate_.get(), s->audit_.get()));
   s->hub_ = std::make_unique<EventHub>();
   s->forge_ = std::make_unique<forge::BuiltinForge>(*s->store_, s->config_.identity);
   s->forge_->SetRemotes(std::move(remotes));
+  s->forge_->SetGate(s->gate_.get());
   s->store_->SetObserver(s->hub_.get());
   const bool sandboxed = options.sandbox == "on" || (options.sandbox == "auto" && ::geteuid() == 0);
   if (sandboxed && ::geteuid() != 0) {
@@ -111,7 +116,8 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
   // The one submission path, and the control plane's half of a run's end.
   RunCapabilities capabilities{.sandbox = sandboxed};
   for (const auto& [name, model] : s->config_.agent.models) capabilities.models.push_back(name);
-  s->run_service_ = std::make_unique<RunService>(*s->store_, *s->forge_, capabilities);
+  s->run_service_ =
+      std::make_unique<RunService>(*s->store_, *s->forge_, capabilities, s->gate_.get());
   {
     // Triggers: agents as configuration, webhooks and schedules, submitting through the
     // run service.
@@ -167,10 +173,15 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
     s->triggers_ = std::make_unique<TriggerService>(*s->store_, *s->run_service_,
                                                     std::move(triggers), SystemClock::Get());
   }
-  s->delivery_ = std::make_unique<forge::Delivery>(
-      *s->store_, *s->forge_, forge::DeliveryOptions{.data_dir = dir, .review = s->config_.review});
+  s->delivery_ =
+      std::make_unique<forge::Delivery>(*s->store_, *s->forge_,
+                                        forge::DeliveryOptions{.data_dir = dir,
+                                                               .review = s->config_.review,
+                                                               .gate = s->gate_.get(),
+                                                               .vault = s->vault_.get()});
   if (options.runner_slots > 0) {
-    s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_, s->delivery_.get());
+    s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_, s->delivery_.get(),
+                                                                  s->gate_.get(), s->vault_.get());
     if (!sandboxed) {
       log::Get("server")->warn("runs execute WITHOUT a sandbox (--sandbox {}{}): recipes only",
                                options.sandbox, options.sandbox == "auto" ? ", not root" : "");
@@ -254,6 +265,7 @@ Status Server::Start() {
       std::make_unique<ApiContext>(ApiContext{*store_, *hub_, *run_service_, *identities_});
   api_context_->audit = audit_.get();
   api_context_->forge = forge_.get();
+  api_context_->vault = vault_.get();
   RegisterApi(*http_, *api_context_);
   RegisterTriggerRoutes(*http_, *api_context_, *triggers_, *repository_agents_, SystemClock::Get());
 

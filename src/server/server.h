@@ -17,6 +17,7 @@
 #include "forge/builtin.h"
 #include "forge/delivery.h"
 #include "policy/identity.h"
+#include "policy/secrets.h"
 #include "sandbox/pool.h"
 #include "server/api.h"
 #include "server/repository_agents.h"
@@ -99,6 +100,8 @@ class Server {
   // After the store, which they use (and so are destroyed before it).
   std::unique_ptr<policy::Identities> identities_;
   std::unique_ptr<policy::AuditLog> audit_;
+  std::unique_ptr<policy::Gate> gate_;  // the policy rules, recording into audit_
+  std::unique_ptr<policy::SecretVault> vault_;
   std::unique_ptr<EventHub> hub_;
   std::unique_ptr<runner::StoreLeaseSource> lease_source_;
   // Before the runner: the pool's thread is the parent of every sandbox, so it must outlive

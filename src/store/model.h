@@ -240,6 +240,28 @@ struct RunEvent {
 };
 
 // An event to append; the store assigns run_id, seq and ts.
+// A secret (docs/governance.md): its value only as ciphertext, sealed by policy/secrets.h with a
+// key the store never holds. Scoped to one repository and one agent, or to all ("").
+struct Secret {
+  int64_t id = 0;
+  std::string name;        // the environment variable a run gets it as
+  std::string repo;        // "": every repository
+  std::string agent;       // "": every agent
+  std::string sealed;      // nonce and ciphertext, hex
+  std::string created_by;  // "user:alice"
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// A kill switch in force (docs/governance.md): no run starts within its scope, and the runs in
+// it were cancelled when it was set.
+struct Pause {
+  std::string scope;  // "all", "repo" or "agent"
+  std::string name;   // the repository or agent; "" for all
+  std::string created_by;
+  int64_t created_ms = 0;
+};
+
 struct NewEvent {
   std::string kind;
   std::string data;   // a JSON object, serialized

@@ -194,6 +194,30 @@ CREATE TABLE audit_checkpoints (
   time_ms    INTEGER NOT NULL
 );
 )sql",
+      // 10: secrets, sealed (the key is never in the database).
+      R"sql(
+CREATE TABLE secrets (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  name        TEXT NOT NULL,
+  repo        TEXT NOT NULL,
+  agent       TEXT NOT NULL,
+  sealed      TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  updated_ms  INTEGER NOT NULL,
+  UNIQUE(name, repo, agent)
+);
+)sql",
+      // 11: pauses, the kill switch.
+      R"sql(
+CREATE TABLE pauses (
+  scope       TEXT NOT NULL,
+  name        TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  PRIMARY KEY(scope, name)
+) WITHOUT ROWID;
+)sql",
 
   };
   return *migrations;
@@ -341,6 +365,13 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<AuditRecord>> SearchAudit(const std::string& actor, int64_t run_id,
                                                  int64_t since_ms, int32_t limit) override;
   StatusOr<std::vector<AuditCheckpoint>> ListAuditCheckpoints() override;
+  StatusOr<Secret> PutSecret(const Secret& secret) override;
+  StatusOr<std::vector<Secret>> ListSecrets() override;
+  Status DeleteSecret(const std::string& name, const std::string& repo,
+                      const std::string& agent) override;
+  StatusOr<Pause> AddPause(const Pause& pause) override;
+  Status RemovePause(const std::string& scope, const std::string& name) override;
+  StatusOr<std::vector<Pause>> ListPauses() override;
   void SetObserver(RunObserver* observer) override { observer_ = observer; }
 
  private:
@@ -1474,6 +1505,106 @@ StatusOr<std::vector<AuditCheckpoint>> SqliteStore::ListAuditCheckpoints() {
         .seq = s.Int(0), .hash = s.Text(1), .signature = s.Text(2), .time_ms = s.Int(3)});
   }
   return out;
+}
+
+namespace {
+
+constexpr char kSecretColumns[] =
+    "SELECT id, name, repo, agent, sealed, created_by, created_ms, updated_ms FROM secrets ";
+
+Secret ReadSecret(const Statement& s) {
+  return Secret{.id = s.Int(0),
+                .name = s.Text(1),
+                .repo = s.Text(2),
+                .agent = s.Text(3),
+                .sealed = s.Text(4),
+                .created_by = s.Text(5),
+                .created_ms = s.Int(6),
+                .updated_ms = s.Int(7)};
+}
+
+}  // namespace
+
+StatusOr<Secret> SqliteStore::PutSecret(const Secret& secret) {
+  std::lock_guard lock(write_mu_);
+  const int64_t now = clock_.NowMs();
+  ASSIGN_OR_RETURN(
+      Statement s,
+      writer_->Prepare("INSERT INTO secrets(name, repo, agent, sealed, created_by, created_ms, "
+                       "updated_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6) "
+                       "ON CONFLICT(name, repo, agent) DO UPDATE SET sealed = excluded.sealed, "
+                       "created_by = excluded.created_by, updated_ms = excluded.updated_ms "
+                       "RETURNING id, name, repo, agent, sealed, created_by, created_ms, "
+                       "updated_ms"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, secret.name)
+                                 .Bind(2, secret.repo)
+                                 .Bind(3, secret.agent)
+                                 .Bind(4, secret.sealed)
+                                 .Bind(5, secret.created_by)
+                                 .Bind(6, now)
+                                 .Step());
+  if (!row) return InternalError("the secret was not stored");
+  return ReadSecret(s);
+}
+
+StatusOr<std::vector<Secret>> SqliteStore::ListSecrets() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare(StrCat(kSecretColumns, "ORDER BY name, repo, agent")));
+  return ReadRows<Secret>(s, ReadSecret);
+}
+
+Status SqliteStore::DeleteSecret(const std::string& name, const std::string& repo,
+                                 const std::string& agent) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s,
+                   writer_->Prepare("DELETE FROM secrets WHERE name = ? AND repo = ? AND agent = ? "
+                                    "RETURNING id"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, name).Bind(2, repo).Bind(3, agent).Step());
+  if (!row) {
+    return NotFoundError(StrCat("no secret '", name, "'", repo.empty() ? "" : " for repository ",
+                                repo, agent.empty() ? "" : " for agent ", agent));
+  }
+  return OkStatus();
+}
+
+StatusOr<Pause> SqliteStore::AddPause(const Pause& pause) {
+  {
+    std::lock_guard lock(write_mu_);
+    ASSIGN_OR_RETURN(Statement s, writer_->Prepare("INSERT INTO pauses(scope, name, created_by, "
+                                                   "created_ms) VALUES(?, ?, ?, ?) "
+                                                   "ON CONFLICT(scope, name) DO NOTHING"));
+    RETURN_IF_ERROR(s.Bind(1, pause.scope)
+                        .Bind(2, pause.name)
+                        .Bind(3, pause.created_by)
+                        .Bind(4, clock_.NowMs())
+                        .Exec());
+  }
+  ASSIGN_OR_RETURN(std::vector<Pause> all, ListPauses());
+  for (auto& p : all) {
+    if (p.scope == pause.scope && p.name == pause.name) return p;
+  }
+  return InternalError("the pause was not stored");
+}
+
+Status SqliteStore::RemovePause(const std::string& scope, const std::string& name) {
+  std::lock_guard lock(write_mu_);
+  ASSIGN_OR_RETURN(Statement s, writer_->Prepare("DELETE FROM pauses WHERE scope = ? AND name = ? "
+                                                 "RETURNING scope"));
+  ASSIGN_OR_RETURN(bool row, s.Bind(1, scope).Bind(2, name).Step());
+  if (!row) return NotFoundError(StrCat("nothing is paused for ", scope, " ", name));
+  return OkStatus();
+}
+
+StatusOr<std::vector<Pause>> SqliteStore::ListPauses() {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  ASSIGN_OR_RETURN(Statement s,
+                   reader->db().Prepare("SELECT scope, name, created_by, created_ms FROM pauses "
+                                        "ORDER BY created_ms, scope, name"));
+  return ReadRows<Pause>(s, [](const Statement& r) {
+    return Pause{
+        .scope = r.Text(0), .name = r.Text(1), .created_by = r.Text(2), .created_ms = r.Int(3)};
+  });
 }
 
 }  // namespace nightshift::store

@@ -174,6 +174,19 @@ class Store {
                                                          int64_t since_ms, int32_t limit) = 0;
   virtual StatusOr<std::vector<AuditCheckpoint>> ListAuditCheckpoints() = 0;
 
+  // Secrets: one per name, repository and agent. PutSecret adds or replaces (keeping
+  // created_ms); DeleteSecret: NotFound when there is none. Listed by name, repository, agent.
+  virtual StatusOr<Secret> PutSecret(const Secret& secret) = 0;
+  virtual StatusOr<std::vector<Secret>> ListSecrets() = 0;
+  virtual Status DeleteSecret(const std::string& name, const std::string& repo,
+                              const std::string& agent) = 0;
+
+  // Pauses: AddPause keeps the first of the same scope and name; RemovePause: NotFound when
+  // there is none.
+  virtual StatusOr<Pause> AddPause(const Pause& pause) = 0;
+  virtual Status RemovePause(const std::string& scope, const std::string& name) = 0;
+  virtual StatusOr<std::vector<Pause>> ListPauses() = 0;
+
   // At most one observer; set before concurrent use. Not owned.
   virtual void SetObserver(RunObserver* observer) = 0;
 };
