@@ -193,9 +193,8 @@ struct PolicyEvent {
   std::vector<std::string> violations;
 
   static constexpr auto Fields() {
-    return std::tuple{
-        Field("violations", &PolicyEvent::violations,
-              "each rule broken, in words (review.md, governance.md)")};
+    return std::tuple{Field("violations", &PolicyEvent::violations,
+                            "each rule broken, in words (review.md, governance.md)")};
   }
 };
 
