@@ -109,6 +109,33 @@ TEST_P(AgentEndToEnd, AnApiThatStaysDownFailsTheRunWithTheReason) {
   EXPECT_EQ(done["reason"], "model API: HTTP 500: internal error (after 3 attempts)");
 }
 
+// An agent that hits its budget stops cleanly: its work so far becomes a draft change request
+// marked so, and the run fails with the reason and where the work is.
+TEST_P(AgentEndToEnd, AnAgentStoppedAtItsBudgetLeavesADraftChangeRequest) {
+  Start("budget.json", "agent:\n  max_steps: 3\n");
+  int status = 0;
+  Json run = Api("POST", "/api/v1/runs",
+                 Json{{"repo", "calc"}, {"task", "Keep notes forever."}}.dump(), &status);
+  ASSERT_EQ(status, 201) << run.dump();
+  const int64_t id = run.value("id", int64_t{0});
+  Json done = WaitFinished(id);
+  EXPECT_EQ(done.value("state", ""), "failed") << done.dump();
+  EXPECT_NE(done.value("reason", "")
+                .find("the agent stopped: step budget of 3 used up; its work "
+                      "so far is in draft change request 1"),
+            std::string::npos)
+      << done.dump();
+  Json cr = Api("GET", "/api/v1/change-requests/1");
+  EXPECT_EQ(cr.value("title", "").rfind("[draft: stopped at budget] Keep notes forever.", 0), 0u)
+      << cr.dump();
+  EXPECT_NE(cr.dump().find("**Draft: stopped at budget.** The agent stopped before it finished "
+                           "(step budget of 3 used up)"),
+            std::string::npos)
+      << cr.dump();
+  EXPECT_NE(cr.dump().find("+step 1"), std::string::npos) << cr.dump();
+  EXPECT_NE(cr.dump().find("+step 3"), std::string::npos) << cr.dump();
+}
+
 TEST_P(AgentEndToEnd, BadRequestsAreRefusedWithAReason) {
   Start("fix_add.json");
   int status = 0;

@@ -346,7 +346,8 @@ Json HandoverToJson(const RunHandover& handover) {
           {"base_commit", handover.base_commit},
           {"changes", std::move(changes)},
           {"error", handover.error},
-          {"too_large", handover.too_large}};
+          {"too_large", handover.too_large},
+          {"stopped_at_budget", handover.stopped_at_budget}};
 }
 
 StatusOr<RunHandover> HandoverFromJson(const Json& json) {
@@ -358,6 +359,7 @@ StatusOr<RunHandover> HandoverFromJson(const Json& json) {
     out.base_commit = json.at("base_commit").get<std::string>();
     out.error = json.value("error", "");
     out.too_large = json.value("too_large", false);
+    out.stopped_at_budget = json.value("stopped_at_budget", "");
     for (const Json& c : json.at("changes")) {
       ASSIGN_OR_RETURN(std::string path,
                        FromBase64(c.at("path").get<std::string>(), "changes[].path"));
@@ -402,6 +404,13 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
     forms = *std::move(read);
   }
   Events events(store_, run.id, forms);
+  const bool at_budget = !handover.stopped_at_budget.empty();
+  // Nothing to deliver: done, unless the agent stopped at its budget before it finished.
+  const Conclusion nothing =
+      at_budget ? Conclusion{store::RunState::kFailed,
+                             StrCat("the agent stopped: ", handover.stopped_at_budget,
+                                    "; it changed nothing")}
+                : Conclusion{store::RunState::kSucceeded, "nothing to change"};
   const int64_t start_ms = MonotonicMs();
   const bool succeeded = handover.succeeded;
   auto fail = [&](const Status& st) -> StatusOr<Conclusion> {
@@ -421,7 +430,7 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   if (handover.changes.empty()) {
     EmitResult(events, handover.summary, &handover.changes, {}, "", MonotonicMs() - start_ms);
     if (!succeeded) return Conclusion{};
-    return Conclusion{store::RunState::kSucceeded, "nothing to change"};
+    return nothing;
   }
   ASSIGN_OR_RETURN(store::Repository repo, store_.GetRepository(run.repo));
   // The platform's own repositories: the mirror (fetched if it lacks the run's base commit,
@@ -457,7 +466,8 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   auto made = DeliveryRepo::Create(work_dir / "delivery.git", mirror, format, git);
   if (!made.ok()) return fail(made.status());
   DeliveryRepo& delivery = *made;
-  const std::string title = FirstLine(Asked(run), 72);
+  const std::string title =
+      StrCat(at_budget ? "[draft: stopped at budget] " : "", FirstLine(Asked(run), 72));
   // Attribution: the person who asked is the author, the platform the committer; the trailers
   // name the run, its agent and who asked.
   auto commit = delivery.Commit(
@@ -508,7 +518,7 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   if (!diff.ok()) return fail(diff.status());
   EmitResult(events, handover.summary, &changes, *lines, *diff, MonotonicMs() - start_ms);
   if (!succeeded) return Conclusion{};
-  if (changes.empty()) return Conclusion{store::RunState::kSucceeded, "nothing to change"};
+  if (changes.empty()) return nothing;
 
   Phase phase(events, "deliver");
   // The review gate: nothing that breaks the policy leaves the platform.
@@ -588,10 +598,16 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
   }
   std::string files;
   for (const auto& change : changes) files += StrCat("- `", DisplayPath(change.path), "`\n");
+  const std::string draft_note =
+      at_budget ? StrCat("**Draft: stopped at budget.** The agent stopped before it finished (",
+                         handover.stopped_at_budget,
+                         "). This is its work so far, for a person to finish, hand back with a "
+                         "`/nightshift` comment, or close.\n\n")
+                : "";
   const std::string body = RedactForms(
       StrCat(
-          run.kind == store::RunKind::kAgent ? "**Task**\n\n" : "**Recipe**\n\n", Asked(run),
-          "\n\n",
+          draft_note, run.kind == store::RunKind::kAgent ? "**Task**\n\n" : "**Recipe**\n\n",
+          Asked(run), "\n\n",
           handover.summary.empty() ? "" : StrCat("**What was done**\n\n", handover.summary, "\n\n"),
           "**Files changed**\n\n", files,
           run.trigger.empty() ? "" : StrCat("\n**Started by**\n\n", run.trigger, "\n"),
@@ -625,6 +641,12 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
                                       .head_commit = *commit,
                                       .updated = existing.has_value()});
   phase.End(note.empty() ? "ok" : "partial");
+  if (at_budget) {
+    return Conclusion{store::RunState::kFailed,
+                      StrCat("the agent stopped: ", handover.stopped_at_budget,
+                             "; its work so far is in draft change request ", cr->id,
+                             note.empty() ? "" : StrCat(" (", note, ")"))};
+  }
   return Conclusion{store::RunState::kSucceeded, note};
 }
 

@@ -102,6 +102,10 @@ struct RunHandover {
   std::vector<workspace::FileChange> changes;  // workspace::CollectRunResult's
   std::string error;       // the result could not be read: why (`changes` is then empty)
   bool too_large = false;  // … because it was too large to review
+  // The agent stopped at its budget (steps, tokens, cost, time) before it finished: its work so
+  // far is delivered as a draft change request marked so, and the run fails with the reason.
+  // `succeeded` is then true, so that it is delivered at all.
+  std::string stopped_at_budget;  // the budget's reason; empty: it did not stop so
 };
 
 // A handover as JSON, for a runner on another machine (file contents base64-encoded), and

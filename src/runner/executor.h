@@ -44,6 +44,9 @@ struct Outcome {
   store::RunState state = store::RunState::kFailed;
   std::optional<int32_t> exit_code;
   std::string reason;
+  // The agent stopped at its budget: why. Its work is still handed over, to be delivered as a
+  // draft (forge::RunHandover::stopped_at_budget).
+  std::string stopped_at_budget;
 };
 
 class Executor {

@@ -355,9 +355,11 @@ Outcome RecipeExecutor::Execute(Execution& x) {
 
   // What the run changed, read from its upper dir as data (no git runs in it), handed to the
   // control plane, which commits, checks, pushes and records it (forge/delivery.h).
-  forge::RunHandover handover{.succeeded = outcome.state == RunState::kSucceeded,
-                              .summary = summary,
-                              .base_commit = ws.commit};
+  forge::RunHandover handover{
+      .succeeded = outcome.state == RunState::kSucceeded || !outcome.stopped_at_budget.empty(),
+      .summary = summary,
+      .base_commit = ws.commit,
+      .stopped_at_budget = outcome.stopped_at_budget};
   auto result = workspace::CollectRunResult(
       upper, layers,
       [&](const std::vector<std::string>& tops) {
@@ -422,7 +424,8 @@ Outcome RecipeExecutor::RunBuiltinAgent(Execution& x, agent::Sandbox& sandbox,
       return {RunState::kCancelled, std::nullopt, "cancelled"};
     case agent::LoopResult::End::kBudget:
       return {RunState::kFailed, std::nullopt,
-              StrCat("the agent stopped: ", result.reason, " (its work so far is in the result)")};
+              StrCat("the agent stopped: ", result.reason, " (its work so far is in the result)"),
+              result.reason};
     case agent::LoopResult::End::kModelError:
       return {RunState::kFailed, std::nullopt, result.reason};
   }
