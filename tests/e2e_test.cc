@@ -672,11 +672,10 @@ TEST(ServeCli, ABadConfigIsRefusedInOneLineBeforeAnythingStarts) {
             " serve --listen 127.0.0.1:0 --sandbox off --data-dir " + ShellQuote(data.string()) +
             " --config " + ShellQuote(config.string()) + " 2>&1");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(
-      r.output,
-      "nightshift: " + config.string() +
-          ":1:1: unknown key 'reveiw' (expected models, agent, review, "
-          "review_repositories, policy, identity, forges, webhooks, agents, repository_agents)\n");
+  EXPECT_EQ(r.output, "nightshift: " + config.string() +
+                          ":1:1: unknown key 'reveiw' (expected models, agent, review, "
+                          "review_repositories, policy, budgets, identity, forges, webhooks, "
+                          "agents, repository_agents)\n");
 
   // A missing file, the same way.
   r = Shell(ShellQuote(testing::NightshiftBin()) +

@@ -50,9 +50,10 @@ class PolicyEndToEnd : public ::testing::Test, protected testing::ServerFixture 
   void Start(const std::vector<std::string>& extra) {
     std::filesystem::create_directories(dir_.path() / "policies");
     ASSERT_TRUE(WriteFileAtomic(dir_.path() / "policies" / "team.yml", kRules).ok());
-    ASSERT_TRUE(
-        WriteFileAtomic(dir_.path() / "nightshift.yml", "policy:\n  files: [policies/team.yml]\n")
-            .ok());
+    ASSERT_TRUE(WriteFileAtomic(dir_.path() / "nightshift.yml",
+                                "policy:\n  files: [policies/team.yml]\n"
+                                "budgets:\n  repositories:\n    capped: {max_concurrent: 1}\n")
+                    .ok());
     std::vector<std::string> args = {"--config", (dir_.path() / "nightshift.yml").string(),
                                      "--log-level", "warn"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -126,6 +127,17 @@ TEST_F(PolicyEndToEnd, RunStartsCommandsAndTheAuditLog) {
   EXPECT_EQ(detail["rules"], Json({"no-network-tools"}));
   EXPECT_NE(detail["context"]["command"].get<std::string>().find("curl"), std::string::npos);
   EXPECT_EQ(Cli("audit verify").exit_code, 0);
+
+  // A budget's cap: the second run at once on a repository capped at one is refused, naming it.
+  ASSERT_EQ(Cli("repo add capped " + (dir_.path() / "repo").string()).exit_code, 0);
+  const int64_t first = StartRun("capped", "sleep 2");
+  Json over =
+      Api("POST", "/api/v1/runs", Json{{"repo", "capped"}, {"recipe", "true"}}.dump(), &status);
+  EXPECT_EQ(status, 429) << over.dump();
+  EXPECT_EQ(over["error"].value("message", ""),
+            "the cap of 1 concurrent runs for repository capped is reached: 1 queued or running");
+  EXPECT_EQ(WaitFinished(first).value("state", ""), "succeeded");
+  StartRun("capped", "true");  // room again
 }
 
 TEST_F(PolicyEndToEnd, TheServerRefusesABrokenRulesFile) {

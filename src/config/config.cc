@@ -38,6 +38,10 @@ constexpr Section kSections[] = {
      }},
     {"policy", [](const ConfigNode& node, const Environment&, ServerConfig& config,
                   ConfigErrors& errors) { policy::ReadPolicyConfig(node, config.policy, errors); }},
+    {"budgets",
+     [](const ConfigNode& node, const Environment&, ServerConfig& config, ConfigErrors& errors) {
+       policy::ReadBudgetsConfig(node, config.budgets, errors);
+     }},
     {"identity",
      [](const ConfigNode& node, const Environment&, ServerConfig& config, ConfigErrors& errors) {
        config.identity = forge::ParseIdentity(node, errors);

@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "forge/builtin.h"
 #include "forge/policy.h"
+#include "policy/budgets.h"
 #include "policy/engine.h"
 #include "triggers/agents.h"
 
@@ -34,6 +35,7 @@ struct ServerConfig {
   triggers::TriggersConfig triggers;               // webhooks:, agents:
   // policy: the rules every decision is made by (the baseline alone when absent).
   policy::PolicyConfig policy{.set = policy::BaselinePolicySet()};
+  policy::BudgetsConfig budgets;  // budgets: caps on concurrent runs, runs an hour, spend a day
   // A new section is a field here and a row in config.cc's kSections.
 };
 

@@ -282,7 +282,12 @@ class Api {
       }
     }
     auto run = ctx_.runs.Submit(request, CallerPrincipal());
-    if (!run.ok()) return SendError(res, run.status());
+    if (!run.ok()) {
+      SendError(res, run.status());
+      // A budget's cap: too many requests, not too large a one.
+      if (run.status().code() == StatusCode::kResourceExhausted) res.status = 429;
+      return;
+    }
     SendJson(res, 201, RunJson(*run));
   }
 

@@ -115,6 +115,12 @@ std::string AgentOf(const Principal& principal) {
              : "adhoc";
 }
 
+// … from a run's requested_by ("schedule:nightly").
+std::string AgentOfRequester(const std::string& requested_by) {
+  const policy::Principal p = policy::PrincipalOf(requested_by);
+  return AgentOf(Principal{.kind = p.kind, .name = p.name});
+}
+
 bool Covers(const store::Pause& pause, const std::string& repo, const std::string& agent) {
   return pause.scope == "all" || (pause.scope == "repo" && pause.name == repo) ||
          (pause.scope == "agent" && pause.name == agent);
@@ -183,6 +189,42 @@ Status RunService::Resume(const std::string& scope, const std::string& name) {
   return store_.RemovePause(scope, name);
 }
 
+Status RunService::WithinBudgets(const store::RunSpec& spec, const Principal& principal,
+                                 const std::vector<store::RunSpec>& batch) const {
+  if (budgets_.empty()) return OkStatus();
+  const std::string agent = AgentOf(principal);
+  const double reserve =
+      spec.kind == store::RunKind::kAgent ? capabilities_.agent_cost_budget_usd : 0;
+  const int64_t now = SystemClock::Get().NowMs();
+  auto check = [&](const policy::Caps& caps, const std::string& repo, const std::string& who,
+                   const std::string& what) -> Status {
+    if (caps.empty()) return OkStatus();
+    ASSIGN_OR_RETURN(store::Usage usage, store_.GetUsage({.repo = repo,
+                                                          .agent = who,
+                                                          .hour_since_ms = now - 3'600'000,
+                                                          .day_since_ms = now - 86'400'000}));
+    // The runs of this batch already admitted count as queued.
+    for (const auto& earlier : batch) {
+      if ((!repo.empty() && earlier.repo != repo) ||
+          (!who.empty() && AgentOfRequester(earlier.requested_by) != who)) {
+        continue;
+      }
+      ++usage.unfinished;
+      ++usage.started;
+      if (earlier.kind == store::RunKind::kAgent) ++usage.unfinished_agents;
+    }
+    return policy::CheckCaps(caps, usage, reserve, what);
+  };
+  RETURN_IF_ERROR(check(budgets_.global, "", "", "everything"));
+  if (auto it = budgets_.repositories.find(spec.repo); it != budgets_.repositories.end()) {
+    RETURN_IF_ERROR(check(it->second, spec.repo, "", StrCat("repository ", spec.repo)));
+  }
+  if (auto it = budgets_.agents.find(agent); it != budgets_.agents.end()) {
+    RETURN_IF_ERROR(check(it->second, "", agent, StrCat("agent ", agent)));
+  }
+  return OkStatus();
+}
+
 StatusOr<store::Run> RunService::Submit(const SubmitRequest& request, const Principal& principal) {
   return std::move(SubmitMany({{request, principal}}).front());
 }
@@ -190,6 +232,8 @@ StatusOr<store::Run> RunService::Submit(const SubmitRequest& request, const Prin
 std::vector<StatusOr<store::Run>> RunService::SubmitMany(
     const std::vector<std::pair<SubmitRequest, Principal>>& requests) {
   std::vector<StatusOr<store::Run>> results(requests.size(), InternalError("not submitted"));
+  std::unique_lock admission(admission_mu_, std::defer_lock);
+  if (!budgets_.empty()) admission.lock();
   auto pauses = store_.ListPauses();
   if (!pauses.ok()) {
     for (auto& r : results) r = pauses.status();
@@ -212,6 +256,10 @@ std::vector<StatusOr<store::Run>> RunService::SubmitMany(
       continue;
     }
     spec->requested_by = requests[i].second.Describe();
+    if (Status within = WithinBudgets(*spec, requests[i].second, specs); !within.ok()) {
+      results[i] = within;
+      continue;
+    }
     specs.push_back(*std::move(spec));
     checked.push_back(i);
   }
@@ -253,6 +301,11 @@ StatusOr<std::pair<store::CrComment, std::optional<store::Run>>> RunService::Com
     RETURN_IF_ERROR(NotPaused(pauses, *follow_up, principal));
     RETURN_IF_ERROR(Permitted(*follow_up, principal));
     follow_up->requested_by = principal.Describe();
+  }
+  std::unique_lock admission(admission_mu_, std::defer_lock);
+  if (follow_up && !budgets_.empty()) {
+    admission.lock();
+    RETURN_IF_ERROR(WithinBudgets(*follow_up, principal, {}));
   }
   ASSIGN_OR_RETURN(
       store::CrComment comment,

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@
 
 #include "core/status.h"
 #include "forge/builtin.h"
+#include "policy/budgets.h"
 #include "policy/gate.h"
 #include "store/store.h"
 
@@ -53,20 +55,26 @@ struct SubmitRequest {
 
 // What this server can do, fixed at start.
 struct RunCapabilities {
-  bool sandbox = false;             // runs execute in a sandbox (needed by agent and prebuild)
-  std::vector<std::string> models;  // the configured model names
+  bool sandbox = false;              // runs execute in a sandbox (needed by agent and prebuild)
+  std::vector<std::string> models;   // the configured model names
+  double agent_cost_budget_usd = 0;  // what one agent run may spend (agent.max_cost_usd)
 };
 
 class RunService {
  public:
-  // `gate` may be null: no policy on run.start.
+  // `gate` may be null: no policy on run.start. `budgets`: the caps runs are admitted under.
   RunService(store::Store& store, forge::BuiltinForge& forge, RunCapabilities capabilities,
-             const policy::Gate* gate = nullptr)
-      : store_(store), forge_(forge), capabilities_(std::move(capabilities)), gate_(gate) {}
+             const policy::Gate* gate = nullptr, policy::BudgetsConfig budgets = {})
+      : store_(store),
+        forge_(forge),
+        capabilities_(std::move(capabilities)),
+        gate_(gate),
+        budgets_(std::move(budgets)) {}
 
   // Checks `request` and queues the run. InvalidArgument for a bad request (the message names
   // the field), FailedPrecondition for one this server cannot run (no sandbox, no model),
-  // NotFound for an unknown repository, PermissionDenied when the policy forbids it (run.start:
+  // NotFound for an unknown repository, ResourceExhausted naming a budget's cap it would exceed
+  // (policy/budgets.h), PermissionDenied when the policy forbids it (run.start:
   // the principal; the repository, kind, ref and a trigger's agent as the resource; the task,
   // recipe, model, trigger and the time as the context).
   StatusOr<store::Run> Submit(const SubmitRequest& request, const Principal& principal);
@@ -115,7 +123,16 @@ class RunService {
   store::Store& store_;
   forge::BuiltinForge& forge_;
   const RunCapabilities capabilities_;
+  // ResourceExhausted naming the cap when `spec`, on top of what is running and what `batch`
+  // already admitted, would exceed a budget (policy/budgets.h).
+  Status WithinBudgets(const store::RunSpec& spec, const Principal& principal,
+                       const std::vector<store::RunSpec>& batch) const;
+
   const policy::Gate* const gate_;
+  const policy::BudgetsConfig budgets_;
+  // Checking budgets and queueing the runs they admit is one step: two submissions side by side
+  // cannot both take the last room under a cap.
+  std::mutex admission_mu_;
 };
 
 }  // namespace nightshift::server

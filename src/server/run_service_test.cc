@@ -3,6 +3,9 @@
 
 #include "server/run_service.h"
 
+#include <atomic>
+#include <thread>
+
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
 #include "tests/support/test_support.h"
@@ -176,6 +179,108 @@ TEST_F(RunServiceTest, AnIdempotencyKeyStartsOneRun) {
   EXPECT_EQ(runs.Submit(request, admin_).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->GetRunByKey("event:1#0:a:app")->id, first->id);
   EXPECT_EQ(store_->ListRuns({})->size(), 1u);
+}
+
+// Budgets: a run over a cap is refused with the cap named; an agent run reserves its cost
+// budget, so runs submitted side by side cannot overshoot a spend cap.
+class BudgetsTest : public RunServiceTest {
+ protected:
+  RunService Budgeted(policy::BudgetsConfig budgets) {
+    return RunService(
+        *store_, *forge_,
+        RunCapabilities{.sandbox = true, .models = {"default"}, .agent_cost_budget_usd = 1.0},
+        nullptr, std::move(budgets));
+  }
+  // An agent run that finished, having spent `usd`.
+  void Spent(double usd) {
+    auto run = store_->CreateRun({.repo = "app", .kind = RunKind::kAgent, .task = "t"});
+    ASSERT_TRUE(run.ok());
+    auto leased = store_->LeaseRun("r", 60'000);
+    ASSERT_TRUE(leased.ok() && leased->has_value());
+    const store::Lease lease{.owner = "r", .attempt = (*leased)->attempt};
+    ASSERT_TRUE(
+        store_
+            ->AppendEvents(run->id, {{.kind = "agent_end", .data = Json{{"cost_usd", usd}}.dump()}})
+            .ok());
+    ASSERT_TRUE(store_
+                    ->TransitionRun(
+                        run->id, lease,
+                        {.from = store::RunState::kPreparing, .to = store::RunState::kSucceeded})
+                    .ok());
+  }
+  SubmitRequest Agent() { return {.repo = "app", .kind = RunKind::kAgent, .task = "fix it"}; }
+};
+
+TEST_F(BudgetsTest, ARunOverACapIsRefusedWithTheCapNamed) {
+  RunService runs = Budgeted({.repositories = {{"app", {.max_concurrent = 2}}},
+                              .agents = {{"nightly", {.max_runs_per_hour = 1}}}});
+  EXPECT_TRUE(runs.Submit({.repo = "app", .recipe = "true"}, admin_).ok());
+  EXPECT_TRUE(runs.Submit({.repo = "app", .recipe = "true"}, admin_).ok());
+  auto third = runs.Submit({.repo = "app", .recipe = "true"}, admin_);
+  EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(third.status().message(),
+            "the cap of 2 concurrent runs for repository app is reached: 2 queued or running");
+  ASSERT_TRUE(store_->AddRepository("other", "/nowhere").ok());
+  const Principal nightly{.kind = "schedule", .name = "nightly"};
+  EXPECT_TRUE(runs.Submit({.repo = "other", .recipe = "true"}, nightly).ok());
+  auto again = runs.Submit({.repo = "other", .recipe = "true"}, nightly);
+  EXPECT_EQ(again.status().message(),
+            "the cap of 1 runs an hour for agent nightly is reached: 1 started in the last 60 "
+            "minutes");
+  // A batch counts its own runs.
+  std::vector<std::pair<SubmitRequest, Principal>> batch(
+      2, {SubmitRequest{.repo = "other", .recipe = "true"},
+          Principal{.kind = "trigger", .name = "nightly"}});
+  auto results = runs.SubmitMany(batch);
+  EXPECT_EQ(results[0].status().code(), StatusCode::kResourceExhausted);
+}
+
+TEST_F(BudgetsTest, SpendIsWhatFinishedRunsSpentAndWhatRunningOnesReserve) {
+  Spent(1.2);
+  RunService runs = Budgeted({.global = {.max_spend_per_day_usd = 2.5}});
+  EXPECT_TRUE(runs.Submit(Agent(), admin_).ok());  // 1.20 spent + 1.00 reserved ≤ 2.50
+  auto over = runs.Submit(Agent(), admin_);
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(over.status().message(),
+            "the spend cap of $2.50 a day for everything is reached: $1.20 spent and $1.00 "
+            "reserved in the last 24 hours; this run reserves $1.00");
+  // A recipe spends nothing on models: it reserves nothing.
+  EXPECT_TRUE(runs.Submit({.repo = "app", .recipe = "true"}, admin_).ok());
+}
+
+TEST_F(BudgetsTest, RunsSubmittedSideBySideCannotOvershootASpendCap) {
+  RunService runs = Budgeted({.repositories = {{"app", {.max_spend_per_day_usd = 3.0}}}});
+  std::atomic<int> admitted{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 4; ++i) {
+        auto run = runs.Submit(Agent(), admin_);
+        (run.ok() ? admitted : refused)++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(admitted.load(), 3);
+  EXPECT_EQ(refused.load(), 29);
+}
+
+TEST(BudgetsConfig, BadCapsAreNamed) {
+  ConfigErrors errors("nightshift.yml");
+  const ConfigNode root = ParseYamlConfig(
+      "budgets:\n  global: {max_concurrent: 0, max_spend_per_day_usd: -1}\n"
+      "  agents: {nightly: {max_runs_an_hour: 3}}\n",
+      errors);
+  policy::BudgetsConfig config;
+  policy::ReadBudgetsConfig(*root.Find("budgets"), config, errors);
+  const auto lines = errors.Lines();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "nightshift.yml:2:28: budgets.global.max_concurrent must be at least 1");
+  EXPECT_EQ(lines[1],
+            "nightshift.yml:2:54: budgets.global.max_spend_per_day_usd must be more than 0");
+  EXPECT_NE(lines[2].find("unknown key 'max_runs_an_hour' in budgets.agents.nightly"),
+            std::string::npos)
+      << lines[2];
 }
 
 }  // namespace

@@ -114,10 +114,11 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
         "as plain processes");
   }
   // The one submission path, and the control plane's half of a run's end.
-  RunCapabilities capabilities{.sandbox = sandboxed};
+  RunCapabilities capabilities{.sandbox = sandboxed,
+                               .agent_cost_budget_usd = s->config_.agent.budgets.max_cost_usd};
   for (const auto& [name, model] : s->config_.agent.models) capabilities.models.push_back(name);
-  s->run_service_ =
-      std::make_unique<RunService>(*s->store_, *s->forge_, capabilities, s->gate_.get());
+  s->run_service_ = std::make_unique<RunService>(*s->store_, *s->forge_, capabilities,
+                                                 s->gate_.get(), s->config_.budgets);
   {
     // Triggers: agents as configuration, webhooks and schedules, submitting through the
     // run service.

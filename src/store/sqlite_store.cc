@@ -218,6 +218,11 @@ CREATE TABLE pauses (
   PRIMARY KEY(scope, name)
 ) WITHOUT ROWID;
 )sql",
+      // 12: budgets read runs by when they started and ended.
+      R"sql(
+CREATE INDEX runs_by_created ON runs(created_ms);
+CREATE INDEX runs_by_finished ON runs(finished_ms) WHERE finished_ms > 0;
+)sql",
 
   };
   return *migrations;
@@ -320,6 +325,7 @@ class SqliteStore final : public Store {
   StatusOr<Run> GetRunByKey(const std::string& idempotency_key) override;
   StatusOr<RunCounts> CountRuns(const std::string& requested_by, int64_t since_ms) override;
   StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) override;
+  StatusOr<Usage> GetUsage(const UsageFilter& filter) override;
   StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) override;
   StatusOr<std::optional<Run>> LeaseRun(const std::string& owner, int64_t ttl_ms) override;
   StatusOr<Run> Heartbeat(int64_t run_id, const Lease& lease, int64_t ttl_ms) override;
@@ -1605,6 +1611,45 @@ StatusOr<std::vector<Pause>> SqliteStore::ListPauses() {
     return Pause{
         .scope = r.Text(0), .name = r.Text(1), .created_by = r.Text(2), .created_ms = r.Int(3)};
   });
+}
+
+StatusOr<Usage> SqliteStore::GetUsage(const UsageFilter& f) {
+  ASSIGN_OR_RETURN(auto reader, AcquireReader());
+  // ?1 repository, ?2 agent: the scope, as every query below narrows to it.
+  constexpr char kScope[] =
+      "(?1 = '' OR r.repo_id IN (SELECT id FROM repositories WHERE name = ?1)) AND "
+      "(?2 = '' OR (?2 = 'adhoc' AND r.requested_by NOT LIKE 'trigger:%' AND "
+      "r.requested_by NOT LIKE 'schedule:%') OR r.requested_by IN ('trigger:' || ?2, "
+      "'schedule:' || ?2))";
+  Usage usage;
+  {
+    ASSIGN_OR_RETURN(Statement s, reader->db().Prepare(StrCat(
+                                      "SELECT COUNT(*), COALESCE(SUM(r.kind = 'agent'), 0) FROM "
+                                      "runs r WHERE r.state IN ('queued', 'preparing', 'running') "
+                                      "AND ",
+                                      kScope)));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, f.repo).Bind(2, f.agent).Step());
+    if (row) usage.unfinished = s.Int(0), usage.unfinished_agents = s.Int(1);
+  }
+  {
+    ASSIGN_OR_RETURN(Statement s,
+                     reader->db().Prepare(StrCat(
+                         "SELECT COUNT(*) FROM runs r WHERE r.created_ms >= ?3 AND ", kScope)));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, f.repo).Bind(2, f.agent).Bind(3, f.hour_since_ms).Step());
+    if (row) usage.started = s.Int(0);
+  }
+  {
+    ASSIGN_OR_RETURN(
+        Statement s,
+        reader->db().Prepare(StrCat(
+            "SELECT COALESCE(SUM(json_extract(e.data, '$.cost_usd')), 0) FROM runs r JOIN "
+            "run_events e ON e.run_id = r.id AND e.kind = 'agent_end' WHERE r.finished_ms >= ?3 "
+            "AND r.finished_ms > 0 AND r.kind = 'agent' AND ",
+            kScope)));
+    ASSIGN_OR_RETURN(bool row, s.Bind(1, f.repo).Bind(2, f.agent).Bind(3, f.day_since_ms).Step());
+    if (row) usage.spent_usd = s.Double(0);
+  }
+  return usage;
 }
 
 }  // namespace nightshift::store

@@ -25,6 +25,20 @@ struct RunFilter {
   int32_t limit = 50;             // newest first
 };
 
+// The runs of a scope, for budgets (policy/budgets.h).
+struct UsageFilter {
+  std::string repo;   // "": every repository
+  std::string agent;  // "": every agent; "adhoc": runs no trigger or schedule started
+  int64_t hour_since_ms = 0;
+  int64_t day_since_ms = 0;
+};
+struct Usage {
+  int64_t unfinished = 0;         // queued, preparing or running
+  int64_t unfinished_agents = 0;  // … of kind agent: each reserves its cost budget
+  int64_t started = 0;            // created since hour_since_ms
+  double spent_usd = 0;           // model cost of agent runs finished since day_since_ms
+};
+
 struct RunCounts {
   int64_t since = 0;
   int64_t unfinished = 0;
@@ -71,6 +85,7 @@ class Store {
   // Runs `requested_by` submitted since `since_ms`, and those of its runs not yet finished.
   virtual StatusOr<RunCounts> CountRuns(const std::string& requested_by, int64_t since_ms) = 0;
   virtual StatusOr<std::vector<Run>> ListRuns(const RunFilter& filter) = 0;
+  virtual StatusOr<Usage> GetUsage(const UsageFilter& filter) = 0;
   virtual StatusOr<std::vector<RunAttempt>> ListAttempts(int64_t run_id) = 0;
 
   // Leases the oldest queued run for `owner` until now + ttl: state → preparing, attempt + 1,
