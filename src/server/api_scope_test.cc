@@ -64,9 +64,10 @@ const std::vector<Case> kRoutes = {
 class ApiScopes : public ::testing::Test {
  protected:
   void SetUp() override {
+    const config::ServerConfig config;
     auto server = Server::Open(
         {.port = 0, .data_dir = dir_.path() / "data", .runner_slots = 0, .sandbox = "off"},
-        config::ServerConfig{});
+        config);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     ASSERT_TRUE(server_->Start().ok());
