@@ -279,6 +279,15 @@ TEST_F(PolicyEndToEnd, DeliveryAndMergeAreDecided) {
       << refused.output;
   auto merged = as("rita", StrCat("cr merge ", cr));
   EXPECT_EQ(merged.exit_code, 0) << merged.output;
+  // The platform's push and change request for the run are in the audit log.
+  auto audited = Cli(StrCat("audit --run ", ok));
+  EXPECT_NE(audited.output.find(
+                StrCat("agent:adhoc  allow  repo.push  app@nightshift/recipe/", ok, "  run ", ok)),
+            std::string::npos)
+      << audited.output;
+  EXPECT_NE(audited.output.find("agent:adhoc  allow  cr.open  app@nightshift/recipe/"),
+            std::string::npos)
+      << audited.output;
 
   // Attribution: a run uma asked for is authored by uma, committed by the platform, and its
   // trailers name the run, the agent and who asked.

@@ -623,9 +623,29 @@ StatusOr<Conclusion> Delivery::Conclude(const store::Run& run, const RunHandover
     return failed(
         FailedPreconditionError(StrCat("push of ", branch, " rejected: ", pushed.message())));
   }
+  // What the platform did for the run, in the audit log: the push and the change request.
+  auto record = [&](const std::string& action, const Json& detail) -> Status {
+    if (options_.audit == nullptr) return OkStatus();
+    return options_.audit
+        ->Append(policy::AuditEntry{.actor = policy::RunPrincipal(run).Describe(),
+                                    .action = action,
+                                    .resource = StrCat(repo.name, "@", branch),
+                                    .run_id = run.id,
+                                    .detail = detail})
+        .status();
+  };
+  if (Status st = record("repo.push", Json{{"commit", *commit}, {"base_branch", base_branch}});
+      !st.ok()) {
+    return failed(st);
+  }
   auto cr =
       forge_.Record(run, repo, branch, base_branch, base_commit, *commit, title, body, *cr_diff);
   if (!cr.ok()) return failed(cr.status());
+  if (Status st = record(existing ? "cr.update" : "cr.open",
+                         Json{{"change_request", cr->id}, {"commit", *commit}});
+      !st.ok()) {
+    return failed(st);
+  }
   // Its counterpart on GitHub/GitLab, if the repository has one: an error there leaves the
   // change request (and the pushed branch) as they are, and says so.
   std::string note;

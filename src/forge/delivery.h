@@ -131,6 +131,8 @@ struct DeliveryOptions {
   // The secrets' vault (policy/secrets.h): what is shown of the run is redacted of every form
   // of its secrets, and a file holding one blocks the delivery. Null: no secrets. Not owned.
   const policy::SecretVault* vault = nullptr;
+  // Where the platform's pushes and change requests are recorded; null: nowhere. Not owned.
+  policy::AuditLog* audit = nullptr;
 };
 
 // The deliver phase, in the control plane: the run's result as the platform's commit in a

@@ -179,7 +179,8 @@ StatusOr<std::unique_ptr<Server>> Server::Open(const ServerOptions& options,
                                         forge::DeliveryOptions{.data_dir = dir,
                                                                .review = s->config_.review,
                                                                .gate = s->gate_.get(),
-                                                               .vault = s->vault_.get()});
+                                                               .vault = s->vault_.get(),
+                                                               .audit = s->audit_.get()});
   if (options.runner_slots > 0) {
     s->lease_source_ = std::make_unique<runner::StoreLeaseSource>(*s->store_, s->delivery_.get(),
                                                                   s->gate_.get(), s->vault_.get());
