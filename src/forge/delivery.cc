@@ -309,14 +309,6 @@ void EmitResult(Events& events, const std::string& summary,
 
 namespace {
 
-std::string Base64(std::string_view bytes) {
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    bytes.size(), sodium_base64_VARIANT_ORIGINAL);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
 StatusOr<std::string> FromBase64(std::string_view text, std::string_view what) {
   std::string out(text.size() / 4 * 3 + 3, '\0');
   size_t length = 0;
@@ -334,11 +326,11 @@ StatusOr<std::string> FromBase64(std::string_view text, std::string_view what) {
 Json HandoverToJson(const RunHandover& handover) {
   Json changes = Json::array();
   for (const auto& c : handover.changes) {
-    changes.push_back({{"path", Base64(c.path)},
+    changes.push_back({{"path", Base64Of(c.path)},
                        {"old_mode", c.old_mode},
                        {"old_oid", c.old_oid},
                        {"new_mode", c.new_mode},
-                       {"content", Base64(c.content)},
+                       {"content", Base64Of(c.content)},
                        {"new_oid", c.new_oid}});
   }
   return {{"succeeded", handover.succeeded},

@@ -13,6 +13,14 @@ StatusOr<std::shared_ptr<const std::vector<std::string>>> StoreLeaseSource::Form
   ASSIGN_OR_RETURN(std::vector<std::string> forms, vault_->FormsForRun(run));
   auto shared = std::make_shared<const std::vector<std::string>>(std::move(forms));
   std::lock_guard lock(forms_mu_);
+  if (forms_.size() >= 256) {
+    // A run cancelled through the store ends without a transition of the runner's, so its entry
+    // is not dropped there: forget those of runs that have ended.
+    std::erase_if(forms_, [&](const auto& entry) {
+      auto r = store_.GetRun(entry.first);
+      return !r.ok() || store::IsTerminal(r->state);
+    });
+  }
   return forms_.emplace(run_id, std::move(shared)).first->second;
 }
 
